@@ -1,0 +1,83 @@
+import DequeModule
+
+/// A limit on concurrent requests to one backend with a bounded wait queue (HAProxy's `maxconn` and
+/// `maxqueue` with `timeout queue`): a pure machine returning what the executor does.
+///
+/// Up to `maxActive` requests proceed at once; the next `maxQueued` wait in arrival order, each until
+/// its deadline; beyond that a request is rejected at once (the proxy answers 503 and counts it).
+/// A finished request hands its place to the oldest waiter.
+public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
+    /// What to do with a new request.
+    public enum RequestAction: Sendable, Hashable {
+        /// Send it now.
+        case proceed
+        /// Hold it; reject it if ``waitTimedOut(_:)`` comes first for it at `deadline`.
+        case wait(deadline: Instant)
+        /// Refuse it: the queue is full.
+        case reject
+    }
+
+    /// The most requests in progress at once.
+    public let maxActive: Int
+    /// The most requests waiting at once.
+    public let maxQueued: Int
+    /// How long a request may wait.
+    public let queueTimeout: Duration
+    /// Requests in progress.
+    public private(set) var active = 0
+    private var queue: Deque<Waiter> = []
+    /// Requests rejected because the queue was full, for the metrics.
+    public private(set) var rejected = 0
+    /// Requests that waited past their deadline, for the metrics.
+    public private(set) var timedOut = 0
+
+    /// A limiter of `maxActive` in progress and `maxQueued` waiting for at most `queueTimeout`.
+    public init(maxActive: Int, maxQueued: Int, queueTimeout: Duration) {
+        precondition(maxActive >= 1 && maxQueued >= 0, "ConnectionLimiter needs maxActive >= 1, maxQueued >= 0")
+        self.maxActive = maxActive
+        self.maxQueued = maxQueued
+        self.queueTimeout = queueTimeout
+    }
+
+    /// Requests waiting.
+    public var queued: Int { self.queue.count }
+
+    /// A request arrived at `now`.
+    public mutating func requestArrived(_ waiter: Waiter, now: Instant) -> RequestAction {
+        if self.active < self.maxActive && self.queue.isEmpty {
+            self.active += 1
+            return .proceed
+        }
+        guard self.queue.count < self.maxQueued else {
+            self.rejected += 1
+            return .reject
+        }
+        self.queue.append(waiter)
+        return .wait(deadline: now + self.queueTimeout)
+    }
+
+    /// A request in progress finished; returns the waiter that may now proceed, if any.
+    public mutating func requestFinished() -> Waiter? {
+        precondition(self.active > 0, "ConnectionLimiter.requestFinished() with no request in progress")
+        if let next = self.queue.popFirst() {
+            return next
+        }
+        self.active -= 1
+        return nil
+    }
+
+    /// A waiting request reached its deadline; `true` if it was still waiting (reject it now).
+    public mutating func waitTimedOut(_ waiter: Waiter) -> Bool {
+        guard let index = self.queue.firstIndex(of: waiter) else { return false }
+        self.queue.remove(at: index)
+        self.timedOut += 1
+        return true
+    }
+
+    /// A waiting request went away (the client closed); `true` if it was still waiting.
+    public mutating func waitCancelled(_ waiter: Waiter) -> Bool {
+        guard let index = self.queue.firstIndex(of: waiter) else { return false }
+        self.queue.remove(at: index)
+        return true
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// `lbctl`: the LBLab command line. Each subcommand parses its flags and calls a library; no logic
+/// lives here.
+@main
+struct LBCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lbctl",
+        abstract: "LBLab: run load-balancing experiments and compare algorithms.",
+        version: LBLabVersion.string,
+        subcommands: [AlgorithmsCommand.self]
+    )
+}
