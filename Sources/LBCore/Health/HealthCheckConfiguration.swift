@@ -36,5 +36,11 @@ public struct HealthCheckConfigurationError: Error, Hashable, CustomStringConver
     /// What is wrong with it.
     public let problem: String
 
+    /// An error for `field`, saying `problem`.
+    public init(field: String, problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+
     public var description: String { "health.\(self.field): \(self.problem)" }
 }

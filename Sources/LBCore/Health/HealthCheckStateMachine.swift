@@ -56,6 +56,12 @@ public struct HealthCheckStateMachine: Sendable {
         public var transition: Transition?
         /// When the next probe is due.
         public var nextProbeAt: Instant
+
+        /// An action applying `transition`, if any, and probing next at `nextProbeAt`.
+        public init(transition: Transition?, nextProbeAt: Instant) {
+            self.transition = transition
+            self.nextProbeAt = nextProbeAt
+        }
     }
 
     private enum ProbeState: Sendable, Hashable {

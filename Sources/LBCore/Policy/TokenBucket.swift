@@ -48,8 +48,10 @@ public struct TokenBucket: Sendable, Hashable {
 /// Per-client rate limits: one ``TokenBucket`` per client key, for at most `capacity` clients.
 ///
 /// A bucket that has refilled completely is equivalent to a new one, so when the table is full such
-/// buckets are dropped first; if none is full, the least recently used one goes. Memory stays bounded
-/// whatever the number of clients.
+/// buckets are dropped first; if that frees less than a tenth of the table, the least recently used
+/// buckets go until a tenth is free. Eviction thus runs at most once per capacity/10 new clients, and a
+/// flood of new clients costs O(log capacity) per request, amortised. Memory stays bounded whatever the
+/// number of clients.
 public struct ClientRateLimiter<Key: Hashable & Sendable>: Sendable {
     private struct Entry: Sendable {
         var bucket: TokenBucket
@@ -90,10 +92,11 @@ public struct ClientRateLimiter<Key: Hashable & Sendable>: Sendable {
     private mutating func evict(now: Instant) {
         let burst = self.burst
         self.entries = self.entries.filter { $0.value.bucket.available(now: now) < burst }
-        if self.entries.count >= self.capacity,
-            let oldest = self.entries.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key
-        {
-            self.entries[oldest] = nil
+        let target = self.capacity - max(1, self.capacity / 10)
+        guard self.entries.count > target else { return }
+        let byAge = self.entries.sorted { $0.value.lastUsed < $1.value.lastUsed }
+        for (client, _) in byAge.prefix(self.entries.count - target) {
+            self.entries[client] = nil
         }
     }
 }
