@@ -8,8 +8,7 @@ struct AlgorithmsCommand: ParsableCommand {
         abstract: "List the load-balancing algorithms, their aliases and what each does."
     )
 
-    @Flag(name: [.customLong("names"), .customLong("names", withSingleDash: true)],
-          help: "Print only the canonical names, one per line.")
+    @Flag(name: .goStyle("names"), help: "Print only the canonical names, one per line.")
     var namesOnly = false
 
     func run() {

@@ -16,17 +16,17 @@ struct RotationPickerTests {
         #expect(counts == [100, 100, 0, 100])
     }
 
-    @Test("round robin keeps its place when a backend is added")
+    @Test("round robin resumes at the backend that was next when the set changes")
     func roundRobinRebuild() throws {
         var cluster = Cluster(picker: RoundRobin(seed: 0), weights: [1, 1, 1])
-        let a = cluster.pick()
-        let b = try #require(cluster.pick() as Int?)
-        cluster.backends.append(Backend(state: BackendState(name: "b3")))
+        _ = cluster.pick()
+        let second = try #require(cluster.pick() as Int?)
+        let nextName = cluster.names[(second + 1) % 3]
+        // Add one at the front, so every index shifts: the rotation must follow the name, not the index.
+        cluster.backends.insert(Backend(state: BackendState(name: "front")), at: 0)
         cluster.rebuild()
-        let c = try #require(cluster.pick() as Int?)
-        // The rotation goes on from where it was instead of restarting at the first backend.
-        #expect(cluster.names[c] == cluster.names[(b + 1) % 4] || c == 3)
-        #expect(a != b && b != c)
+        let third = try #require(cluster.pick() as Int?)
+        #expect(cluster.names[third] == nextName)
     }
 
     @Test("smooth WRR with weights 5, 1, 1 gives a a b a c a a every cycle")
