@@ -6,12 +6,13 @@
 /// requests instead of the first backend in the list taking them all. In-flight counts are the shared
 /// ones in ``BackendState``, so the choice is correct while other event loops route concurrently.
 /// O(n) per pick.
-public typealias LeastConnections = LeastLoaded<InFlightLoad>
+public struct LeastConnections: SpecializedPicker {
+    public var algorithm: Algorithm { .leastConnections }
+    public var core: LeastLoaded<InFlightLoad>
 
-extension LeastLoaded where Signal == InFlightLoad {
     /// A least-connections picker whose tie-breaks are determined by `seed`.
     public init(seed: UInt64 = 0) {
-        self.init(algorithm: .leastConnections, signal: InFlightLoad(), seed: seed)
+        self.core = LeastLoaded<InFlightLoad>(algorithm: .leastConnections, signal: InFlightLoad(), seed: seed)
     }
 }
 

@@ -8,12 +8,13 @@
 /// in-flight requests plus one, divided by weight: each request sent to a backend raises its cost at
 /// once, between samples. Use below `floor` counts as `floor`, so idle backends still differ by their
 /// in-flight requests. Ties go uniformly at random. O(n) per pick.
-public typealias LeastResources = LeastLoaded<ResourceLoad>
+public struct LeastResources: SpecializedPicker {
+    public var algorithm: Algorithm { .leastResources }
+    public var core: LeastLoaded<ResourceLoad>
 
-extension LeastLoaded where Signal == ResourceLoad {
     /// A least-resources picker; `floor` is the smallest use a backend is assumed to have.
     public init(floor: Double = 0.01, seed: UInt64 = 0) {
-        self.init(algorithm: .leastResources, signal: ResourceLoad(floor: floor), seed: seed)
+        self.core = LeastLoaded<ResourceLoad>(algorithm: .leastResources, signal: ResourceLoad(floor: floor), seed: seed)
     }
 }
 

@@ -7,9 +7,10 @@
 /// (a sample above it replaces it) and forgets with time constant `decay` (τ), so a backend that was
 /// slow and then idle is tried again after a while. Backends not yet measured count as
 /// `defaultLatency`. O(d) per pick.
-public typealias PeakEWMA = PowerOfChoices<PeakEWMALoad>
+public struct PeakEWMA: SpecializedPicker {
+    public var algorithm: Algorithm { .peakEWMA }
+    public var core: PowerOfChoices<PeakEWMALoad>
 
-extension PowerOfChoices where Signal == PeakEWMALoad {
     /// A peak-EWMA picker with decay time `decay` (τ) and the latency assumed for unmeasured backends.
     public init(
         decay: Duration = .seconds(10),
@@ -17,7 +18,7 @@ extension PowerOfChoices where Signal == PeakEWMALoad {
         draws: Int = 2,
         seed: UInt64 = 0
     ) {
-        self.init(
+        self.core = PowerOfChoices<PeakEWMALoad>(
             algorithm: .peakEWMA,
             signal: PeakEWMALoad(decay: decay, defaultLatency: defaultLatency),
             draws: draws,

@@ -4,11 +4,13 @@
 ///
 /// With n backends and requests that pile up, the fullest backend holds only ln ln n / ln d + O(1)
 /// more than the mean, against Θ(√((m/n)·ln n)) for ``RandomPicker``; see ``PowerOfChoices``. O(d).
-public typealias PowerOfTwoChoices = PowerOfChoices<InFlightLoad>
+public struct PowerOfTwoChoices: SpecializedPicker {
+    public var algorithm: Algorithm { .powerOfTwo }
+    public var core: PowerOfChoices<InFlightLoad>
 
-extension PowerOfChoices where Signal == InFlightLoad {
     /// A power-of-d-choices picker on in-flight requests.
     public init(draws: Int = 2, seed: UInt64 = 0) {
-        self.init(algorithm: .powerOfTwo, signal: InFlightLoad(), draws: draws, seed: seed)
+        self.core = PowerOfChoices<InFlightLoad>(algorithm: .powerOfTwo, signal: InFlightLoad(), draws: draws, seed: seed)
     }
 }
+
