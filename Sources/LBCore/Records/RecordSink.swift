@@ -1,0 +1,53 @@
+import Synchronization
+
+/// Where producers (the proxy, the load generator, the simulator, the samplers) hand their records
+/// (DESIGN §3).
+///
+/// Every method returns at once: a sink never makes the hot path wait on disk. A sink that cannot keep
+/// up drops records and counts them (the SQLite store writes the count to `runs.dropped_records`); it
+/// never loses them silently.
+public protocol RecordSink: Sendable {
+    /// Takes one client-side request record.
+    func record(_ request: RequestRecord)
+    /// Takes one proxy-side request record.
+    func record(_ request: ProxyRequestRecord)
+    /// Takes one resource sample.
+    func record(_ sample: ResourceSample)
+    /// Takes one event.
+    func record(_ event: RunEvent)
+    /// Takes one backend of the run.
+    func record(_ backend: BackendRecord)
+}
+
+/// A sink that keeps everything in memory, for tests and for short runs that print and discard.
+public final class InMemoryRecordSink: RecordSink {
+    /// Everything recorded so far, in the order it arrived.
+    public struct Contents: Sendable {
+        /// Client-side request records.
+        public var requests: [RequestRecord] = []
+        /// Proxy-side request records.
+        public var proxyRequests: [ProxyRequestRecord] = []
+        /// Resource samples.
+        public var samples: [ResourceSample] = []
+        /// Events.
+        public var events: [RunEvent] = []
+        /// Backends.
+        public var backends: [BackendRecord] = []
+    }
+
+    private let contents = Mutex(Contents())
+
+    /// An empty sink.
+    public init() {}
+
+    /// A copy of everything recorded so far.
+    public var snapshot: Contents {
+        self.contents.withLock { $0 }
+    }
+
+    public func record(_ request: RequestRecord) { self.contents.withLock { $0.requests.append(request) } }
+    public func record(_ request: ProxyRequestRecord) { self.contents.withLock { $0.proxyRequests.append(request) } }
+    public func record(_ sample: ResourceSample) { self.contents.withLock { $0.samples.append(sample) } }
+    public func record(_ event: RunEvent) { self.contents.withLock { $0.events.append(event) } }
+    public func record(_ backend: BackendRecord) { self.contents.withLock { $0.backends.append(backend) } }
+}
