@@ -1,0 +1,106 @@
+import GRDB
+
+extension ResultsDatabase {
+    /// The schema of DESIGN §5 as GRDB migrations.
+    ///
+    /// A migration never changes once it has shipped: a later schema change is a new migration
+    /// ("v2", …) appended here, so a newer LBLab opens an older file and upgrades it in place, and an
+    /// older LBLab refuses a file that has migrations it does not know (``StoreError/newerSchema``).
+    /// Migrations use table and column names only, never application types.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: Self.schemaV1)
+        }
+        return migrator
+    }
+
+    /// Version 1 of the schema. Times are integer microseconds since the run's start; `runs.started_at`
+    /// is the wall-clock start (ISO 8601, UTC).
+    ///
+    /// `requests` and `proxy_requests` have no index: they take hundreds of thousands of rows per second,
+    /// and any index on them (even `(run_id)` alone, or a WITHOUT ROWID primary key) measured 35% off
+    /// the insert rate (bench/RESULTS.md). A run's rows are contiguous in rowid order, so per-run queries
+    /// scan well; the offline commands add the indexes they need when they first analyse a file.
+    private static let schemaV1 = """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('real', 'sim', 'loadgen')),
+            scenario TEXT,
+            algorithm TEXT,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            seed INTEGER,
+            params_json TEXT,
+            started_at TEXT NOT NULL,
+            duration_us INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'interrupted', 'failed')),
+            config_yaml TEXT,
+            config_sha256 TEXT,
+            git_commit TEXT,
+            host TEXT,
+            lblab_version TEXT,
+            dropped_records INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE backends (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            address TEXT,
+            weight REAL NOT NULL DEFAULT 1,
+            spec_json TEXT,
+            PRIMARY KEY (run_id, id),
+            UNIQUE (run_id, name)
+        );
+        CREATE TABLE requests (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            id INTEGER NOT NULL,
+            client_id INTEGER NOT NULL,
+            client_ip TEXT,
+            intended_us INTEGER NOT NULL,
+            sent_us INTEGER NOT NULL,
+            first_byte_us INTEGER,
+            done_us INTEGER NOT NULL,
+            status INTEGER,
+            backend_id INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            bytes_in INTEGER NOT NULL DEFAULT 0,
+            bytes_out INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE TABLE proxy_requests (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            request_id INTEGER NOT NULL,
+            received_us INTEGER NOT NULL,
+            picked_us INTEGER,
+            backend_id INTEGER,
+            upstream_start_us INTEGER,
+            upstream_done_us INTEGER,
+            status INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            retried_from INTEGER,
+            client_ip TEXT
+        );
+        CREATE TABLE samples (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            t_us INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            cpu_usage_us INTEGER,
+            cpu_throttled_us INTEGER,
+            rss_bytes INTEGER,
+            in_flight INTEGER,
+            open_fds INTEGER,
+            rx_bytes INTEGER,
+            tx_bytes INTEGER
+        );
+        CREATE INDEX samples_by_run ON samples(run_id, source, t_us);
+        CREATE TABLE events (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            t_us INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail_json TEXT
+        );
+        CREATE INDEX events_by_run ON events(run_id, t_us);
+        """
+}

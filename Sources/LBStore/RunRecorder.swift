@@ -1,0 +1,192 @@
+import Dispatch
+import Foundation
+public import LBCore
+import Synchronization
+
+/// Takes the records of one run and writes them to the results file from a single writer thread
+/// (DESIGN §5).
+///
+/// Producers (event loops of the proxy and the load generator, samplers) call the ``RecordSink``
+/// methods, which append to a bounded in-memory buffer under a lock held for one append and return:
+/// no producer ever waits on disk. The writer thread takes the whole buffer at once and writes it in
+/// one transaction with prepared statements, so the batch size adapts to the rate: a few rows when
+/// the load is light, tens of thousands when it is heavy. When the buffer is full (the disk cannot
+/// keep up), a record is dropped and counted, and the count lands in `runs.dropped_records`.
+///
+/// ``finish(status:durationMicros:)`` drains what is buffered, then records how the run ended; it is
+/// what Ctrl-C and SIGTERM handlers call, with ``RunStatus/interrupted``, so that every record taken
+/// so far is kept.
+public final class RunRecorder: RecordSink {
+    /// The default bound of the buffer, in records: about a second of the proxy and the load generator
+    /// both at full speed, a few hundred MB at most.
+    public static let defaultBufferCapacity = 1_000_000
+
+    /// The run's id in the file.
+    public let runID: Int64
+    /// The run's globally unique id.
+    public let uuid: String
+    /// The file the records go to.
+    public let database: ResultsDatabase
+
+    private let capacity: Int
+    private let state: Mutex<State>
+    private let writerFinished = DispatchSemaphore(value: 0)
+
+    private struct State: Sendable {
+        var pending = PendingRecords()
+        var dropped = 0
+        var written = 0
+        var closing = false
+        var writerExited = false
+        var firstWriteError: String?
+        var outcome: FinishedRun?
+    }
+
+    init(database: ResultsDatabase, runID: Int64, uuid: String, bufferCapacity: Int) {
+        precondition(bufferCapacity > 0, "the record buffer needs room for at least one record")
+        self.database = database
+        self.runID = runID
+        self.uuid = uuid
+        self.capacity = bufferCapacity
+        self.state = Mutex(State())
+        let writer = Thread { [self] in self.runWriter() }
+        writer.name = "lblab-store-writer"
+        writer.start()
+    }
+
+    // MARK: RecordSink
+
+    public func record(_ request: RequestRecord) {
+        self.append { $0.requests.append(request) }
+    }
+
+    public func record(_ request: ProxyRequestRecord) {
+        self.append { $0.proxyRequests.append(request) }
+    }
+
+    public func record(_ sample: ResourceSample) {
+        self.append { $0.samples.append(sample) }
+    }
+
+    public func record(_ event: RunEvent) {
+        self.append { $0.events.append(event) }
+    }
+
+    public func record(_ backend: BackendRecord) {
+        self.append { $0.backends.append(backend) }
+    }
+
+    @inline(__always)
+    private func append(_ body: (inout PendingRecords) -> Void) {
+        self.state.withLock { state in
+            guard state.pending.count < self.capacity, !state.writerExited else {
+                state.dropped += 1
+                return
+            }
+            body(&state.pending)
+            state.pending.count += 1
+        }
+    }
+
+    /// Records dropped so far because the buffer was full.
+    public var droppedRecords: Int {
+        self.state.withLock { $0.dropped }
+    }
+
+    // MARK: Finishing
+
+    /// What ``finish(status:durationMicros:)`` wrote.
+    public struct FinishedRun: Sendable, Hashable {
+        /// How the run ended, as recorded.
+        public var status: RunStatus
+        /// Records written to the file.
+        public var written: Int
+        /// Records dropped because the buffer was full or a write failed.
+        public var dropped: Int
+    }
+
+    /// Stops taking records, writes everything buffered, and records the run's end: `status`, its
+    /// length, and the count of dropped records. Calling it again returns the first outcome.
+    ///
+    /// Throws when a batch could not be written (the run is then marked `failed`, and the batch's records
+    /// are counted as dropped) or when the `runs` row cannot be updated.
+    @discardableResult
+    public func finish(status: RunStatus, durationMicros: Int64?) throws(StoreError) -> FinishedRun {
+        let alreadyClosing = self.state.withLock { state in
+            defer { state.closing = true }
+            return state.closing
+        }
+        self.writerFinished.wait()
+        self.writerFinished.signal()  // let any concurrent or later call through as well
+        if alreadyClosing, let outcome = self.state.withLock({ $0.outcome }) {
+            return outcome
+        }
+        let (written, dropped, writeError) = self.state.withLock { ($0.written, $0.dropped, $0.firstWriteError) }
+        let finalStatus = writeError == nil ? status : .failed
+        do {
+            try self.database.dbWriter.write { db in
+                try db.execute(
+                    sql: "UPDATE runs SET status = ?, duration_us = ?, dropped_records = ? WHERE id = ?",
+                    arguments: [finalStatus.rawValue, durationMicros, dropped, self.runID]
+                )
+            }
+        } catch {
+            throw .sqlite(path: self.database.path, message: "could not record the end of run \(self.runID): \(error)")
+        }
+        let outcome = FinishedRun(status: finalStatus, written: written, dropped: dropped)
+        self.state.withLock { $0.outcome = outcome }
+        if let writeError {
+            throw .sqlite(path: self.database.path, message: "records of run \(self.runID) were lost: \(writeError)")
+        }
+        return outcome
+    }
+
+    // MARK: The writer thread
+
+    private func runWriter() {
+        let writer = BatchWriter(runID: self.runID)
+        while true {
+            let (batch, closing) = self.state.withLock { state in
+                (state.pending.take(), state.closing)
+            }
+            if batch.count == 0 {
+                if closing { break }
+                // Idle: look again shortly. A busy run never gets here, since every pass finds a batch.
+                usleep(2_000)
+                continue
+            }
+            do {
+                try self.database.dbWriter.write { db in try writer.write(batch, to: db) }
+                self.state.withLock { $0.written += batch.count }
+            } catch {
+                self.state.withLock { state in
+                    state.dropped += batch.count
+                    if state.firstWriteError == nil { state.firstWriteError = "\(error)" }
+                }
+            }
+        }
+        self.state.withLock { $0.writerExited = true }
+        self.writerFinished.signal()
+    }
+}
+
+/// The records waiting for the writer, by table.
+struct PendingRecords: Sendable {
+    var requests: [RequestRecord] = []
+    var proxyRequests: [ProxyRequestRecord] = []
+    var samples: [ResourceSample] = []
+    var events: [RunEvent] = []
+    var backends: [BackendRecord] = []
+    /// Records of every kind.
+    var count = 0
+
+    /// Returns what is pending and leaves empty buffers sized for a batch like it.
+    mutating func take() -> PendingRecords {
+        guard self.count > 0 else { return PendingRecords() }
+        var next = PendingRecords()
+        next.requests.reserveCapacity(min(self.requests.count, 1 << 16))
+        next.proxyRequests.reserveCapacity(min(self.proxyRequests.count, 1 << 16))
+        swap(&self, &next)
+        return next
+    }
+}
