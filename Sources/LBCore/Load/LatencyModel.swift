@@ -69,21 +69,21 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads a model written as `5ms`, `uniform(1ms,10ms)`, `exponential(5ms)`, `exp(5ms)` or
     /// `lognormal(5ms,50ms)`.
-    public init(parsing text: String) throws(LatencyModelError) {
+    public init(parsing text: String) throws(MalformedValue) {
         let trimmed = text.filter { !$0.isWhitespace }
         guard let open = trimmed.firstIndex(of: "(") else {
             self = .fixed(try Self.duration(trimmed, in: text, nonNegative: true))
             return
         }
         guard trimmed.last == ")" else {
-            throw LatencyModelError(text: text, problem: "is missing its closing parenthesis")
+            throw MalformedValue(text: text, problem: "is missing its closing parenthesis")
         }
         let name = trimmed[..<open].lowercased()
         let arguments = trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)]
             .split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        func expect(_ count: Int, _ shape: String) throws(LatencyModelError) {
+        func expect(_ count: Int, _ shape: String) throws(MalformedValue) {
             guard arguments.count == count else {
-                throw LatencyModelError(text: text, problem: "takes \(shape)")
+                throw MalformedValue(text: text, problem: "takes \(shape)")
             }
         }
         switch name {
@@ -95,7 +95,7 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
             let low = try Self.duration(arguments[0], in: text, nonNegative: true)
             let high = try Self.duration(arguments[1], in: text, nonNegative: true)
             guard low <= high else {
-                throw LatencyModelError(text: text, problem: "has its minimum above its maximum")
+                throw MalformedValue(text: text, problem: "has its minimum above its maximum")
             }
             self = .uniform(min: low, max: high)
         case "exponential", "exp":
@@ -106,28 +106,28 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
             let median = try Self.duration(arguments[0], in: text, nonNegative: false)
             let p99 = try Self.duration(arguments[1], in: text, nonNegative: false)
             guard p99 > median else {
-                throw LatencyModelError(text: text, problem: "needs its 99th percentile above its median")
+                throw MalformedValue(text: text, problem: "needs its 99th percentile above its median")
             }
             self = .lognormal(median: median, p99: p99)
         default:
-            throw LatencyModelError(
+            throw MalformedValue(
                 text: text,
                 problem: "is not a latency model; use 5ms, uniform(a,b), exponential(mean) or lognormal(median,p99)"
             )
         }
     }
 
-    private static func duration(_ text: String, in whole: String, nonNegative: Bool) throws(LatencyModelError)
+    private static func duration(_ text: String, in whole: String, nonNegative: Bool) throws(MalformedValue)
         -> Duration
     {
         let value: Duration
         do {
             value = try GoDuration.parse(text)
         } catch {
-            throw LatencyModelError(text: whole, problem: "has a bad duration: \(error)")
+            throw MalformedValue(text: whole, problem: "has a bad duration: \(error)")
         }
         if nonNegative ? value < .zero : value <= .zero {
-            throw LatencyModelError(text: whole, problem: "needs \(nonNegative ? "non-negative" : "positive") durations")
+            throw MalformedValue(text: whole, problem: "needs \(nonNegative ? "non-negative" : "positive") durations")
         }
         return value
     }
@@ -138,14 +138,4 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
         let u2 = generator.unitInterval()
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
-}
-
-/// A latency model that cannot be read: says which text and what is wrong with it.
-public struct LatencyModelError: Error, Hashable, CustomStringConvertible {
-    /// The text that was given.
-    public let text: String
-    /// What is wrong with it, as the end of a sentence that starts with the text.
-    public let problem: String
-
-    public var description: String { "\"\(self.text)\" \(self.problem)" }
 }

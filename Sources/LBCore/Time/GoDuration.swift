@@ -7,7 +7,7 @@
 /// default unit is how `-timeout 5` comes to mean five nanoseconds.
 public enum GoDuration {
     /// The duration `text` denotes.
-    public static func parse(_ text: String) throws(GoDurationError) -> Duration {
+    public static func parse(_ text: String) throws(MalformedValue) -> Duration {
         var rest = Substring(text)
         var negative = false
         if let sign = rest.first, sign == "-" || sign == "+" {
@@ -18,7 +18,7 @@ public enum GoDuration {
             return .zero
         }
         guard !rest.isEmpty else {
-            throw GoDurationError(text: text, problem: "is empty; write a number and a unit, e.g. 30s")
+            throw MalformedValue(text: text, problem: "is empty; write a number and a unit, e.g. 30s")
         }
         var totalNanos: Double = 0
         while !rest.isEmpty {
@@ -26,15 +26,15 @@ public enum GoDuration {
             guard !number.isEmpty, number != ".", number.filter({ $0 == "." }).count <= 1,
                 let value = Double(number.hasPrefix(".") ? "0" + number : number)
             else {
-                throw GoDurationError(text: text, problem: "has no number before \"\(rest)\"")
+                throw MalformedValue(text: text, problem: "has no number before \"\(rest)\"")
             }
             rest = rest.dropFirst(number.count)
             let unit = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
             guard !unit.isEmpty else {
-                throw GoDurationError(text: text, problem: "needs a unit after \(number), e.g. \(number)ms or \(number)s")
+                throw MalformedValue(text: text, problem: "needs a unit after \(number), e.g. \(number)ms or \(number)s")
             }
             guard let scale = Self.nanosPerUnit[String(unit)] else {
-                throw GoDurationError(
+                throw MalformedValue(
                     text: text,
                     problem: "has the unknown unit \"\(unit)\"; use ns, us, ms, s, m or h"
                 )
@@ -43,7 +43,7 @@ public enum GoDuration {
             totalNanos += value * scale
         }
         guard totalNanos < 9.2e18 else {
-            throw GoDurationError(text: text, problem: "is too long; the longest duration is about 292 years")
+            throw MalformedValue(text: text, problem: "is too long; the longest duration is about 292 years")
         }
         let nanos = Int64(totalNanos.rounded())
         return .nanoseconds(negative ? -nanos : nanos)
@@ -106,14 +106,4 @@ public enum GoDuration {
         "m": 60e9,
         "h": 3600e9,
     ]
-}
-
-/// A duration that is not in Go's syntax: says which text and what is wrong with it.
-public struct GoDurationError: Error, Hashable, CustomStringConvertible {
-    /// The text that was given.
-    public let text: String
-    /// What is wrong with it, as the end of a sentence that starts with the text.
-    public let problem: String
-
-    public var description: String { "\"\(self.text)\" \(self.problem)" }
 }
