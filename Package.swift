@@ -12,11 +12,17 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBStore", targets: ["LBStore"]),
+        .library(name: "LBBackend", targets: ["LBBackend"]),
         .executable(name: "lbctl", targets: ["lbctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -28,17 +34,62 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The SQLite results store: schema, migrations, the batched writer, queries.
+        .target(
+            name: "LBStore",
+            dependencies: [
+                "LBCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The synthetic backend server: latency models, CPU work, errors, capacity, health, control.
+        .target(
+            name: "LBBackend",
+            dependencies: [
+                "LBCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // What both command lines share: Go-style flag names, flag errors that name the flag.
+        .target(
+            name: "LBCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "lbctl",
             dependencies: [
                 "LBCore",
+                "LBBackend",
+                "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "LBCoreTests",
             dependencies: ["LBCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBBackendTests",
+            dependencies: ["LBBackend", "LBCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBStoreTests",
+            dependencies: ["LBStore", "LBCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -48,6 +99,18 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/PickerBenchmarks",
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "benchmark")
+            ]
+        ),
+        .executableTarget(
+            name: "StoreBenchmarks",
+            dependencies: [
+                "LBCore",
+                "LBStore",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/StoreBenchmarks",
             plugins: [
                 .plugin(name: "BenchmarkPlugin", package: "benchmark")
             ]

@@ -1,9 +1,9 @@
-import ArgumentParser
+public import ArgumentParser
 
 extension NameSpecification {
     /// A long option accepted both as `--name` and, as Go tools (wrk, hey, vegeta, the Go balancers)
     /// spell it, `-name`.
-    static func goStyle(_ name: String) -> NameSpecification {
+    public static func goStyle(_ name: String) -> NameSpecification {
         [.customLong(name), .customLong(name, withSingleDash: true)]
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LBCLI
 import LBCore
 
 /// `lbctl algorithms`: every algorithm with its aliases and a one-line description.

@@ -3,11 +3,11 @@ import ArgumentParser
 /// `lbctl`: the LBLab command line. Each subcommand parses its flags and calls a library; no logic
 /// lives here.
 @main
-struct LBCtl: ParsableCommand {
+struct LBCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lbctl",
         abstract: "LBLab: run load-balancing experiments and compare algorithms.",
         version: LBLabVersion.string,
-        subcommands: [AlgorithmsCommand.self]
+        subcommands: [AlgorithmsCommand.self, BackendCommand.self]
     )
 }

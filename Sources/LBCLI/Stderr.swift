@@ -1,0 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes one line to standard error, where progress and diagnostics go; standard output is for results.
+public func printError(_ line: String) {
+    var text = line + "\n"
+    text.withUTF8 { bytes in
+        _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count)
+    }
+}
