@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "LBCore", targets: ["LBCore"]),
         .library(name: "LBStore", targets: ["LBStore"]),
         .library(name: "LBBackend", targets: ["LBBackend"]),
+        .library(name: "LBLoad", targets: ["LBLoad"]),
+        .executable(name: "loadgen", targets: ["loadgen"]),
         .executable(name: "lbctl", targets: ["lbctl"]),
     ],
     dependencies: [
@@ -23,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -57,6 +60,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The load generator: open-loop schedule, connection pool, histograms, record sink.
+        .target(
+            name: "LBLoad",
+            dependencies: [
+                "LBCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // What both command lines share: Go-style flag names, flag errors that name the flag.
         .target(
             name: "LBCLI",
@@ -77,6 +93,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "loadgen",
+            dependencies: [
+                "LBCore",
+                "LBLoad",
+                "LBStore",
+                "LBCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LBCoreTests",
             dependencies: ["LBCore"],
@@ -85,6 +112,18 @@ let package = Package(
         .testTarget(
             name: "LBBackendTests",
             dependencies: ["LBBackend", "LBCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBLoadTests",
+            dependencies: ["LBLoad", "LBBackend", "LBStore", "LBCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // Real processes on loopback, end to end (needs the executables built: `swift build`).
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["LBCore", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Integration",
             swiftSettings: strictSettings
         ),
         .testTarget(

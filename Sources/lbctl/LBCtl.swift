@@ -1,4 +1,5 @@
 import ArgumentParser
+import LBCLI
 
 /// `lbctl`: the LBLab command line. Each subcommand parses its flags and calls a library; no logic
 /// lives here.

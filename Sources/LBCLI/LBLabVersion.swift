@@ -1,4 +1,4 @@
 /// The version recorded with every run and printed by `--version`.
-enum LBLabVersion {
-    static let string = "0.1.0"
+public enum LBLabVersion {
+    public static let string = "0.1.0"
 }

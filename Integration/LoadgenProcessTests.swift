@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+import LBCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `loadgen` and `lbctl backend` as separate processes on loopback, as a user runs them.
+@Suite("loadgen against lbctl backend", .serialized)
+struct LoadgenProcessTests {
+    @Test("every request is one row; exactly -clients TEST-NET addresses; the asked rate is achieved")
+    func rowsClientsRate() async throws {
+        let scratch = try ScratchDirectory()
+        let (backend, port) = try await startBackend(name: "b1", ["-latency", "1ms"])
+        defer { Task { await backend.stop() } }
+        let database = scratch.path("lblab.db")
+        let loadgen = try ChildProcess(
+            "loadgen",
+            ["-url", "http://127.0.0.1:\(port)/", "-clients", "40", "-rate", "25", "-duration", "3s", "-db", database, "--json"]
+        )
+        let result = await loadgen.wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        let sent = report["sent"] as! Int
+        let achieved = report["achievedRate"] as! Double
+        // 40 clients × 25 req/s × 3 s on a constant schedule.
+        #expect(sent == 3_000)
+        #expect(abs(achieved / 1_000 - 1) < 0.01)
+        let queue = try DatabaseQueue(path: database)
+        try await queue.read { db in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") == sent)
+            let ips = try String.fetchAll(db, sql: "SELECT DISTINCT client_ip FROM requests")
+            #expect(ips.count == 40)
+            #expect(ips.allSatisfy(ClientAddresses.isTestNet))
+            #expect(try String.fetchOne(db, sql: "SELECT status FROM runs") == "completed")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE backend_id = 0 AND status = 200") == sent)
+        }
+        await backend.stop()
+    }
+
+    @Test("Ctrl-C keeps every record taken so far and marks the run interrupted")
+    func interruptedRun() async throws {
+        let scratch = try ScratchDirectory()
+        let (backend, port) = try await startBackend(name: "b1", ["-latency", "100ms"])
+        let database = scratch.path("interrupted.db")
+        let loadgen = try ChildProcess(
+            "loadgen",
+            ["-url", "http://127.0.0.1:\(port)/", "-clients", "20", "-rate", "20", "-duration", "60s", "-db", database, "-json"]
+        )
+        try await Task.sleep(for: .milliseconds(1_500))
+        loadgen.send(SIGINT)
+        let result = await loadgen.wait(timeout: .seconds(15))
+        await backend.stop()
+        #expect(result.status == 130, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["interrupted"] as? Bool == true)
+        let completed = report["completed"] as! Int
+        let queue = try DatabaseQueue(path: database)
+        try await queue.read { db in
+            #expect(try String.fetchOne(db, sql: "SELECT status FROM runs") == "interrupted")
+            let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM requests")!
+            #expect(rows == completed)
+            #expect(rows > 400)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE error = 'interrupted'")! > 0)
+        }
+    }
+
+    @Test(
+        "bad input: one line naming the flag, exit code not 0",
+        arguments: [
+            (["-url", "not a url"], "-url"),
+            (["-url", "https://127.0.0.1:1/"], "-url"),
+            (["-rate", "0"], "-rate"),
+            (["-duration", "10"], "-duration"),
+            (["-clients", "1000"], "-clients"),
+            (["-frobnicate", "1"], "frobnicate"),
+            (["-url", "http://127.0.0.1:1/", "-duration", "1s"], "-url"),
+        ]
+    )
+    func badInput(arguments: [String], flag: String) async throws {
+        let loadgen = try ChildProcess("loadgen", arguments)
+        let result = await loadgen.wait(timeout: .seconds(20))
+        #expect(result.status != 0)
+        let errorLine = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(errorLine.contains(flag), "stderr: \(result.stderr)")
+    }
+
+    @Test("lbctl backend refuses bad flags the same way")
+    func backendBadInput() async throws {
+        let result = await (try ChildProcess("lbctl", ["backend", "-latency", "lognormal(5ms)"])).wait(timeout: .seconds(10))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("-latency"))
+    }
+}

@@ -1,0 +1,78 @@
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns SIGINT and SIGTERM into one call of `onSignal`, so that a run can stop cleanly and keep its
+/// records instead of dying mid-write. A second signal while stopping is ignored with a note.
+public final class SignalForwarder {
+    private let sources: [any DispatchSourceSignal]
+
+    /// Starts forwarding; call ``cancel()`` to restore the default handling.
+    public init(_ onSignal: @escaping @Sendable () -> Void) {
+        let queue = DispatchQueue(label: "lblab.signals")
+        let fired = SignalFlag()
+        self.sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                if fired.set() {
+                    printError("\nstopping: finishing and saving what was taken so far")
+                    onSignal()
+                } else {
+                    printError("still stopping; records are being saved")
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// Stops forwarding and restores the default handling of both signals.
+    public func cancel() {
+        for source in self.sources {
+            source.cancel()
+        }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
+
+/// Set once.
+private final class SignalFlag: @unchecked Sendable {
+    // Only touched on the signal queue, which is serial.
+    private var isSet = false
+
+    /// Sets the flag; returns whether this call set it.
+    func set() -> Bool {
+        defer { self.isSet = true }
+        return !self.isSet
+    }
+}
+
+/// A progress line on standard error: rewritten in place on a terminal, one line each otherwise.
+public final class ProgressLine: Sendable {
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+
+    /// A progress line on standard error.
+    public init() {}
+
+    /// Shows `line` as the current progress.
+    public func show(_ line: String) {
+        if self.isTerminal {
+            printError("\r\u{1B}[K" + line, terminator: "")
+        } else {
+            printError(line)
+        }
+    }
+
+    /// Ends the progress display (moves past the line on a terminal).
+    public func end() {
+        if self.isTerminal {
+            printError("")
+        }
+    }
+}

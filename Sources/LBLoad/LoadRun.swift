@@ -1,0 +1,194 @@
+public import LBCore
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One run of the load generator: its workers on their event loops, progress once a second, and the
+/// final report.
+///
+/// ``run(progress:)`` checks that the target accepts connections, starts every worker at one common
+/// instant (t0), and returns when every request has ended. ``interrupt()`` (Ctrl-C, SIGTERM) stops
+/// sending; what is in flight ends as `interrupted`, and every request is still recorded.
+public final class LoadRun: Sendable {
+    /// What it was started with.
+    public let configuration: LoadConfiguration
+    private let sink: (any RecordSink)?
+    private let workers = Mutex<[NIOLoopBound<LoadWorker>]>([])
+    private let interrupted = Atomic<Bool>(false)
+
+    /// A run of `configuration` that hands each request record to `sink`, if given.
+    public init(configuration: LoadConfiguration, sink: (any RecordSink)?) {
+        self.configuration = configuration
+        self.sink = sink
+    }
+
+    /// Whether ``interrupt()`` was called.
+    public var wasInterrupted: Bool { self.interrupted.load(ordering: .relaxed) }
+
+    /// Stops the run: no new requests; the ones waiting or in flight end as `interrupted`.
+    public func interrupt() {
+        self.interrupted.store(true, ordering: .relaxed)
+        for worker in self.workers.withLock({ $0 }) {
+            worker.eventLoop.execute { worker.value.stop() }
+        }
+    }
+
+    /// Runs the load to its end (or its interruption) and reports what it measured. `progress` is
+    /// called about once a second with the figures so far.
+    public func run(progress: @escaping @Sendable (LoadProgress) -> Void = { _ in }) async throws(LoadError) -> LoadReport {
+        let configuration = self.configuration
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        defer { group.shutdownGracefully { _ in } }
+        try await Self.checkReachable(configuration.target, group: group)
+
+        let threads = max(1, configuration.threads)
+        let start = NIODeadline.now().uptimeNanoseconds + 20_000_000  // time for every worker to be ready
+        let context = LoadRunContext(t0Nanos: start, sink: self.sink)
+        var bounds: [NIOLoopBound<LoadWorker>] = []
+        for index in 0..<threads {
+            let eventLoop = group.next()
+            let (clients, connections, budget) = Self.share(of: index, among: threads, configuration)
+            let bound = try? await eventLoop.submit {
+                NIOLoopBound(
+                    LoadWorker(
+                        eventLoop: eventLoop,
+                        index: index,
+                        clients: clients,
+                        connections: connections,
+                        requestBudget: budget,
+                        configuration: configuration,
+                        context: context
+                    ),
+                    eventLoop: eventLoop
+                )
+            }.get()
+            if let bound { bounds.append(bound) }
+        }
+        let workers = bounds
+        self.workers.withLock { $0 = workers }
+        for worker in workers {
+            worker.eventLoop.execute { worker.value.start() }
+        }
+        if self.wasInterrupted {
+            self.interrupt()
+        }
+
+        let finished = EventLoopFuture.andAllComplete(
+            workers.map { worker in worker.eventLoop.flatSubmit { worker.value.finishedFuture } },
+            on: group.next()
+        )
+        let reporter = Task {
+            var second = 1
+            while !Task.isCancelled {
+                let due = start + UInt64(second) * 1_000_000_000
+                let now = NIODeadline.now().uptimeNanoseconds
+                if due > now {
+                    try? await Task.sleep(for: .nanoseconds(Int64(due - now)))
+                }
+                if Task.isCancelled { break }
+                let statistics = await Self.gather(workers)
+                progress(LoadProgress(elapsed: .seconds(second), statistics: statistics))
+                second += 1
+            }
+        }
+        try? await finished.get()
+        reporter.cancel()
+        let end = NIODeadline.now().uptimeNanoseconds
+        let statistics = await Self.gather(workers)
+        let connectError = await Self.firstConnectError(workers)
+        if statistics.sent == 0, statistics.completed > 0, let connectError {
+            throw LoadError.unreachable(target: "\(configuration.target.host):\(configuration.target.port)", reason: connectError)
+        }
+        let measuredNanos = max(1, Int64(bitPattern: end) - Int64(bitPattern: start) - configuration.warmup.nanoseconds)
+        let scheduledNanos = configuration.duration.map { $0.nanoseconds - configuration.warmup.nanoseconds }
+        return LoadReport(
+            configuration: configuration,
+            statistics: statistics,
+            elapsed: .nanoseconds(Int64(bitPattern: end &- start)),
+            sendWindow: .nanoseconds(
+                self.wasInterrupted ? measuredNanos : min(measuredNanos, scheduledNanos ?? measuredNanos)
+            ),
+            requestsNumbered: context.requestsNumbered,
+            interrupted: self.wasInterrupted
+        )
+    }
+
+    /// Clients, connections and requests of worker `index` of `count`.
+    private static func share(of index: Int, among count: Int, _ configuration: LoadConfiguration)
+        -> (clients: [Int], connections: Int, budget: Int?)
+    {
+        let clients = Array(stride(from: index, to: configuration.clients, by: count))
+        let connections = configuration.maxConnections / count + (index < configuration.maxConnections % count ? 1 : 0)
+        let budget = configuration.requests.map { $0 / count + (index < $0 % count ? 1 : 0) }
+        return (clients, connections, budget)
+    }
+
+    private static func gather(_ workers: [NIOLoopBound<LoadWorker>]) async -> LoadStatistics {
+        var total = LoadStatistics()
+        for worker in workers {
+            if let statistics = try? await worker.eventLoop.submit({ worker.value.statistics }).get() {
+                total.add(statistics)
+            }
+        }
+        return total
+    }
+
+    private static func firstConnectError(_ workers: [NIOLoopBound<LoadWorker>]) async -> String? {
+        for worker in workers {
+            if let error = try? await worker.eventLoop.submit({ worker.value.firstConnectError }).get() {
+                return error
+            }
+        }
+        return nil
+    }
+
+    /// Connects once before the run, so that a wrong address is one clear error, not a run of failures.
+    private static func checkReachable(_ target: LoadConfiguration.Target, group: MultiThreadedEventLoopGroup) async throws(LoadError) {
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(5))
+                .connect(host: target.host, port: target.port)
+                .get()
+            try? await channel.close()
+        } catch {
+            throw .unreachable(target: "\(target.host):\(target.port)", reason: Self.describe(error))
+        }
+    }
+
+    /// "Connection refused" rather than NIO's whole error value.
+    static func describe(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            return Self.describe(first.error)
+        }
+        if let io = error as? IOError {
+            return String(cString: strerror(io.errnoCode)).lowercased()
+        }
+        return "\(error)"
+    }
+}
+
+/// The figures so far, once a second.
+public struct LoadProgress: Sendable {
+    /// Time since the start.
+    public var elapsed: Duration
+    /// Everything measured so far (after the warm-up).
+    public var statistics: LoadStatistics
+}
+
+/// Why a load run could not run.
+public enum LoadError: Error, Hashable, CustomStringConvertible {
+    /// The target refused or did not answer the connection.
+    case unreachable(target: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let target, let reason): "cannot connect to \(target): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import LBCore
+import Synchronization
+
+/// What the workers of one load run share: the start time, request numbering, where records go, and the
+/// run's backend ids.
+final class LoadRunContext: Sendable {
+    /// The monotonic time (nanoseconds) the schedule counts from; records count microseconds from it.
+    let t0Nanos: UInt64
+    /// Where request records go, if anywhere.
+    let sink: (any RecordSink)?
+    private let nextRequestID = Atomic<Int64>(0)
+    private let backendIDs = Mutex<[String: Int]>([:])
+
+    init(t0Nanos: UInt64, sink: (any RecordSink)?) {
+        self.t0Nanos = t0Nanos
+        self.sink = sink
+    }
+
+    /// A request number unique in the run.
+    func newRequestID() -> Int64 {
+        self.nextRequestID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// Requests numbered so far.
+    var requestsNumbered: Int64 {
+        self.nextRequestID.load(ordering: .relaxed)
+    }
+
+    /// The run's id of the backend called `name`; the first time a name is seen it gets the next id
+    /// and a `backends` record.
+    func backendID(for name: String) -> Int {
+        let (id, isNew) = self.backendIDs.withLock { ids -> (Int, Bool) in
+            if let id = ids[name] { return (id, false) }
+            let id = ids.count
+            ids[name] = id
+            return (id, true)
+        }
+        if isNew {
+            self.sink?.record(BackendRecord(id: id, name: name))
+        }
+        return id
+    }
+
+    /// Microseconds from the run's start to `nanos`.
+    func micros(_ nanos: UInt64) -> Int64 {
+        (Int64(bitPattern: nanos) - Int64(bitPattern: self.t0Nanos)) / 1_000
+    }
+}

@@ -1,0 +1,395 @@
+import DequeModule
+import LBCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The load of one event loop: its share of the clients (open loop) or of the connections (closed
+/// loop), their connection pool, and their statistics. Every method runs on ``eventLoop``.
+///
+/// Open loop: the schedule fixes when each request is due; a timer fires at the next due time and
+/// hands every due request to an idle connection, or opens a new one while the pool is under its
+/// limit, or queues the request (and counts that it waited). Latency counts from the due time, so a
+/// slow target shows in the figures instead of silently slowing the load.
+final class LoadWorker {
+    let eventLoop: any EventLoop
+    private let configuration: LoadConfiguration
+    private let context: LoadRunContext
+    private let clientIPs: [String]
+    private let baseHeaders: HTTPHeaders
+    private let body: ByteBuffer?
+    private let maxConnections: Int
+    private let warmupEndNanos: UInt64
+    private let endNanos: UInt64?
+
+    private var schedule: ArrivalSchedule?
+    private var scheduleTimer: Scheduled<Void>?
+    private var scheduleDone = false
+    /// Closed loop: requests this worker may still start (`nil`: bounded by time only).
+    private var closedLoopBudget: Int?
+    private var keyGenerator: SeededGenerator
+
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    private var idle: [Connection] = []
+    private var connecting = 0
+    private var waiting = Deque<PendingRequest>()
+    private var inFlight = 0
+    private var stopped = false
+    private let finished: EventLoopPromise<Void>
+    private var openedConnections = 0
+    private var isFinished = false
+
+    /// Statistics of the requests due after the warm-up.
+    private(set) var statistics = LoadStatistics()
+    /// The first connection error, to report when nothing could be sent.
+    private(set) var firstConnectError: String?
+
+    private struct PendingRequest {
+        var id: Int64
+        var client: Int
+        var intendedNanos: UInt64
+    }
+
+    private struct Connection {
+        let channel: any Channel
+        let handler: LoadConnectionHandler
+        /// Closed loop: the client this connection sends for.
+        let client: Int
+        var id: ObjectIdentifier { ObjectIdentifier(self.handler) }
+    }
+
+    /// A worker on `eventLoop` for `clients` (open loop) or `connections` connections (closed loop).
+    init(
+        eventLoop: any EventLoop,
+        index: Int,
+        clients: [Int],
+        connections: Int,
+        requestBudget: Int?,
+        configuration: LoadConfiguration,
+        context: LoadRunContext
+    ) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.context = context
+        self.clientIPs = (0..<configuration.clients).map(ClientAddresses.address(of:))
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: configuration.target.hostHeader)
+        headers.add(name: "User-Agent", value: "lblab-loadgen")
+        for header in configuration.headers {
+            headers.add(name: header.name, value: header.value)
+        }
+        if !configuration.body.isEmpty || ["POST", "PUT", "PATCH"].contains(configuration.method) {
+            headers.add(name: "Content-Length", value: String(configuration.body.count))
+        }
+        self.baseHeaders = headers
+        self.body = configuration.body.isEmpty ? nil : ByteBuffer(bytes: configuration.body)
+        self.maxConnections = max(1, connections)
+        self.warmupEndNanos = context.t0Nanos + UInt64(max(0, configuration.warmup.nanoseconds))
+        self.endNanos = configuration.duration.map { context.t0Nanos + UInt64(max(0, $0.nanoseconds)) }
+        self.keyGenerator = SeededGenerator.derived(seed: configuration.seed, stream: 0x6B65_7973 &+ UInt64(index))
+        self.finished = eventLoop.makePromise()
+        switch configuration.pacing {
+        case .openLoop(let rate, let arrival):
+            self.schedule = ArrivalSchedule(
+                clients: clients,
+                ratePerClient: rate,
+                process: arrival,
+                duration: configuration.duration,
+                limit: requestBudget,
+                seed: configuration.seed
+            )
+        case .closedLoop:
+            self.closedLoopBudget = requestBudget
+        }
+    }
+
+    /// Completes when every request of this worker has ended.
+    var finishedFuture: EventLoopFuture<Void> { self.finished.futureResult }
+
+    // MARK: Starting and stopping
+
+    func start() {
+        self.eventLoop.preconditionInEventLoop()
+        if self.schedule != nil {
+            self.armSchedule()
+        } else {
+            // Closed loop: from t0 on, every connection sends as soon as it is open, and again after each
+            // response.
+            self.scheduleTimer = self.eventLoop.assumeIsolated().scheduleTask(
+                deadline: .uptimeNanoseconds(self.context.t0Nanos)
+            ) {
+                self.scheduleTimer = nil
+                guard !self.stopped else { return }
+                for _ in 0..<self.maxConnections {
+                    self.openConnection()
+                }
+            }
+        }
+    }
+
+    /// Stops sending; requests waiting or in flight end as `interrupted`.
+    func stop() {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.stopped else { return }
+        self.stopped = true
+        self.scheduleTimer?.cancel()
+        self.scheduleTimer = nil
+        let now = NIODeadline.now().uptimeNanoseconds
+        while let request = self.waiting.popFirst() {
+            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .interrupted, reusable: false))
+        }
+        for connection in self.connections.values where connection.handler.isBusy {
+            connection.handler.fail(.interrupted)
+        }
+        self.checkFinished()
+    }
+
+    // MARK: Open loop
+
+    private func armSchedule() {
+        guard !self.stopped else { return }
+        guard let due = self.schedule?.nextDueNanos else {
+            self.scheduleDone = true
+            self.checkFinished()
+            return
+        }
+        let deadline = NIODeadline.uptimeNanoseconds(self.context.t0Nanos + UInt64(due))
+        self.scheduleTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.scheduleTimer = nil
+            self.fireDue()
+        }
+    }
+
+    /// Sends every request due by now (more than one when the loop was late: none is skipped).
+    private func fireDue() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        while !self.stopped, let due = self.schedule?.nextDueNanos, self.context.t0Nanos + UInt64(due) <= now {
+            let arrival = self.schedule!.next()!
+            self.dispatch(
+                PendingRequest(
+                    id: self.context.newRequestID(),
+                    client: arrival.client,
+                    intendedNanos: self.context.t0Nanos + UInt64(arrival.dueNanos)
+                )
+            )
+        }
+        self.armSchedule()
+    }
+
+    private func dispatch(_ request: PendingRequest) {
+        while let connection = self.idle.popLast() {
+            if !connection.handler.isBroken {
+                self.send(request, on: connection)
+                return
+            }
+        }
+        if self.connections.count + self.connecting < self.maxConnections {
+            self.openConnection()
+        } else {
+            self.statistics.waitedForConnection += request.intendedNanos >= self.warmupEndNanos ? 1 : 0
+        }
+        self.waiting.append(request)
+    }
+
+    // MARK: Connections
+
+    private func openConnection() {
+        self.connecting += 1
+        let client = self.openedConnections % self.configuration.clients
+        self.openedConnections += 1
+        let handler = LoadConnectionHandler()
+        let bound = NIOLoopBound(handler, eventLoop: self.eventLoop)
+        ClientBootstrap(group: self.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.nanoseconds(min(self.configuration.timeout.nanoseconds, 10_000_000_000)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(host: self.configuration.target.host, port: self.configuration.target.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.connecting -= 1
+                switch result {
+                case .success(let channel):
+                    self.connected(Connection(channel: channel, handler: handler, client: client))
+                case .failure(let error):
+                    self.connectFailed(error)
+                }
+            }
+    }
+
+    private func connected(_ connection: Connection) {
+        self.connections[connection.id] = connection
+        self.statistics.peakConnections = max(self.statistics.peakConnections, self.connections.count)
+        connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
+            self.connections[connection.id] = nil
+            self.idle.removeAll { $0.id == connection.id }
+            self.replaceLostConnection()
+        }
+        self.connectionAvailable(connection)
+    }
+
+    private func connectFailed(_ error: any Error) {
+        if self.firstConnectError == nil {
+            self.firstConnectError = LoadRun.describe(error)
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if self.schedule != nil, let request = self.waiting.popFirst() {
+            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            self.replaceLostConnection()
+        } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
+            // Closed loop: count the failed attempt as a request, then try again after a pause.
+            if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
+            let request = PendingRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
+            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.openConnection() }
+        }
+        self.checkFinished()
+    }
+
+    /// Opens another connection when requests wait and the pool has room (after a close or a failure).
+    private func replaceLostConnection() {
+        guard !self.stopped else {
+            self.checkFinished()
+            return
+        }
+        if self.schedule != nil {
+            if !self.waiting.isEmpty && self.connections.count + self.connecting < self.maxConnections {
+                self.openConnection()
+            }
+        } else if self.connections.count + self.connecting < self.maxConnections,
+            self.mayStartClosedLoopRequest(now: NIODeadline.now().uptimeNanoseconds)
+        {
+            self.openConnection()
+        }
+        self.checkFinished()
+    }
+
+    private func connectionAvailable(_ connection: Connection) {
+        guard !connection.handler.isBroken else {
+            self.checkFinished()
+            return
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if self.schedule != nil, !self.stopped, let request = self.waiting.popFirst() {
+            self.send(request, on: connection)
+        } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
+            if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
+            self.send(
+                PendingRequest(id: self.context.newRequestID(), client: connection.client, intendedNanos: now),
+                on: connection
+            )
+        } else {
+            self.idle.append(connection)
+            self.checkFinished()
+        }
+    }
+
+    private func mayStartClosedLoopRequest(now: UInt64) -> Bool {
+        guard !self.stopped else { return false }
+        if let budget = self.closedLoopBudget, budget <= 0 { return false }
+        if let end = self.endNanos, now >= end { return false }
+        return true
+    }
+
+    // MARK: Requests
+
+    private func send(_ request: PendingRequest, on connection: Connection) {
+        var headers = self.baseHeaders
+        headers.add(name: "X-Request-Id", value: String(request.id))
+        headers.add(name: "X-Forwarded-For", value: self.clientIPs[request.client])
+        if let keys = self.configuration.keys {
+            headers.add(name: "X-LBLab-Key", value: String(keys.next(using: &self.keyGenerator)))
+        }
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: HTTPMethod(rawValue: self.configuration.method),
+            uri: self.configuration.target.path,
+            headers: headers
+        )
+        var timeout: Scheduled<Void>?
+        var sentNanos: UInt64 = 0
+        let sent = connection.handler.send(head: head, body: self.body) { outcome in
+            timeout?.cancel()
+            self.inFlight -= 1
+            self.end(request, sentNanos: sentNanos, outcome: outcome)
+            if outcome.reusable {
+                self.connectionAvailable(connection)
+            }
+        }
+        guard let sent else {
+            // The connection closed while idle: the request goes first in line for another one (closed
+            // loop: it was never sent, and another connection takes its turn).
+            if self.schedule != nil {
+                self.waiting.prepend(request)
+            } else if let budget = self.closedLoopBudget {
+                self.closedLoopBudget = budget + 1
+            }
+            self.replaceLostConnection()
+            return
+        }
+        sentNanos = sent
+        self.inFlight += 1
+        if request.intendedNanos >= self.warmupEndNanos { self.statistics.sent += 1 }
+        let handler = connection.handler
+        timeout = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(self.configuration.timeout.nanoseconds)) {
+            handler.fail(.timedOut)
+        }
+    }
+
+    /// Records a request that ended (sent or not).
+    private func end(_ request: PendingRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
+        let done = outcome.doneNanos
+        let backendID = outcome.backend.map { self.context.backendID(for: $0) }
+        if request.intendedNanos >= self.warmupEndNanos {
+            self.statistics.record(
+                correctedMicros: Int64(done &- request.intendedNanos) / 1_000,
+                serviceMicros: Int64(done &- min(sentNanos, done)) / 1_000,
+                status: outcome.status,
+                error: outcome.error,
+                backend: outcome.backend,
+                bytes: outcome.bytesIn
+            )
+        }
+        self.context.sink?.record(
+            RequestRecord(
+                id: request.id,
+                clientID: Int32(request.client),
+                clientIP: self.clientIPs[request.client],
+                intendedMicros: self.context.micros(request.intendedNanos),
+                sentMicros: self.context.micros(sentNanos),
+                firstByteMicros: outcome.firstByteNanos.map(self.context.micros),
+                doneMicros: self.context.micros(done),
+                status: outcome.status,
+                backendID: backendID,
+                attempts: 1,
+                bytesIn: outcome.bytesIn,
+                bytesOut: Int64(self.body?.readableBytes ?? 0),
+                error: outcome.error
+            )
+        )
+    }
+
+    /// Completes ``finishedFuture`` once nothing more will be sent and nothing is in flight or waiting.
+    private func checkFinished() {
+        let noMoreWork: Bool
+        if self.schedule != nil {
+            noMoreWork = self.stopped || self.scheduleDone
+        } else {
+            noMoreWork = !self.mayStartClosedLoopRequest(now: NIODeadline.now().uptimeNanoseconds)
+        }
+        guard !self.isFinished, noMoreWork, self.inFlight == 0, self.waiting.isEmpty, self.connecting == 0 else { return }
+        self.isFinished = true
+        for connection in self.connections.values {
+            connection.channel.close(promise: nil)
+        }
+        self.idle.removeAll()
+        self.finished.succeed(())
+    }
+}
+
+@available(*, unavailable)
+extension LoadWorker: Sendable {}
