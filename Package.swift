@@ -116,7 +116,11 @@ let package = Package(
         ),
         .testTarget(
             name: "LBLoadTests",
-            dependencies: ["LBLoad", "LBBackend", "LBStore", "LBCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "LBLoad", "LBBackend", "LBStore", "LBCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         // Real processes on loopback, end to end (needs the executables built: `swift build`).

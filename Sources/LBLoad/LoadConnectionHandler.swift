@@ -1,16 +1,16 @@
 import LBCore
 import NIOCore
-import NIOHTTP1
 
-/// One keep-alive connection of the load generator: sends a request, reads its response, reports the
+/// One keep-alive connection of the load generator: writes a request, reads its response, reports the
 /// outcome, and is ready for the next (no pipelining, as a browser or wrk does it).
 ///
-/// It reads the wall of times a request needs: when its first byte went out (``send(_:)``), when the
-/// response's first byte came back (the response head) and when it was complete. Every request ends
-/// exactly once: with its response, with an error, or when the worker times it out.
+/// It takes the times a request needs: when it went out (``send(_:isHEAD:timeoutNanos:completion:)``),
+/// when the first byte of the response came back, and when the response was complete. Every request
+/// ends exactly once: with its response, with an error, or when the worker times it out. Requests go
+/// out as bytes the worker serialized and responses are framed by ``HTTPResponseParser``.
 final class LoadConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// How a request ended.
     struct Outcome {
@@ -27,14 +27,14 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     /// The request on the wire and where to report its end.
     private struct InFlight {
         var completion: (Outcome) -> Void
+        var deadlineNanos: UInt64
         var firstByteNanos: UInt64?
-        var status: Int?
-        var backend: String?
-        var bytesIn: Int64 = 0
-        var keepAlive = true
     }
 
     private var inFlight: InFlight?
+    private var parser = HTTPResponseParser()
+    /// Bytes of a response that did not complete in the read they came in.
+    private var cumulation: ByteBuffer?
     private var context: ChannelHandlerContext?
     /// Set when the connection must not be reused (closed, failed, timed out).
     private(set) var isBroken = false
@@ -50,62 +50,89 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     /// Whether a request is on the wire.
     var isBusy: Bool { self.inFlight != nil }
 
-    /// Writes one request and returns when its first byte was handed to the socket, or `nil` (and no
-    /// completion will come) when the connection is closed already.
-    func send(head: HTTPRequestHead, body: ByteBuffer?, completion: @escaping (Outcome) -> Void) -> UInt64? {
+    /// Fails the request on the wire with `timedOut` when its time is up at `now`.
+    func expireIfOverdue(now: UInt64) {
+        if let inFlight = self.inFlight, now >= inFlight.deadlineNanos {
+            self.fail(.timedOut)
+        }
+    }
+
+    /// Writes one request and returns when it was handed to the socket, or `nil` (and no completion will
+    /// come) when the connection is closed already.
+    func send(
+        _ request: ByteBuffer,
+        isHEAD: Bool,
+        timeoutNanos: UInt64,
+        completion: @escaping (Outcome) -> Void
+    ) -> UInt64? {
         precondition(self.inFlight == nil, "a load connection carries one request at a time")
         guard let context = self.context, !self.isBroken, context.channel.isActive else {
             self.isBroken = true
             return nil
         }
-        self.inFlight = InFlight(completion: completion)
         let sent = NIODeadline.now().uptimeNanoseconds
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0 {
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.inFlight = InFlight(completion: completion, deadlineNanos: sent &+ timeoutNanos)
+        self.parser.reset(requestIsHEAD: isHEAD)
+        context.writeAndFlush(self.wrapOutboundOut(request), promise: nil)
         return sent
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard self.inFlight != nil else { return }  // a response after a timeout: ignored
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
+        guard self.inFlight != nil else { return }  // bytes after a timeout or a failure: ignored
+        var buffer = self.unwrapInboundIn(data)
+        if self.inFlight?.firstByteNanos == nil {
             self.inFlight?.firstByteNanos = NIODeadline.now().uptimeNanoseconds
-            self.inFlight?.status = Int(head.status.code)
-            self.inFlight?.backend = head.headers.first(name: "X-LBLab-Backend")
-            self.inFlight?.keepAlive = head.isKeepAlive
-        case .body(let chunk):
-            self.inFlight?.bytesIn += Int64(chunk.readableBytes)
-        case .end:
-            guard let done = self.inFlight else { return }
-            self.inFlight = nil
-            if !done.keepAlive {
-                self.isBroken = true
-                context.close(promise: nil)
+        }
+        if var pending = self.cumulation {
+            self.cumulation = nil
+            pending.writeBuffer(&buffer)
+            buffer = pending
+        }
+        do {
+            switch try self.parser.parse(&buffer) {
+            case .needMoreData:
+                if buffer.readableBytes > 0 {
+                    self.cumulation = buffer
+                }
+            case .complete:
+                self.complete(keepAlive: self.parser.head?.keepAlive ?? false, context: context)
             }
-            done.completion(
-                Outcome(
-                    firstByteNanos: done.firstByteNanos,
-                    doneNanos: NIODeadline.now().uptimeNanoseconds,
-                    status: done.status,
-                    backend: done.backend,
-                    bytesIn: done.bytesIn,
-                    error: nil,
-                    reusable: done.keepAlive
-                )
-            )
+        } catch {
+            self.fail(.badResponse)
         }
     }
 
+    private func complete(keepAlive: Bool, context: ChannelHandlerContext) {
+        guard let done = self.inFlight else { return }
+        self.inFlight = nil
+        if !keepAlive {
+            self.isBroken = true
+            context.close(promise: nil)
+        }
+        done.completion(
+            Outcome(
+                firstByteNanos: done.firstByteNanos,
+                doneNanos: NIODeadline.now().uptimeNanoseconds,
+                status: self.parser.head?.status,
+                backend: self.parser.head?.backend,
+                bytesIn: Int64(self.parser.bodyBytes),
+                error: nil,
+                reusable: keepAlive
+            )
+        )
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        self.fail(.connectionClosed)
+        if self.inFlight != nil, self.parser.connectionClosed() {
+            self.complete(keepAlive: false, context: context)  // a response delimited by the close
+        } else {
+            self.fail(.connectionClosed)
+        }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.fail(error is HTTPParserError ? .badResponse : .connectionClosed)
+        self.fail(.connectionClosed)
         context.close(promise: nil)
     }
 
@@ -119,8 +146,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 firstByteNanos: failed.firstByteNanos,
                 doneNanos: NIODeadline.now().uptimeNanoseconds,
                 status: nil,
-                backend: failed.backend,
-                bytesIn: failed.bytesIn,
+                backend: self.parser.head?.backend,
+                bytesIn: Int64(self.parser.bodyBytes),
                 error: error,
                 reusable: false
             )

@@ -22,9 +22,10 @@ public struct LoadReport: Sendable {
     /// The percentiles every summary shows.
     public static let percentiles: [Double] = [50, 90, 99, 99.9, 99.99]
 
-    /// Requests sent per second over the send window.
+    /// Requests sent per second: those whose first byte went out within the send window, over its
+    /// length (a request sent after the scheduled end does not count toward the rate).
     public var achievedRate: Double {
-        Double(self.statistics.sent) / max(self.sendWindow.seconds, 1e-9)
+        Double(self.statistics.sentInWindow) / max(self.sendWindow.seconds, 1e-9)
     }
 
     /// The JSON form of `-json`.
@@ -50,6 +51,7 @@ public struct LoadReport: Sendable {
         public var statuses: [String: Int]
         public var errors: [String: Int]
         public var backends: [String: Int]
+        public var sendLagP99Ms: Double
         public var waitedForConnection: Int
         public var peakConnections: Int
         public var maxConnections: Int
@@ -84,6 +86,7 @@ public struct LoadReport: Sendable {
             statuses: Dictionary(uniqueKeysWithValues: self.statistics.statuses.map { (String($0.key), $0.value) }),
             errors: Dictionary(uniqueKeysWithValues: self.statistics.errors.map { ($0.key.rawValue, $0.value) }),
             backends: self.statistics.backends,
+            sendLagP99Ms: Double(self.statistics.sendLag.valueAtPercentile(99)) / 1_000,
             waitedForConnection: self.statistics.waitedForConnection,
             peakConnections: self.statistics.peakConnections,
             maxConnections: self.configuration.maxConnections,
@@ -118,6 +121,13 @@ public struct LoadReport: Sendable {
             rateLine += " (\(Self.number(100 * self.achievedRate / asked))% of asked)"
         }
         lines.append(rateLine)
+        if c.totalRate != nil {
+            lines.append(
+                "schedule:  requests went out " + Self.ms(s.sendLag.valueAtPercentile(50)).trimmingCharacters(in: .whitespaces)
+                    + " ms (p50), " + Self.ms(s.sendLag.valueAtPercentile(99)).trimmingCharacters(in: .whitespaces)
+                    + " ms (p99) after their due time"
+            )
+        }
         let statuses = s.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
         lines.append("status:    " + (statuses.isEmpty ? "none" : statuses.joined(separator: "  ")))
         let errors = s.errors.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue): \($0.value)" }

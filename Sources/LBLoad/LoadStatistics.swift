@@ -14,10 +14,17 @@ public struct LoadStatistics: Sendable {
     public var service: Histogram<UInt64>
     /// Requests sent (first byte written).
     public var sent = 0
+    /// Requests sent before the end of the scheduled duration: the numerator of the achieved rate.
+    public var sentInWindow = 0
+    /// How late requests went out: the time from due to sent, in microseconds. The load generator's own
+    /// health: when it grows, the generator (or its connection pool) cannot keep the schedule.
+    public var sendLag: Histogram<UInt64>
     /// Requests that ended, with a response or an error.
     public var completed = 0
-    /// Responses by HTTP status.
-    public var statuses: [Int: Int] = [:]
+    /// Responses by HTTP status (100–599 counted in an array: a dictionary update per request showed in
+    /// profiles of the closed loop).
+    private var statusCounts = [Int](repeating: 0, count: 600)
+    private var otherStatuses: [Int: Int] = [:]
     /// Requests without a response, by why.
     public var errors: [RequestFailure: Int] = [:]
     /// Responses by the backend named in `X-LBLab-Backend`.
@@ -36,6 +43,14 @@ public struct LoadStatistics: Sendable {
     public init() {
         self.corrected = Histogram(highestTrackableValue: Self.highestTrackableMicros, numberOfSignificantValueDigits: .three)
         self.service = Histogram(highestTrackableValue: Self.highestTrackableMicros, numberOfSignificantValueDigits: .three)
+        self.sendLag = Histogram(highestTrackableValue: Self.highestTrackableMicros, numberOfSignificantValueDigits: .three)
+    }
+
+    /// Counts one request sent `lagMicros` after it was due.
+    mutating func recordSend(lagMicros: Int64, inWindow: Bool) {
+        self.sent += 1
+        self.sentInWindow += inWindow ? 1 : 0
+        _ = self.sendLag.record(UInt64(clamping: max(0, min(lagMicros, Int64(Self.highestTrackableMicros)))))
     }
 
     /// Counts one finished request.
@@ -44,7 +59,11 @@ public struct LoadStatistics: Sendable {
         _ = self.corrected.record(UInt64(clamping: max(0, min(correctedMicros, Int64(Self.highestTrackableMicros)))))
         _ = self.service.record(UInt64(clamping: max(0, min(serviceMicros, Int64(Self.highestTrackableMicros)))))
         if let status {
-            self.statuses[status, default: 0] += 1
+            if (100..<600).contains(status) {
+                self.statusCounts[status] += 1
+            } else {
+                self.otherStatuses[status, default: 0] += 1
+            }
         }
         if let error {
             self.errors[error, default: 0] += 1
@@ -55,9 +74,19 @@ public struct LoadStatistics: Sendable {
         self.bytesIn += bytes
     }
 
+    /// Responses by HTTP status.
+    public var statuses: [Int: Int] {
+        var statuses = self.otherStatuses
+        for (status, count) in self.statusCounts.enumerated() where count > 0 {
+            statuses[status] = count
+        }
+        return statuses
+    }
+
     /// Requests that got a response with a status of 500 or more, or none at all.
     public var failed: Int {
-        self.errors.values.reduce(0, +) + self.statuses.filter { $0.key >= 500 }.values.reduce(0, +)
+        self.errors.values.reduce(0, +) + self.statusCounts[500...].reduce(0, +)
+            + self.otherStatuses.filter { $0.key >= 500 }.values.reduce(0, +)
     }
 
     /// Adds another worker's statistics to these.
@@ -65,8 +94,13 @@ public struct LoadStatistics: Sendable {
         self.corrected.add(other.corrected)
         self.service.add(other.service)
         self.sent += other.sent
+        self.sentInWindow += other.sentInWindow
+        self.sendLag.add(other.sendLag)
         self.completed += other.completed
-        self.statuses.merge(other.statuses, uniquingKeysWith: +)
+        for index in self.statusCounts.indices {
+            self.statusCounts[index] += other.statusCounts[index]
+        }
+        self.otherStatuses.merge(other.otherStatuses, uniquingKeysWith: +)
         self.errors.merge(other.errors, uniquingKeysWith: +)
         self.backends.merge(other.backends, uniquingKeysWith: +)
         self.waitedForConnection += other.waitedForConnection

@@ -181,7 +181,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         configuration.headers = try self.header.map { header in
             try flagValue("header") {
                 guard let colon = header.firstIndex(of: ":"), header[..<colon].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }),
-                    colon != header.startIndex
+                    colon != header.startIndex, !header.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
                 else {
                     throw MalformedValue(text: header, problem: "is not a header; write 'Name: value'")
                 }

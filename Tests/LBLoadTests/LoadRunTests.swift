@@ -165,6 +165,27 @@ struct LoadRunTests {
         }
     }
 
+    @Test("a request slower than the timeout ends as timed out, between 1 and 1.1 timeouts after it was sent")
+    func timeout() async throws {
+        try await withBackend({ $0.settings.latency = .fixed(.seconds(2)) }) { address in
+            var configuration = LoadConfiguration(
+                target: target(address),
+                clients: 2,
+                pacing: .openLoop(ratePerClient: 10, arrival: .constant)
+            )
+            configuration.requests = 6
+            configuration.timeout = .milliseconds(200)
+            let sink = InMemoryRecordSink()
+            let report = try await LoadRun(configuration: configuration, sink: sink).run()
+            #expect(report.statistics.errors == [.timedOut: 6])
+            for record in sink.snapshot.requests {
+                #expect(record.error == .timedOut && record.status == nil)
+                let waited = record.doneMicros - record.sentMicros
+                #expect(waited >= 200_000 && waited < 260_000, "timed out after \(waited) µs")
+            }
+        }
+    }
+
     @Test("an unreachable target is one clear error before any load")
     func unreachable() async throws {
         let configuration = LoadConfiguration(

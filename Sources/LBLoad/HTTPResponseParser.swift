@@ -1,0 +1,313 @@
+import NIOCore
+
+/// Reads HTTP/1.1 responses off a connection for the load generator: where each one ends, its status,
+/// whether the connection stays open, and the backend named in `X-LBLab-Backend`.
+///
+/// The load generator's hot path reads tens of thousands of responses a second on one core, and NIO's
+/// HTTP client pipeline (decoder, encoder, header values as `String`s, `HTTPPart` enums through
+/// `NIOAny`) measured at several times the cost of the request itself (bench/RESULTS.md). This parser
+/// does what wrk's does: it frames messages (RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304;
+/// chunked; Content-Length; else until close) and reads the four headers that matter, without
+/// allocating for the others.
+struct HTTPResponseParser {
+    /// What the caller learns from one call to ``parse(_:)``.
+    enum Progress: Equatable {
+        /// More bytes are needed.
+        case needMoreData
+        /// A whole response was read (its head is in ``head``); bytes after it stay in the buffer.
+        case complete
+    }
+
+    /// The parts of a response head the load generator uses.
+    struct Head: Equatable {
+        var status: Int
+        var keepAlive: Bool
+        var backend: String?
+    }
+
+    /// A response the parser cannot frame.
+    struct Malformed: Error, Equatable {
+        var reason: String
+    }
+
+    private enum State: Equatable {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+    }
+
+    /// The largest response head read.
+    static let maxHeadBytes = 64 * 1024
+
+    private var state = State.head
+    /// Whether the request was HEAD (its response has no body whatever its headers say).
+    var requestIsHEAD = false
+    /// The head of the response being read, once it is complete.
+    private(set) var head: Head?
+    /// Body bytes of the response being read.
+    private(set) var bodyBytes = 0
+
+    /// Prepares for the next response on the connection.
+    mutating func reset(requestIsHEAD: Bool) {
+        self.state = .head
+        self.requestIsHEAD = requestIsHEAD
+        self.head = nil
+        self.bodyBytes = 0
+    }
+
+    /// Whether the response being read ends only when the connection closes.
+    var isReadingUntilClose: Bool { self.state == .untilClose }
+
+    /// Consumes bytes from `buffer` up to the end of the current response.
+    mutating func parse(_ buffer: inout ByteBuffer) throws(Malformed) -> Progress {
+        while true {
+            switch self.state {
+            case .head:
+                guard let head = try self.parseHead(&buffer) else { return .needMoreData }
+                if (100..<200).contains(head.status) && head.status != 101 {
+                    continue  // an interim response: the real one follows
+                }
+                self.head = head
+                if self.requestIsHEAD || head.status == 204 || head.status == 304 || head.status == 101 {
+                    return .complete
+                }
+                switch self.framing {
+                case .chunked: self.state = .chunkSize
+                case .length(let length): self.state = .fixedBody(remaining: length)
+                case .untilClose:
+                    self.state = .untilClose
+                    self.head?.keepAlive = false
+                }
+            case .fixedBody(let remaining):
+                let taken = min(remaining, buffer.readableBytes)
+                buffer.moveReaderIndex(forwardBy: taken)
+                self.bodyBytes += taken
+                if taken == remaining {
+                    self.state = .head
+                    return .complete
+                }
+                self.state = .fixedBody(remaining: remaining - taken)
+                return .needMoreData
+            case .chunkSize:
+                guard let line = try self.readLine(&buffer) else { return .needMoreData }
+                let size = try Self.chunkSize(line)
+                self.state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                let taken = min(remaining, buffer.readableBytes)
+                buffer.moveReaderIndex(forwardBy: taken)
+                self.bodyBytes += taken
+                guard taken == remaining else {
+                    self.state = .chunkData(remaining: remaining - taken)
+                    return .needMoreData
+                }
+                self.state = .chunkDataEnd
+            case .chunkDataEnd:
+                guard let line = try self.readLine(&buffer) else { return .needMoreData }
+                guard line.isEmpty else { throw Malformed(reason: "chunk data longer than its size") }
+                self.state = .chunkSize
+            case .trailers:
+                guard let line = try self.readLine(&buffer) else { return .needMoreData }
+                if line.isEmpty {
+                    self.state = .head
+                    return .complete
+                }
+            case .untilClose:
+                self.bodyBytes += buffer.readableBytes
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                return .needMoreData
+            }
+        }
+    }
+
+    /// The connection closed: completes a response delimited by the close.
+    mutating func connectionClosed() -> Bool {
+        guard self.state == .untilClose else { return false }
+        self.state = .head
+        return true
+    }
+
+    // MARK: Head
+
+    private enum Framing {
+        case chunked
+        case length(Int)
+        case untilClose
+    }
+
+    private var framing = Framing.untilClose
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer) throws(Malformed) -> Head? {
+        let result: Result<(Head, Framing, Int)?, Malformed> = buffer.withUnsafeReadableBytes { bytes in
+            guard let end = Self.endOfHead(bytes) else {
+                return bytes.count > Self.maxHeadBytes ? .failure(Malformed(reason: "response head over 64 KiB")) : .success(nil)
+            }
+            return Result { () throws(Malformed) in try Self.readHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
+                .map { ($0.0, $0.1, end + 4) }
+        }
+        switch result {
+        case .failure(let error):
+            throw error
+        case .success(nil):
+            return nil
+        case .success(.some(let (head, framing, consumed))):
+            buffer.moveReaderIndex(forwardBy: consumed)
+            self.framing = framing
+            return head
+        }
+    }
+
+    /// The offset of the `\r\n\r\n` that ends the head, if it has arrived.
+    private static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        var index = 0
+        let last = bytes.count - 4
+        while index <= last {
+            if bytes[index + 3] != 0x0A {  // the last byte of the terminator
+                index += bytes[index + 3] == 0x0D ? 1 : 4
+                continue
+            }
+            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A && bytes[index + 2] == 0x0D {
+                return index
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    private static func readHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Head, Framing) {
+        // Status line: HTTP/1.x SP 3DIGIT SP reason
+        guard bytes.count >= 12, bytes.starts(with: "HTTP/1.".utf8), bytes[8] == 0x20 else {
+            throw Malformed(reason: "not an HTTP/1.x status line")
+        }
+        let minor = bytes[7]
+        var status = 0
+        for index in 9..<12 {
+            let digit = bytes[index] &- 0x30
+            guard digit < 10 else { throw Malformed(reason: "bad status code") }
+            status = status * 10 + Int(digit)
+        }
+        var keepAlive = minor != 0x30  // HTTP/1.1 keeps the connection unless told otherwise
+        var framing = Framing.untilClose
+        var backend: String?
+        var lineStart = Self.nextLine(bytes, from: 12)
+        while lineStart < bytes.count {
+            let lineEnd = Self.lineEnd(bytes, from: lineStart)
+            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
+            lineStart = lineEnd + 2
+            guard let colon = line.firstIndex(of: 0x3A) else { throw Malformed(reason: "header line without a colon") }
+            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+            let value = Self.trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+            switch name.count {
+            case 14 where Self.equalsLowercased(name, "content-length"):
+                guard case .untilClose = framing else { continue }  // chunked wins over a length
+                var length = 0
+                for byte in value {
+                    let digit = byte &- 0x30
+                    guard digit < 10, length < Int.max / 10 else { throw Malformed(reason: "bad Content-Length") }
+                    length = length * 10 + Int(digit)
+                }
+                guard !value.isEmpty else { throw Malformed(reason: "empty Content-Length") }
+                framing = .length(length)
+            case 17 where Self.equalsLowercased(name, "transfer-encoding"):
+                if Self.containsLowercased(value, "chunked") { framing = .chunked }
+            case 10 where Self.equalsLowercased(name, "connection"):
+                if Self.containsLowercased(value, "close") {
+                    keepAlive = false
+                } else if Self.containsLowercased(value, "keep-alive") {
+                    keepAlive = true
+                }
+            case 15 where Self.equalsLowercased(name, "x-lblab-backend"):
+                backend = String(decoding: value, as: UTF8.self)
+            default:
+                continue
+            }
+        }
+        return (Head(status: status, keepAlive: keepAlive, backend: backend), framing)
+    }
+
+    private static func nextLine(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        Self.lineEnd(bytes, from: start) + 2
+    }
+
+    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var index = start
+        while index + 1 < bytes.count {
+            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A { return index }
+            index += 1
+        }
+        return bytes.count
+    }
+
+    private static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var start = 0
+        var end = bytes.count
+        while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
+        while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+
+    /// Whether `bytes`, lowercased, equal `lowercase` (ASCII).
+    private static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] | 0x20 {
+            return false
+        }
+        return true
+    }
+
+    /// Whether `bytes`, lowercased, contain `lowercase` (ASCII).
+    private static func containsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        for start in 0...(bytes.count - count)
+        where Self.equalsLowercased(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + count)]), lowercase) {
+            return true
+        }
+        return false
+    }
+
+    // MARK: Lines
+
+    /// The next CRLF-terminated line (without the CRLF), consumed; `nil` until it has arrived.
+    private func readLine(_ buffer: inout ByteBuffer) throws(Malformed) -> [UInt8]? {
+        let view = buffer.readableBytesView
+        guard let newline = view.firstIndex(of: 0x0A) else {
+            if view.count > 4_096 { throw Malformed(reason: "chunk line over 4 KiB") }
+            return nil
+        }
+        let lineEnd = newline > view.startIndex && view[newline - 1] == 0x0D ? newline - 1 : newline
+        let line = Array(view[view.startIndex..<lineEnd])
+        buffer.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
+        return line
+    }
+
+    private static func chunkSize(_ line: [UInt8]) throws(Malformed) -> Int {
+        var size = 0
+        var digits = 0
+        for byte in line {
+            let value: UInt8
+            switch byte {
+            case 0x30...0x39: value = byte - 0x30
+            case 0x41...0x46: value = byte - 0x41 + 10
+            case 0x61...0x66: value = byte - 0x61 + 10
+            case 0x3B, 0x20, 0x09: // chunk extension or whitespace: the size is over
+                return try Self.checkedSize(size, digits)
+            default: throw Malformed(reason: "bad chunk size")
+            }
+            guard size < Int.max >> 4 else { throw Malformed(reason: "chunk size too large") }
+            size = size << 4 | Int(value)
+            digits += 1
+        }
+        return try Self.checkedSize(size, digits)
+    }
+
+    private static func checkedSize(_ size: Int, _ digits: Int) throws(Malformed) -> Int {
+        guard digits > 0 else { throw Malformed(reason: "empty chunk size") }
+        return size
+    }
+}

@@ -1,0 +1,50 @@
+import LBCore
+import NIOCore
+
+/// The bytes of every request of a run but the few that change per request (its id, the client's
+/// address, the key), serialized once.
+///
+/// Header names and values were checked when the flags were read (no CR, LF or NUL can be in them), so
+/// writing them out directly is safe, and it costs a copy instead of building an `HTTPHeaders` value
+/// and encoding it on every request.
+struct RequestTemplate {
+    private let prefix: [UInt8]
+    private let body: [UInt8]
+    /// Whether the method is HEAD (its responses have no body).
+    let isHEAD: Bool
+
+    init(configuration: LoadConfiguration) {
+        var text = "\(configuration.method) \(configuration.target.path) HTTP/1.1\r\n"
+        text += "Host: \(configuration.target.hostHeader)\r\n"
+        text += "User-Agent: lblab-loadgen\r\n"
+        for header in configuration.headers {
+            text += "\(header.name): \(header.value)\r\n"
+        }
+        if !configuration.body.isEmpty || ["POST", "PUT", "PATCH"].contains(configuration.method) {
+            text += "Content-Length: \(configuration.body.count)\r\n"
+        }
+        text += "X-Request-Id: "
+        self.prefix = Array(text.utf8)
+        self.body = configuration.body
+        self.isHEAD = configuration.method == "HEAD"
+    }
+
+    /// Request body bytes.
+    var bodyCount: Int { self.body.count }
+
+    /// The request `id` from client address `clientIP`, with `key` in `X-LBLab-Key` if given.
+    func request(id: Int64, clientIP: String, key: Int?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: self.prefix.count + self.body.count + 96)
+        buffer.writeBytes(self.prefix)
+        buffer.writeString(String(id))
+        buffer.writeStaticString("\r\nX-Forwarded-For: ")
+        buffer.writeString(clientIP)
+        if let key {
+            buffer.writeStaticString("\r\nX-LBLab-Key: ")
+            buffer.writeString(String(key))
+        }
+        buffer.writeStaticString("\r\n\r\n")
+        buffer.writeBytes(self.body)
+        return buffer
+    }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The load generator measured against peers on loopback, side by side in one run (issue 3):
+#   1. loadgen -closed -connections 50 vs wrk -t1 -c50 against the same nginx: req/s ratio;
+#   2. open loop at 1,000, 5,000 and 10,000 req/s total for 10 s: achieved vs asked;
+#   3. the cost of -db: closed-loop req/s with and without recording;
+#   4. lbctl backend (zero latency) vs nginx as a target, under wrk -t1 -c50: req/s ratio.
+# Rounds are interleaved and medians reported. Usage: bench/loadgen.sh [rounds] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+seconds=${2:-10}
+source bench/peers.sh
+bench_install_peers
+scripts/install-deps.sh
+swift build -c release --product loadgen >/dev/null
+swift build -c release --product lbctl >/dev/null
+
+bench_start_nginx 18080
+bench_start_backend 18081 b1
+target=http://127.0.0.1:18080/
+
+loadgen_rps() { .build/release/loadgen -url "$target" -duration "${seconds}s" -json "$@" 2>/dev/null |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["completed"]/r["elapsedSeconds"])'; }
+
+echo "## 1. closed loop, 50 connections, against nginx (1 worker): loadgen vs wrk -t1 -c50"
+wrk_runs=(); lg_runs=()
+for round in $(seq 1 "$rounds"); do
+    w=$(bench_wrk_rps -t1 -c50 -d"${seconds}s" "$target")
+    l=$(loadgen_rps -closed -connections 50 -clients 50)
+    echo "round $round: wrk $w req/s, loadgen $l req/s"
+    wrk_runs+=("$w"); lg_runs+=("$l")
+done
+w=$(bench_median "${wrk_runs[@]}"); l=$(bench_median "${lg_runs[@]}")
+awk -v w="$w" -v l="$l" 'BEGIN { printf "median: wrk %.0f req/s, loadgen %.0f req/s, ratio %.2f\n\n", w, l, l / w }'
+
+echo "## 2. open loop against nginx, 50 clients, constant arrivals: achieved vs asked"
+for rate in 1000 5000 10000; do
+    .build/release/loadgen -url "$target" -clients 50 -total-rate "$rate" -duration "${seconds}s" -json 2>/dev/null |
+        python3 -c 'import json,sys
+r = json.load(sys.stdin); a = r["askedRate"]; g = r["achievedRate"]; c = r["corrected"]
+print("asked %.0f req/s: achieved %.1f req/s (%+.2f%%), p50 %.3f ms, p99 %.3f ms, peak %d connections"
+      % (a, g, 100 * (g - a) / a, c["p50Ms"], c["p99Ms"], r["peakConnections"]))'
+done
+echo
+
+echo "## 3. the cost of -db: closed loop, 50 connections, against nginx"
+off_runs=(); on_runs=()
+for round in $(seq 1 "$rounds"); do
+    off=$(loadgen_rps -closed -connections 50 -clients 50)
+    rm -f "$BENCH_DIR/bench.db"*
+    on=$(loadgen_rps -closed -connections 50 -clients 50 -db "$BENCH_DIR/bench.db")
+    echo "round $round: without -db $off req/s, with -db $on req/s"
+    off_runs+=("$off"); on_runs+=("$on")
+done
+off=$(bench_median "${off_runs[@]}"); on=$(bench_median "${on_runs[@]}")
+awk -v a="$off" -v b="$on" 'BEGIN { printf "median: without %.0f req/s, with %.0f req/s: %.1f%% lower\n\n", a, b, 100 * (a - b) / a }'
+
+echo "## 4. lbctl backend (zero latency, 1 thread) vs nginx (1 worker) as the target of wrk -t1 -c50"
+n_runs=(); b_runs=()
+for round in $(seq 1 "$rounds"); do
+    n=$(bench_wrk_rps -t1 -c50 -d"${seconds}s" "$target")
+    b=$(bench_wrk_rps -t1 -c50 -d"${seconds}s" http://127.0.0.1:18081/)
+    echo "round $round: nginx $n req/s, lbctl backend $b req/s"
+    n_runs+=("$n"); b_runs+=("$b")
+done
+n=$(bench_median "${n_runs[@]}"); b=$(bench_median "${b_runs[@]}")
+awk -v n="$n" -v b="$b" 'BEGIN { printf "median: nginx %.0f req/s, lbctl backend %.0f req/s, ratio %.2f\n", n, b, b / n }'

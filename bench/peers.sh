@@ -1,0 +1,78 @@
+# Helpers for the side-by-side benchmarks: install the peers, start and stop nginx and LBLab processes
+# by PID, on loopback only. Source it from a bench script; it sets an EXIT trap that stops them.
+
+bench_install_peers() {
+    local missing=()
+    command -v nginx >/dev/null || missing+=(nginx-light)
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v haproxy >/dev/null || [ "${BENCH_NEEDS_HAPROXY:-0}" != 1 ] || missing+=(haproxy)
+    if ((${#missing[@]} > 0)); then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+BENCH_DIR=$(mktemp -d)
+BENCH_PIDS=()
+bench_cleanup() {
+    for pid in "${BENCH_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$BENCH_DIR"
+}
+trap bench_cleanup EXIT
+
+# bench_wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+bench_wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# bench_start_nginx PORT: one nginx worker answering "ok" to every request, keep-alive.
+bench_start_nginx() {
+    local port=$1 dir="$BENCH_DIR/nginx-$1"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$port;
+        location / { default_type text/plain; return 200 "ok"; }
+    }
+}
+CONF
+    nginx -p "$dir" -c "$dir/nginx.conf" &
+    BENCH_PIDS+=($!)
+    bench_wait_port "$port"
+}
+
+# bench_start_backend PORT NAME [FLAGS…]: an `lbctl backend` (release build).
+bench_start_backend() {
+    local port=$1 name=$2
+    shift 2
+    .build/release/lbctl backend -listen "127.0.0.1:$port" -name "$name" "$@" 2>/dev/null &
+    BENCH_PIDS+=($!)
+    bench_wait_port "$port"
+}
+
+# bench_median VALUE…: the median.
+bench_median() {
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
+# bench_wrk_rps ARGS…: requests per second of one wrk run.
+bench_wrk_rps() {
+    wrk "$@" | awk '/^Requests\/sec/ {print $2}'
+}
