@@ -4,7 +4,7 @@ import NIOCore
 /// One keep-alive connection of the load generator: writes a request, reads its response, reports the
 /// outcome, and is ready for the next (no pipelining, as a browser or wrk does it).
 ///
-/// It takes the times a request needs: when it went out (``send(_:isHEAD:timeoutNanos:completion:)``),
+/// It takes the times a request needs: when it went out (``send(_:bytes:isHEAD:timeoutNanos:)``),
 /// when the first byte of the response came back, and when the response was complete. Every request
 /// ends exactly once: with its response, with an error, or when the worker times it out. Requests go
 /// out as bytes the worker serialized and responses are framed by ``HTTPResponseParser``.
@@ -14,6 +14,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
 
     /// How a request ended.
     struct Outcome {
+        var request: LoadRequest
+        var sentNanos: UInt64
         var firstByteNanos: UInt64?
         var doneNanos: UInt64
         var status: Int?
@@ -24,14 +26,25 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         var reusable: Bool
     }
 
-    /// The request on the wire and where to report its end.
+    /// The request on the wire.
     private struct InFlight {
-        var completion: (Outcome) -> Void
+        var request: LoadRequest
+        var sentNanos: UInt64
         var deadlineNanos: UInt64
         var firstByteNanos: UInt64?
     }
 
     private var inFlight: InFlight?
+    /// Told of the end of every request, with this handler: one closure for the connection's life
+    /// rather than one per request.
+    private let onEnd: (Outcome, LoadConnectionHandler) -> Void
+    /// The client a closed-loop connection sends for.
+    let client: Int
+
+    init(client: Int, onEnd: @escaping (Outcome, LoadConnectionHandler) -> Void) {
+        self.client = client
+        self.onEnd = onEnd
+    }
     private var parser = HTTPResponseParser()
     /// Bytes of a response that did not complete in the read they came in.
     private var cumulation: ByteBuffer?
@@ -60,10 +73,10 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     /// Writes one request and returns when it was handed to the socket, or `nil` (and no completion will
     /// come) when the connection is closed already.
     func send(
-        _ request: ByteBuffer,
+        _ request: LoadRequest,
+        bytes: ByteBuffer,
         isHEAD: Bool,
-        timeoutNanos: UInt64,
-        completion: @escaping (Outcome) -> Void
+        timeoutNanos: UInt64
     ) -> UInt64? {
         precondition(self.inFlight == nil, "a load connection carries one request at a time")
         guard let context = self.context, !self.isBroken, context.channel.isActive else {
@@ -71,9 +84,9 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             return nil
         }
         let sent = NIODeadline.now().uptimeNanoseconds
-        self.inFlight = InFlight(completion: completion, deadlineNanos: sent &+ timeoutNanos)
+        self.inFlight = InFlight(request: request, sentNanos: sent, deadlineNanos: sent &+ timeoutNanos)
         self.parser.reset(requestIsHEAD: isHEAD)
-        context.writeAndFlush(self.wrapOutboundOut(request), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
         return sent
     }
 
@@ -109,8 +122,10 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             self.isBroken = true
             context.close(promise: nil)
         }
-        done.completion(
+        self.onEnd(
             Outcome(
+                request: done.request,
+                sentNanos: done.sentNanos,
                 firstByteNanos: done.firstByteNanos,
                 doneNanos: NIODeadline.now().uptimeNanoseconds,
                 status: self.parser.head?.status,
@@ -118,7 +133,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 bytesIn: Int64(self.parser.bodyBytes),
                 error: nil,
                 reusable: keepAlive
-            )
+            ),
+            self
         )
     }
 
@@ -141,8 +157,10 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         self.isBroken = true
         guard let failed = self.inFlight else { return }
         self.inFlight = nil
-        failed.completion(
+        self.onEnd(
             Outcome(
+                request: failed.request,
+                sentNanos: failed.sentNanos,
                 firstByteNanos: failed.firstByteNanos,
                 doneNanos: NIODeadline.now().uptimeNanoseconds,
                 status: nil,
@@ -150,7 +168,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 bytesIn: Int64(self.parser.bodyBytes),
                 error: error,
                 reusable: false
-            )
+            ),
+            self
         )
         self.context?.close(promise: nil)
     }

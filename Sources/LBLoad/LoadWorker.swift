@@ -30,7 +30,7 @@ final class LoadWorker {
     private var connections: [ObjectIdentifier: Connection] = [:]
     private var idle: [Connection] = []
     private var connecting = 0
-    private var waiting = Deque<PendingRequest>()
+    private var waiting = Deque<LoadRequest>()
     private var inFlight = 0
     private var stopped = false
     private let finished: EventLoopPromise<Void>
@@ -42,17 +42,9 @@ final class LoadWorker {
     /// The first connection error, to report when nothing could be sent.
     private(set) var firstConnectError: String?
 
-    private struct PendingRequest {
-        var id: Int64
-        var client: Int
-        var intendedNanos: UInt64
-    }
-
     private struct Connection {
         let channel: any Channel
         let handler: LoadConnectionHandler
-        /// Closed loop: the client this connection sends for.
-        let client: Int
         var id: ObjectIdentifier { ObjectIdentifier(self.handler) }
     }
 
@@ -125,7 +117,7 @@ final class LoadWorker {
         self.scheduleTimer = nil
         let now = NIODeadline.now().uptimeNanoseconds
         while let request = self.waiting.popFirst() {
-            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .interrupted, reusable: false))
+            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .interrupted, reusable: false))
         }
         for connection in self.connections.values where connection.handler.isBusy {
             connection.handler.fail(.interrupted)
@@ -155,7 +147,7 @@ final class LoadWorker {
         while !self.stopped, let due = self.schedule?.nextDueNanos, self.context.t0Nanos + UInt64(due) <= now {
             let arrival = self.schedule!.next()!
             self.dispatch(
-                PendingRequest(
+                LoadRequest(
                     id: self.context.newRequestID(),
                     client: arrival.client,
                     intendedNanos: self.context.t0Nanos + UInt64(arrival.dueNanos)
@@ -165,7 +157,7 @@ final class LoadWorker {
         self.armSchedule()
     }
 
-    private func dispatch(_ request: PendingRequest) {
+    private func dispatch(_ request: LoadRequest) {
         while let connection = self.idle.popLast() {
             if !connection.handler.isBroken {
                 self.send(request, on: connection)
@@ -200,7 +192,9 @@ final class LoadWorker {
         self.connecting += 1
         let client = self.openedConnections % self.configuration.clients
         self.openedConnections += 1
-        let handler = LoadConnectionHandler()
+        let handler = LoadConnectionHandler(client: client) { outcome, handler in
+            self.requestEnded(outcome, on: handler)
+        }
         let bound = NIOLoopBound(handler, eventLoop: self.eventLoop)
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -216,7 +210,7 @@ final class LoadWorker {
                 self.connecting -= 1
                 switch result {
                 case .success(let channel):
-                    self.connected(Connection(channel: channel, handler: handler, client: client))
+                    self.connected(Connection(channel: channel, handler: handler))
                 case .failure(let error):
                     self.connectFailed(error)
                 }
@@ -240,13 +234,13 @@ final class LoadWorker {
         }
         let now = NIODeadline.now().uptimeNanoseconds
         if self.schedule != nil, let request = self.waiting.popFirst() {
-            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
             self.replaceLostConnection()
         } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
             // Closed loop: count the failed attempt as a request, then try again after a pause.
             if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
-            let request = PendingRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
-            self.end(request, sentNanos: now, outcome: .init(doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            let request = LoadRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
+            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
             self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.openConnection() }
         }
         self.checkFinished()
@@ -280,7 +274,7 @@ final class LoadWorker {
         } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
             if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
             self.send(
-                PendingRequest(id: self.context.newRequestID(), client: connection.client, intendedNanos: now),
+                LoadRequest(id: self.context.newRequestID(), client: connection.handler.client, intendedNanos: now),
                 on: connection
             )
         } else {
@@ -298,7 +292,7 @@ final class LoadWorker {
 
     // MARK: Requests
 
-    private func send(_ request: PendingRequest, on connection: Connection) {
+    private func send(_ request: LoadRequest, on connection: Connection) {
         let key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
         let bytes = self.template.request(
             id: request.id,
@@ -306,15 +300,8 @@ final class LoadWorker {
             key: key,
             allocator: connection.channel.allocator
         )
-        var sentNanos: UInt64 = 0
         let timeoutNanos = UInt64(self.configuration.timeout.nanoseconds)
-        let sent = connection.handler.send(bytes, isHEAD: self.template.isHEAD, timeoutNanos: timeoutNanos) { outcome in
-            self.inFlight -= 1
-            self.end(request, sentNanos: sentNanos, outcome: outcome)
-            if outcome.reusable {
-                self.connectionAvailable(connection)
-            }
-        }
+        let sent = connection.handler.send(request, bytes: bytes, isHEAD: self.template.isHEAD, timeoutNanos: timeoutNanos)
         guard let sent else {
             // The connection closed while idle: the request goes first in line for another one (closed
             // loop: it was never sent, and another connection takes its turn).
@@ -326,7 +313,6 @@ final class LoadWorker {
             self.replaceLostConnection()
             return
         }
-        sentNanos = sent
         self.inFlight += 1
         if request.intendedNanos >= self.warmupEndNanos {
             self.statistics.recordSend(
@@ -351,8 +337,17 @@ final class LoadWorker {
         }
     }
 
+    /// A request sent on `handler`'s connection ended.
+    private func requestEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: LoadConnectionHandler) {
+        self.inFlight -= 1
+        self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
+        if outcome.reusable, let connection = self.connections[ObjectIdentifier(handler)] {
+            self.connectionAvailable(connection)
+        }
+    }
+
     /// Records a request that ended (sent or not).
-    private func end(_ request: PendingRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
+    private func end(_ request: LoadRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
         let done = outcome.doneNanos
         let backendID = outcome.backend.map { self.context.backendID(for: $0) }
         if request.intendedNanos >= self.warmupEndNanos {
@@ -404,3 +399,10 @@ final class LoadWorker {
 
 @available(*, unavailable)
 extension LoadWorker: Sendable {}
+
+/// A request of the load: its number, its client and when it was due.
+struct LoadRequest {
+    var id: Int64
+    var client: Int
+    var intendedNanos: UInt64
+}
