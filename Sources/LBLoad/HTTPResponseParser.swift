@@ -59,9 +59,6 @@ struct HTTPResponseParser {
         self.bodyBytes = 0
     }
 
-    /// Whether the response being read ends only when the connection closes.
-    var isReadingUntilClose: Bool { self.state == .untilClose }
-
     /// Consumes bytes from `buffer` up to the end of the current response.
     mutating func parse(_ buffer: inout ByteBuffer) throws(Malformed) -> Progress {
         while true {
