@@ -37,6 +37,11 @@ final class LoadWorker {
     private var openedConnections = 0
     private var isFinished = false
 
+    /// Records not yet handed to the sink: they go over in chunks of ``recordChunk`` (and at every
+    /// timeout sweep, and when the worker finishes), so the sink's lock is taken once per chunk.
+    private var unsentRecords: [RequestRecord] = []
+    private static let recordChunk = 256
+
     /// Statistics of the requests due after the warm-up.
     private(set) var statistics = LoadStatistics()
     /// The first connection error, to report when nothing could be sent.
@@ -327,6 +332,7 @@ final class LoadWorker {
     /// a request times out between 1 and 1.1 timeouts after it was sent.
     private func sweepTimeouts() {
         guard !self.isFinished else { return }
+        self.handOverRecords()
         let now = NIODeadline.now().uptimeNanoseconds
         for connection in self.connections.values where connection.handler.isBusy {
             connection.handler.expireIfOverdue(now: now)
@@ -360,7 +366,8 @@ final class LoadWorker {
                 bytes: outcome.bytesIn
             )
         }
-        self.context.sink?.record(
+        guard self.context.sink != nil else { return }
+        self.unsentRecords.append(
             RequestRecord(
                 id: request.id,
                 clientID: Int32(request.client),
@@ -377,6 +384,16 @@ final class LoadWorker {
                 error: outcome.error
             )
         )
+        if self.unsentRecords.count >= Self.recordChunk {
+            self.handOverRecords()
+        }
+    }
+
+    /// Hands the records gathered so far to the sink.
+    private func handOverRecords() {
+        guard !self.unsentRecords.isEmpty, let sink = self.context.sink else { return }
+        sink.record(contentsOf: self.unsentRecords)
+        self.unsentRecords.removeAll(keepingCapacity: true)
     }
 
     /// Completes ``finishedFuture`` once nothing more will be sent and nothing is in flight or waiting.
@@ -389,6 +406,7 @@ final class LoadWorker {
         }
         guard !self.isFinished, noMoreWork, self.inFlight == 0, self.waiting.isEmpty, self.connecting == 0 else { return }
         self.isFinished = true
+        self.handOverRecords()
         for connection in self.connections.values {
             connection.channel.close(promise: nil)
         }

@@ -7,11 +7,14 @@ import Synchronization
 /// (DESIGN §5).
 ///
 /// Producers (event loops of the proxy and the load generator, samplers) call the ``RecordSink``
-/// methods, which append to a bounded in-memory buffer under a lock held for one append and return:
-/// no producer ever waits on disk. The writer thread takes the whole buffer at once and writes it in
-/// one transaction with prepared statements, so the batch size adapts to the rate: a few rows when
-/// the load is light, tens of thousands when it is heavy. When the buffer is full (the disk cannot
-/// keep up), a record is dropped and counted, and the count lands in `runs.dropped_records`.
+/// methods, which append to a bounded in-memory buffer under a lock held for one append (or one chunk,
+/// with `record(contentsOf:)`) and return: no producer ever waits on disk. The writer thread takes the
+/// whole buffer once it holds ``batchRecords`` records or its oldest record has waited
+/// ``commitIntervalMillis``, and writes it in one transaction with prepared statements. Few, large
+/// transactions matter twice: each commit rewrites the partly filled pages at the end of a table into
+/// the WAL, and each time the writer wakes on a busy machine it evicts the producers' data from the
+/// CPU caches. When the buffer is full (the disk cannot keep up), a record is dropped and counted, and
+/// the count lands in `runs.dropped_records`.
 ///
 /// ``finish(status:durationMicros:)`` drains what is buffered, then records how the run ended; it is
 /// what Ctrl-C and SIGTERM handlers call, with ``RunStatus/interrupted``, so that every record taken
@@ -20,6 +23,10 @@ public final class RunRecorder: RecordSink {
     /// The default bound of the buffer, in records: about a second of the proxy and the load generator
     /// both at full speed, a few hundred MB at most.
     public static let defaultBufferCapacity = 1_000_000
+    /// The writer commits once this many records are waiting…
+    static let batchRecords = 65_536
+    /// …or once the oldest of them has waited this long, in milliseconds.
+    static let commitIntervalMillis: UInt64 = 250
 
     /// The run's id in the file.
     public let runID: Int64
@@ -76,6 +83,29 @@ public final class RunRecorder: RecordSink {
         self.append { $0.backends.append(backend) }
     }
 
+    public func record(contentsOf requests: [RequestRecord]) {
+        self.append(requests, to: \.requests)
+    }
+
+    public func record(contentsOf requests: [ProxyRequestRecord]) {
+        self.append(requests, to: \.proxyRequests)
+    }
+
+    /// Appends as many of `records` as there is room for and counts the rest as dropped.
+    private func append<Record>(_ records: [Record], to buffer: WritableKeyPath<PendingRecords, [Record]>) {
+        self.state.withLock { state in
+            let room = state.writerExited ? 0 : max(0, self.capacity - state.pending.count)
+            let taken = min(room, records.count)
+            if taken == records.count {
+                state.pending[keyPath: buffer].append(contentsOf: records)
+            } else {
+                state.pending[keyPath: buffer].append(contentsOf: records.prefix(taken))
+            }
+            state.pending.count += taken
+            state.dropped += records.count - taken
+        }
+    }
+
     @inline(__always)
     private func append(_ body: (inout PendingRecords) -> Void) {
         self.state.withLock { state in
@@ -105,8 +135,9 @@ public final class RunRecorder: RecordSink {
         public var dropped: Int
     }
 
-    /// Stops taking records, writes everything buffered, and records the run's end: `status`, its
-    /// length, and the count of dropped records. Calling it again returns the first outcome.
+    /// Stops taking records, writes everything buffered, records the run's end (`status`, its length,
+    /// and the count of dropped records) and checkpoints the WAL into the file. Calling it again returns
+    /// the first outcome.
     ///
     /// Throws when a batch could not be written (the run is then marked `failed`, and the batch's records
     /// are counted as dropped) or when the `runs` row cannot be updated.
@@ -133,6 +164,8 @@ public final class RunRecorder: RecordSink {
         } catch {
             throw .sqlite(path: self.database.path, message: "could not record the end of run \(self.runID): \(error)")
         }
+        // The run's WAL frames go into the file now that nothing competes with the work.
+        self.database.checkpoint()
         let outcome = FinishedRun(status: finalStatus, written: written, dropped: dropped)
         self.state.withLock { $0.outcome = outcome }
         if let writeError {
@@ -145,16 +178,30 @@ public final class RunRecorder: RecordSink {
 
     private func runWriter() {
         let writer = BatchWriter(runID: self.runID)
+        var waitingSince: UInt64?  // when the writer first saw records waiting, in uptime nanoseconds
+        // The writer's batch and the producers' buffer trade places under the lock; once written, the
+        // batch is emptied, keeping its storage, and becomes the producers' buffer at the next trade. The
+        // same two sets of buffers serve the whole run, so the writer never allocates or frees megabytes
+        // while the producers run (which would take the process's memory-map lock and interrupt them
+        // with TLB shootdowns).
+        var batch = PendingRecords()
         while true {
-            let (batch, closing) = self.state.withLock { state in
-                (state.pending.take(), state.closing)
+            let now = DispatchTime.now().uptimeNanoseconds
+            let (taken, closing, waiting) = self.state.withLock { state -> (Bool, Bool, Int) in
+                let overdue = waitingSince.map { now - $0 >= Self.commitIntervalMillis * 1_000_000 } ?? false
+                let due = state.closing || overdue || state.pending.count >= Self.batchRecords
+                let waiting = state.pending.count
+                guard due, waiting > 0 else { return (false, state.closing, waiting) }
+                swap(&state.pending, &batch)
+                return (true, state.closing, waiting)
             }
-            if batch.count == 0 {
+            if !taken {
                 if closing { break }
-                // Idle: look again shortly. A busy run never gets here, since every pass finds a batch.
+                if waiting > 0, waitingSince == nil { waitingSince = now }
                 usleep(2_000)
                 continue
             }
+            waitingSince = nil
             do {
                 try self.database.dbWriter.write { db in try writer.write(batch, to: db) }
                 self.state.withLock { $0.written += batch.count }
@@ -164,6 +211,7 @@ public final class RunRecorder: RecordSink {
                     if state.firstWriteError == nil { state.firstWriteError = "\(error)" }
                 }
             }
+            batch.removeAll()
         }
         self.state.withLock { $0.writerExited = true }
         self.writerFinished.signal()
@@ -180,13 +228,14 @@ struct PendingRecords: Sendable {
     /// Records of every kind.
     var count = 0
 
-    /// Returns what is pending and leaves empty buffers sized for a batch like it.
-    mutating func take() -> PendingRecords {
-        guard self.count > 0 else { return PendingRecords() }
-        var next = PendingRecords()
-        next.requests.reserveCapacity(min(self.requests.count, 1 << 16))
-        next.proxyRequests.reserveCapacity(min(self.proxyRequests.count, 1 << 16))
-        swap(&self, &next)
-        return next
+    /// Empties every buffer and keeps its storage.
+    mutating func removeAll() {
+        self.requests.removeAll(keepingCapacity: true)
+        self.proxyRequests.removeAll(keepingCapacity: true)
+        self.samples.removeAll(keepingCapacity: true)
+        self.events.removeAll(keepingCapacity: true)
+        self.backends.removeAll(keepingCapacity: true)
+        self.count = 0
     }
 }
+

@@ -86,7 +86,8 @@ struct ResultsDatabaseTests {
         #expect(outcome.written == 200_000 && outcome.dropped == 0)
         // A second finish (a second Ctrl-C) changes nothing.
         #expect(try recorder.finish(status: .completed, durationMicros: 9) == outcome)
-        // Another process opening the file sees it all.
+        try database.close()
+        // Opening the file again sees it all.
         let reopened = try ResultsDatabase.open(path: path)
         let summary = try #require(try reopened.runs().first)
         #expect(summary.status == .interrupted && summary.requestCount == 200_000 && summary.durationMicros == 1_234)
@@ -110,6 +111,35 @@ struct ResultsDatabaseTests {
         #expect(rows == outcome.written && dropped == outcome.dropped)
     }
 
+    @Test("a chunk of records is taken as far as the buffer has room, and the rest is counted as dropped")
+    func chunkOverflow() throws {
+        let database = try ResultsDatabase.inMemory()
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen), bufferCapacity: 16)
+        recorder.record(contentsOf: (0..<40).map(sampleRequest))
+        let outcome = try recorder.finish(status: .completed, durationMicros: nil)
+        #expect(outcome.written == 16 && outcome.dropped == 24)
+        let ids = try database.read { db in try Int.fetchAll(db, sql: "SELECT id FROM requests ORDER BY id") }
+        #expect(ids == Array(0..<16), "the first records of the chunk are the ones kept")
+    }
+
+    @Test("a new file has 16 KiB pages, and finishing a run folds the WAL into the file")
+    func finishCheckpoints() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("checkpoint.db")
+        let database = try ResultsDatabase.open(path: path)
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
+        recorder.record(contentsOf: (0..<50_000).map(sampleRequest))
+        let before = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        try recorder.finish(status: .completed, durationMicros: 1)
+        let walSize = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+        let after = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(walSize == 0, "the WAL is truncated once its frames are in the file")
+        #expect(after > before + 50_000 * 20, "the rows are in the file itself (\(before) -> \(after) bytes)")
+        #expect(try database.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } == 16_384)
+        try database.close()
+        #expect(throws: StoreError.self) { try database.runs() }
+    }
+
     @Test("producers on several threads lose nothing")
     func concurrentProducers() async throws {
         let database = try ResultsDatabase.inMemory()
@@ -118,7 +148,12 @@ struct ResultsDatabaseTests {
             for producer in 0..<4 {
                 group.addTask {
                     for i in 0..<25_000 {
-                        recorder.record(sampleRequest(producer * 25_000 + i))
+                        if producer % 2 == 0 {
+                            recorder.record(sampleRequest(producer * 25_000 + i))
+                        } else if i % 100 == 0 {
+                            // The odd producers hand over chunks, as the load generator's workers do.
+                            recorder.record(contentsOf: (i..<i + 100).map { sampleRequest(producer * 25_000 + $0) })
+                        }
                         if i % 1_000 == 0 {
                             recorder.record(ResourceSample(tMicros: Int64(i), source: "p\(producer)"))
                         }

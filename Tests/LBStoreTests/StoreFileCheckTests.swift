@@ -48,10 +48,7 @@ struct StoreFileCheckTests {
             try database.dbWriter.write { db in
                 try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-future')")
             }
-            // Close the pool before reopening: the recorder's writer thread may still hold it for a
-            // moment, and a pool closing (checkpointing its WAL) while the read-only check opens the
-            // file can make that check wait out its busy timeout.
-            try (database.dbWriter as! DatabasePool).close()
+            try database.close()
         }
         #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["v99-future"])) {
             try ResultsDatabase.open(path: path)

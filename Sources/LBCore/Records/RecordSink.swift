@@ -17,6 +17,24 @@ public protocol RecordSink: Sendable {
     func record(_ event: RunEvent)
     /// Takes one backend of the run.
     func record(_ backend: BackendRecord)
+    /// Takes many client-side request records at once. Producers on an event loop gather their records
+    /// and hand them over in chunks, so that a sink shared by several threads is locked once per chunk
+    /// instead of once per request.
+    func record(contentsOf requests: [RequestRecord])
+    /// Takes many proxy-side request records at once (see ``record(contentsOf:)-(RequestRecord)``).
+    func record(contentsOf requests: [ProxyRequestRecord])
+}
+
+extension RecordSink {
+    /// Takes the records one by one.
+    public func record(contentsOf requests: [RequestRecord]) {
+        for request in requests { self.record(request) }
+    }
+
+    /// Takes the records one by one.
+    public func record(contentsOf requests: [ProxyRequestRecord]) {
+        for request in requests { self.record(request) }
+    }
 }
 
 /// A sink that keeps everything in memory, for tests and for short runs that print and discard.
@@ -50,4 +68,10 @@ public final class InMemoryRecordSink: RecordSink {
     public func record(_ sample: ResourceSample) { self.contents.withLock { $0.samples.append(sample) } }
     public func record(_ event: RunEvent) { self.contents.withLock { $0.events.append(event) } }
     public func record(_ backend: BackendRecord) { self.contents.withLock { $0.backends.append(backend) } }
+    public func record(contentsOf requests: [RequestRecord]) {
+        self.contents.withLock { $0.requests.append(contentsOf: requests) }
+    }
+    public func record(contentsOf requests: [ProxyRequestRecord]) {
+        self.contents.withLock { $0.proxyRequests.append(contentsOf: requests) }
+    }
 }
