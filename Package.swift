@@ -108,15 +108,22 @@ let package = Package(
             dependencies: ["LBCore"],
             swiftSettings: strictSettings
         ),
+        // Fixtures shared by the test targets (a synthetic backend on an ephemeral port, …).
+        .target(
+            name: "LBTesting",
+            dependencies: ["LBBackend", "LBCore"],
+            path: "Tests/LBTesting",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LBBackendTests",
-            dependencies: ["LBBackend", "LBCore"],
+            dependencies: ["LBBackend", "LBCore", "LBTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "LBLoadTests",
             dependencies: [
-                "LBLoad", "LBBackend", "LBStore", "LBCore",
+                "LBLoad", "LBBackend", "LBStore", "LBCore", "LBTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -1,6 +1,7 @@
 import Foundation
 import LBBackend
 import LBCore
+import LBTesting
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -11,22 +12,15 @@ import FoundationNetworking
 @Suite("Synthetic backend on loopback", .serialized)
 struct SyntheticBackendTests {
     /// Starts a backend with `configure` applied, runs `body` with its base URL, and stops it.
+    /// A backend on an ephemeral loopback port, for `body` to reach at the URL it is given.
     func withBackend(
         name: String = "b1",
         _ configure: (inout BackendConfiguration) -> Void = { _ in },
         _ body: (URL) async throws -> Void
     ) async throws {
-        var configuration = BackendConfiguration(name: name, listen: HostPort(host: "127.0.0.1", port: 0))
-        configure(&configuration)
-        let backend = try SyntheticBackend(configuration: configuration)
-        let address = try await backend.start()
-        do {
+        try await withSyntheticBackend(name: name, configure) { address in
             try await body(URL(string: "http://127.0.0.1:\(address.port)")!)
-        } catch {
-            try await backend.stop()
-            throw error
         }
-        try await backend.stop()
     }
 
     let session: URLSession = {

@@ -2,8 +2,10 @@ import Foundation
 import GRDB
 import LBBackend
 import LBCore
-@testable import LBStore
+import LBTesting
 import Testing
+
+@testable import LBStore
 
 @testable import LBLoad
 
@@ -14,30 +16,13 @@ import FoundationNetworking
 /// The load generator against an in-process synthetic backend on loopback.
 @Suite("Load generator on loopback", .serialized)
 struct LoadRunTests {
-    func withBackend(
-        _ configure: (inout BackendConfiguration) -> Void = { _ in },
-        _ body: (HostPort) async throws -> Void
-    ) async throws {
-        var configuration = BackendConfiguration(name: "b1", listen: HostPort(host: "127.0.0.1", port: 0))
-        configure(&configuration)
-        let backend = try SyntheticBackend(configuration: configuration)
-        let address = try await backend.start()
-        do {
-            try await body(address)
-        } catch {
-            try await backend.stop()
-            throw error
-        }
-        try await backend.stop()
-    }
-
     func target(_ address: HostPort) -> LoadConfiguration.Target {
         LoadConfiguration.Target(host: address.host, port: address.port, path: "/")
     }
 
     @Test("open loop: every request is a row, the rate is the one asked, each client has its own TEST-NET address")
     func rowsAndRate() async throws {
-        try await withBackend({ $0.settings.latency = .fixed(.milliseconds(2)) }) { address in
+        try await withSyntheticBackend({ $0.settings.latency = .fixed(.milliseconds(2)) }) { address in
             var configuration = LoadConfiguration(
                 target: target(address),
                 clients: 30,
@@ -70,7 +55,7 @@ struct LoadRunTests {
 
     @Test("a 1 s stall shows in corrected latency and not in service time")
     func stallShowsInCorrectedLatency() async throws {
-        try await withBackend({ $0.settings.latency = .fixed(.milliseconds(1)) }) { address in
+        try await withSyntheticBackend({ $0.settings.latency = .fixed(.milliseconds(1)) }) { address in
             var configuration = LoadConfiguration(
                 target: target(address),
                 clients: 10,
@@ -103,7 +88,7 @@ struct LoadRunTests {
 
     @Test("closed loop keeps its connections busy and counts from the send")
     func closedLoop() async throws {
-        try await withBackend { address in
+        try await withSyntheticBackend { address in
             var configuration = LoadConfiguration(target: target(address), clients: 4, pacing: .closedLoop(connections: 4))
             configuration.duration = .seconds(1)
             configuration.requests = 2_000
@@ -119,7 +104,7 @@ struct LoadRunTests {
 
     @Test("interrupting keeps a record of every request, the ones in flight as interrupted")
     func interrupt() async throws {
-        try await withBackend({ $0.settings.latency = .fixed(.milliseconds(200)) }) { address in
+        try await withSyntheticBackend({ $0.settings.latency = .fixed(.milliseconds(200)) }) { address in
             var configuration = LoadConfiguration(
                 target: target(address),
                 clients: 20,
@@ -149,7 +134,7 @@ struct LoadRunTests {
 
     @Test("Zipf keys go out in X-LBLab-Key, and the target's path and headers as given")
     func keysAndHeaders() async throws {
-        try await withBackend { address in
+        try await withSyntheticBackend { address in
             var configuration = LoadConfiguration(
                 target: LoadConfiguration.Target(host: address.host, port: address.port, path: "/x?y=1"),
                 clients: 2,
@@ -167,7 +152,7 @@ struct LoadRunTests {
 
     @Test("a request slower than the timeout ends as timed out, between 1 and 1.1 timeouts after it was sent")
     func timeout() async throws {
-        try await withBackend({ $0.settings.latency = .fixed(.seconds(2)) }) { address in
+        try await withSyntheticBackend({ $0.settings.latency = .fixed(.seconds(2)) }) { address in
             var configuration = LoadConfiguration(
                 target: target(address),
                 clients: 2,
