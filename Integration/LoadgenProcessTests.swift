@@ -40,6 +40,37 @@ struct LoadgenProcessTests {
         await backend.stop()
     }
 
+    @Test(
+        "progress is one line rewritten in place on a terminal, and a line per second otherwise",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs util-linux's script")
+    )
+    func progressOnTerminal() async throws {
+        let (backend, port) = try await startBackend(name: "b1")
+        defer { Task { await backend.stop() } }
+        let arguments = ["-url", "http://127.0.0.1:\(port)/", "-clients", "5", "-rate", "20", "-duration", "3500ms"]
+        // On a terminal: `script` runs loadgen on a pseudo-terminal and copies what it shows.
+        let command = ([executable("loadgen").path] + arguments).joined(separator: " ")
+        let onTerminal = try ChildProcess(
+            executableURL: URL(fileURLWithPath: "/usr/bin/script"),
+            ["--quiet", "--return", "--command", command, "/dev/null"]
+        )
+        let shown = await onTerminal.wait()
+        #expect(shown.status == 0, "\(shown.stdout)")
+        let updates = shown.stdout.components(separatedBy: "\r\u{1B}[K").dropFirst()
+        #expect(updates.count >= 3, "one update a second for 3.5 s: \(shown.stdout.debugDescription)")
+        #expect(updates.dropLast().allSatisfy { !$0.contains("\n") }, "updates stay on one line")
+        #expect(updates.allSatisfy { $0.contains("sent") && $0.contains("req/s") })
+        #expect(updates.last?.contains("requests:") == true, "the summary follows the last update")
+        // Not a terminal: plain lines, nothing to move the cursor.
+        let piped = try ChildProcess("loadgen", arguments)
+        let logged = await piped.wait()
+        #expect(logged.status == 0, "\(logged.stderr)")
+        let lines = logged.stderr.split(separator: "\n").filter { $0.contains("req/s") && $0.contains("sent") }
+        #expect(lines.count >= 3)
+        #expect(!logged.stderr.contains("\r") && !logged.stderr.contains("\u{1B}"))
+        await backend.stop()
+    }
+
     @Test("Ctrl-C keeps every record taken so far and marks the run interrupted")
     func interruptedRun() async throws {
         let scratch = try ScratchDirectory()

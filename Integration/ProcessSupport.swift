@@ -18,8 +18,12 @@ final class ChildProcess: @unchecked Sendable {
     private let outputPipe = Pipe()
     private let errorPipe = Pipe()
 
-    init(_ name: String, _ arguments: [String]) throws {
-        self.process.executableURL = executable(name)
+    convenience init(_ name: String, _ arguments: [String]) throws {
+        try self.init(executableURL: executable(name), arguments)
+    }
+
+    init(executableURL: URL, _ arguments: [String]) throws {
+        self.process.executableURL = executableURL
         self.process.arguments = arguments
         self.process.standardOutput = self.outputPipe
         self.process.standardError = self.errorPipe
