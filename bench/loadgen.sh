@@ -4,11 +4,14 @@
 #   2. open loop at 1,000, 5,000 and 10,000 req/s total for 10 s: achieved vs asked;
 #   3. the cost of -db: closed-loop req/s with and without recording;
 #   4. lbctl backend (zero latency) vs nginx as a target, under wrk -t1 -c50: req/s ratio.
-# Rounds are interleaved and medians reported. Usage: bench/loadgen.sh [rounds] [seconds]
+# Rounds are interleaved and medians reported. Usage: bench/loadgen.sh [rounds] [seconds] [sections]
+# where sections picks some of the four, e.g. "13" (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-10}
+sections=${3:-1234}
+section() { [[ $sections == *$1* ]]; }
 source bench/peers.sh
 bench_install_peers
 scripts/install-deps.sh
@@ -22,6 +25,7 @@ target=http://127.0.0.1:18080/
 loadgen_rps() { .build/release/loadgen -url "$target" -duration "${seconds}s" -json "$@" 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["completed"]/r["elapsedSeconds"])'; }
 
+if section 1; then
 echo "## 1. closed loop, 50 connections, against nginx (1 worker): loadgen vs wrk -t1 -c50"
 wrk_runs=(); lg_runs=()
 for round in $(seq 1 "$rounds"); do
@@ -32,7 +36,9 @@ for round in $(seq 1 "$rounds"); do
 done
 w=$(bench_median "${wrk_runs[@]}"); l=$(bench_median "${lg_runs[@]}")
 awk -v w="$w" -v l="$l" 'BEGIN { printf "median: wrk %.0f req/s, loadgen %.0f req/s, ratio %.2f\n\n", w, l, l / w }'
+fi
 
+if section 2; then
 echo "## 2. open loop against nginx, 50 clients, constant arrivals: achieved vs asked"
 for rate in 1000 5000 10000; do
     .build/release/loadgen -url "$target" -clients 50 -total-rate "$rate" -duration "${seconds}s" -json 2>/dev/null |
@@ -42,19 +48,23 @@ print("asked %.0f req/s: achieved %.1f req/s (%+.2f%%), p50 %.3f ms, p99 %.3f ms
       % (a, g, 100 * (g - a) / a, c["p50Ms"], c["p99Ms"], r["peakConnections"]))'
 done
 echo
+fi
 
+if section 3; then
 echo "## 3. the cost of -db: closed loop, 50 connections, against nginx"
-off_runs=(); on_runs=()
+off_runs=(); on_runs=(); ratios=()
 for round in $(seq 1 "$rounds"); do
     off=$(loadgen_rps -closed -connections 50 -clients 50)
     rm -f "$BENCH_DIR/bench.db"*
     on=$(loadgen_rps -closed -connections 50 -clients 50 -db "$BENCH_DIR/bench.db")
     echo "round $round: without -db $off req/s, with -db $on req/s"
-    off_runs+=("$off"); on_runs+=("$on")
+    off_runs+=("$off"); on_runs+=("$on"); ratios+=("$(awk -v a="$off" -v b="$on" 'BEGIN { print b / a }')")
 done
-off=$(bench_median "${off_runs[@]}"); on=$(bench_median "${on_runs[@]}")
-awk -v a="$off" -v b="$on" 'BEGIN { printf "median: without %.0f req/s, with %.0f req/s: %.1f%% lower\n\n", a, b, 100 * (a - b) / a }'
+off=$(bench_median "${off_runs[@]}"); on=$(bench_median "${on_runs[@]}"); ratio=$(bench_median "${ratios[@]}")
+awk -v a="$off" -v b="$on" -v r="$ratio" 'BEGIN { printf "median: without %.0f req/s, with %.0f req/s: %.1f%% lower; median of the rounds'"'"' ratios: %.1f%% lower\n\n", a, b, 100 * (a - b) / a, 100 * (1 - r) }'
+fi
 
+if section 4; then
 echo "## 4. lbctl backend (zero latency, 1 thread) vs nginx (1 worker) as the target of wrk -t1 -c50"
 n_runs=(); b_runs=()
 for round in $(seq 1 "$rounds"); do
@@ -65,3 +75,4 @@ for round in $(seq 1 "$rounds"); do
 done
 n=$(bench_median "${n_runs[@]}"); b=$(bench_median "${b_runs[@]}")
 awk -v n="$n" -v b="$b" 'BEGIN { printf "median: nginx %.0f req/s, lbctl backend %.0f req/s, ratio %.2f\n", n, b, b / n }'
+fi
