@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBConfig", targets: ["LBConfig"]),
         .library(name: "LBStore", targets: ["LBStore"]),
         .library(name: "LBBackend", targets: ["LBBackend"]),
         .library(name: "LBLoad", targets: ["LBLoad"]),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -35,6 +37,12 @@ let package = Package(
             dependencies: [
                 .product(name: "DequeModule", package: "swift-collections")
             ],
+            swiftSettings: strictSettings
+        ),
+        // config.yml and scenario files: YAML read strictly, errors with file, line and field.
+        .target(
+            name: "LBConfig",
+            dependencies: ["LBCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
         // The SQLite results store: schema, migrations, the batched writer, queries.
@@ -101,6 +109,11 @@ let package = Package(
                 "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBConfigTests",
+            dependencies: ["LBConfig", "LBCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -22,7 +22,7 @@ public struct HealthCheckConfiguration: Sendable, Hashable, Codable {
         guard self.interval > .zero else { throw .init(field: "interval", problem: "must be positive") }
         guard self.timeout > .zero else { throw .init(field: "timeout", problem: "must be positive") }
         guard self.timeout <= self.interval else {
-            throw .init(field: "timeout", problem: "must not exceed the interval (\(self.interval))")
+            throw .init(field: "timeout", problem: "must not exceed the interval (\(GoDuration.format(self.interval)))")
         }
         guard self.rise >= 1 else { throw .init(field: "rise", problem: "must be at least 1") }
         guard self.fall >= 1 else { throw .init(field: "fall", problem: "must be at least 1") }
