@@ -45,6 +45,17 @@ let package = Package(
             dependencies: ["LBCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
+        // The SwiftNIO data plane: HTTP/1.1 and TCP forwarding, health checks, admin API.
+        .target(
+            name: "LBProxy",
+            dependencies: [
+                "LBCore",
+                "LBConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The SQLite results store: schema, migrations, the batched writer, queries.
         .target(
             name: "LBStore",
@@ -114,6 +125,11 @@ let package = Package(
         .testTarget(
             name: "LBConfigTests",
             dependencies: ["LBConfig", "LBCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBProxyTests",
+            dependencies: ["LBProxy", "LBConfig", "LBCore", .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

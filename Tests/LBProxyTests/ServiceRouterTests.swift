@@ -1,0 +1,48 @@
+import LBConfig
+import LBCore
+import Testing
+
+@testable import LBProxy
+
+@Suite("Service routing")
+struct ServiceRouterTests {
+    func service(_ name: String, hosts: [String]? = nil, prefix: String = "/") -> Service {
+        var service = Service(name: name, backends: [BackendSpec(address: HostPort(host: "127.0.0.1", port: 9001))])
+        if let hosts { service.route = Service.Route(hosts: hosts, pathPrefix: prefix) }
+        return service
+    }
+
+    @Test("exact host before wildcard before any host; longest prefix; the default takes the rest")
+    func specificity() {
+        let router = ServiceRouter(services: [
+            service("default"),
+            service("any-api", hosts: [], prefix: "/api/"),
+            service("wild", hosts: ["*.lblab.test"]),
+            service("exact", hosts: ["api.lblab.test"]),
+            service("exact-admin", hosts: ["api.lblab.test"], prefix: "/admin"),
+        ])
+        #expect(router.route(host: "api.lblab.test", path: "/x") == 3)
+        #expect(router.route(host: "API.LBLab.test:8080", path: "/x") == 3, "port and case do not matter")
+        #expect(router.route(host: "api.lblab.test", path: "/admin/users") == 4, "longer prefix, same host rank")
+        #expect(router.route(host: "www.lblab.test", path: "/x") == 2)
+        #expect(router.route(host: "lblab.test", path: "/x") == 0, "*.lblab.test needs a subdomain")
+        #expect(router.route(host: "www.lblab.test", path: "/api/v1") == 2, "a host match outranks a longer prefix")
+        #expect(router.route(host: "other.test", path: "/api/v1") == 1)
+        #expect(router.route(host: nil, path: "/") == 0)
+        #expect(router.route(host: "[::1]:8080", path: "/") == 0)
+    }
+
+    @Test("without a default service, an unmatched request has no service")
+    func noDefault() {
+        let router = ServiceRouter(services: [service("only", hosts: ["a.test"])])
+        #expect(router.route(host: "a.test", path: "/") == 0)
+        #expect(router.route(host: "b.test", path: "/") == nil)
+    }
+
+    @Test("Host without port, lower case, IPv6 literals kept whole")
+    func hostNames() {
+        #expect(ServiceRouter.hostName("Example.TEST:80") == "example.test")
+        #expect(ServiceRouter.hostName("[2001:db8::1]:8080") == "[2001:db8::1]")
+        #expect(ServiceRouter.hostName("example.test") == "example.test")
+    }
+}
