@@ -104,6 +104,8 @@ let package = Package(
             dependencies: [
                 "LBCore",
                 "LBBackend",
+                "LBConfig",
+                "LBProxy",
                 "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -129,7 +131,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LBProxyTests",
-            dependencies: ["LBProxy", "LBConfig", "LBCore", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

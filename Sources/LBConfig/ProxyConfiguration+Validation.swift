@@ -22,7 +22,8 @@ extension ProxyConfiguration {
         var addresses: [HostPort: String] = [self.admin.address: "admin.listen"]
         for (index, listener) in self.listeners.enumerated() {
             let field = "listeners[\(index)].listen"
-            if let other = addresses[listener.address] {
+            // Port 0 asks the kernel for a free port: never the same one twice.
+            if listener.address.port != 0, let other = addresses[listener.address] {
                 problems.append(Problem(field: field, problem: "\(listener.address) is already used by \(other)"))
             }
             addresses[listener.address] = field

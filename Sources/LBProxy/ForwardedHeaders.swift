@@ -79,7 +79,8 @@ public struct ForwardedHeaders: Sendable {
 }
 
 extension Substring {
-    fileprivate var trimmingSpaces: String {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
         String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -1,0 +1,44 @@
+public import LBConfig
+import LBCore
+
+/// What every event loop of the proxy shares: the configuration, the router, the header rewriter, and
+/// one ``BackendState`` per backend, whose atomics carry what must be global (requests in flight,
+/// health, ejection, draining) so that least-connections and P2C on one loop see the load of all.
+public final class ProxyRuntime: Sendable {
+    /// The configuration it runs.
+    public let configuration: ProxyConfiguration
+    /// The services, in configuration order.
+    let services: [ServiceRuntime]
+    let router: ServiceRouter
+    let forwarded: ForwardedHeaders
+
+    /// The runtime of `configuration`; it must have passed ``ProxyConfiguration/problems()``.
+    public init(configuration: ProxyConfiguration) {
+        self.configuration = configuration
+        self.services = configuration.services.map(ServiceRuntime.init)
+        self.router = ServiceRouter(services: configuration.services)
+        self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
+    }
+}
+
+/// One service at run time: its settings and its backends' shared state.
+final class ServiceRuntime: Sendable {
+    let settings: Service
+    let backends: [BackendRuntime]
+
+    init(_ settings: Service) {
+        self.settings = settings
+        self.backends = settings.backends.map { BackendRuntime(spec: $0, state: BackendState(name: $0.name)) }
+    }
+
+    /// The snapshot a picker is built from.
+    var pickerSnapshot: [Backend] {
+        self.backends.map { Backend(state: $0.state, weight: Double($0.spec.weight)) }
+    }
+}
+
+/// A backend at run time.
+struct BackendRuntime: Sendable {
+    let spec: BackendSpec
+    let state: BackendState
+}

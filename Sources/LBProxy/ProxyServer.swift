@@ -1,0 +1,105 @@
+public import LBConfig
+import LBCore
+public import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The proxy's data plane: its HTTP listeners on a group of event loops, each loop with its own
+/// pickers and upstream pools (``LoopContext``) over backend state shared by all.
+public final class ProxyServer: Sendable {
+    /// What it runs.
+    public let runtime: ProxyRuntime
+    private let group: MultiThreadedEventLoopGroup
+    private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    private let listeners = Mutex<[any Channel]>([])
+
+    /// A server for `configuration` (which must be free of ``ProxyConfiguration/problems()``), on
+    /// `configuration.threads` event loops (one per core when 0).
+    public init(configuration: ProxyConfiguration) throws {
+        self.runtime = ProxyRuntime(configuration: configuration)
+        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for (index, loop) in self.group.makeIterator().enumerated() {
+            let runtime = self.runtime
+            let context = try loop.submit {
+                let context = try LoopContext(eventLoop: loop, runtime: runtime, index: index)
+                context.start()
+                return NIOLoopBound(context, eventLoop: loop)
+            }.wait()
+            contexts[ObjectIdentifier(loop)] = context
+        }
+        self.contexts = contexts
+    }
+
+    /// Binds every listener; returns the addresses bound (a port 0 in the configuration gets one from
+    /// the kernel).
+    public func start() async throws -> [SocketAddress] {
+        var bound: [SocketAddress] = []
+        for listener in self.runtime.configuration.listeners {
+            guard listener.mode == .http else {
+                throw ProxyError.unsupported("listener \(listener.address): protocol tcp is not implemented yet")
+            }
+            let contexts = self.contexts
+            let channel = try await ServerBootstrap(group: self.group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                            throw ProxyError.unsupported("a channel on an event loop the server does not own")
+                        }
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
+                        try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
+                    }
+                }
+                .bind(host: listener.address.host, port: listener.address.port)
+                .get()
+            self.listeners.withLock { $0.append(channel) }
+            if let address = channel.localAddress { bound.append(address) }
+        }
+        return bound
+    }
+
+    /// Requests in flight to backends, over every service.
+    public var requestsInFlight: Int {
+        self.runtime.services.reduce(0) { sum, service in sum + service.backends.reduce(0) { $0 + $1.state.inFlight } }
+    }
+
+    /// Stops accepting, lets requests in flight finish for at most `grace`, then closes everything.
+    /// Returns the number of requests still in flight when it closed them (0 when all finished).
+    @discardableResult
+    public func shutdown(grace: Duration) async -> Int {
+        let listeners = self.listeners.withLock { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in listeners {
+            try? await channel.close()
+        }
+        let deadline = ContinuousClock.now + grace
+        while self.requestsInFlight > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = self.requestsInFlight
+        for (_, context) in self.contexts {
+            try? await context.eventLoop.submit { context.value.stop() }.get()
+        }
+        try? await self.group.shutdownGracefully()
+        return left
+    }
+}
+
+/// Why the proxy cannot do what it was asked.
+public enum ProxyError: Error, CustomStringConvertible {
+    /// A feature the configuration asks for that this build does not have.
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let what): what
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import LBConfig
+import LBCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The connections of one event loop to one backend: idle ones kept for reuse (at most
+/// `maxIdle`, closed after `idleTimeout` unused), new ones opened on that loop when none is idle.
+final class UpstreamPool {
+    let backend: BackendSpec
+    private let eventLoop: any EventLoop
+    private let settings: Service.PoolSettings
+    private var idle: [UpstreamConnection] = []
+
+    init(backend: BackendSpec, eventLoop: any EventLoop, settings: Service.PoolSettings) {
+        self.backend = backend
+        self.eventLoop = eventLoop
+        self.settings = settings
+    }
+
+    /// An idle connection, or a new one opened within `connectTimeout`.
+    func acquire(connectTimeout: Duration) -> EventLoopFuture<UpstreamConnection> {
+        while let connection = self.idle.popLast() {
+            if connection.isReusable {
+                return self.eventLoop.assumeIsolated().makeSucceededFuture(connection)
+            }
+        }
+        let timeout = TimeAmount.nanoseconds(max(1, connectTimeout.nanoseconds))
+        return ClientBootstrap(group: self.eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .fireError)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel))
+                }
+            }
+            .connect(host: self.backend.address.host, port: self.backend.address.port)
+            .assumeIsolated()
+            .flatMapThrowing { channel in
+                try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+            }
+            .nonisolated()
+    }
+
+    /// Takes back `connection` after a complete exchange: kept idle if it can serve another request
+    /// and the pool has room, closed otherwise.
+    func release(_ connection: UpstreamConnection, nowNanos: UInt64) {
+        connection.delegate = nil
+        guard connection.isReusable, self.idle.count < self.settings.maxIdle else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.idleSinceNanos = nowNanos
+        connection.onClose = { [unowned self] closed in
+            self.idle.removeAll { $0 === closed }
+        }
+        self.idle.append(connection)
+    }
+
+    /// Closes the connections idle for longer than the idle timeout.
+    func closeExpired(nowNanos: UInt64) {
+        let limit = UInt64(max(0, self.settings.idleTimeout.nanoseconds))
+        for connection in self.idle where nowNanos &- connection.idleSinceNanos >= limit {
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    /// Closes every idle connection.
+    func closeAll() {
+        for connection in self.idle {
+            connection.channel.close(promise: nil)
+        }
+        self.idle.removeAll()
+    }
+
+    /// Idle connections now.
+    var idleCount: Int { self.idle.count }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import LBCLI
+import LBConfig
+import LBCore
+import LBProxy
+
+/// `lbctl proxy`: the reverse proxy, from `--config config.yml` or from quick flags, until SIGINT or
+/// SIGTERM; then it stops accepting, lets requests in flight finish (`shutdown-grace`) and exits 0.
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run the HTTP/1.1 reverse proxy.",
+        discussion: """
+            With --config, everything comes from the file (see config.yml). Without it, the flags make one \
+            service: lbctl proxy -listen 127.0.0.1:8080 -backend 127.0.0.1:9001 -backend 127.0.0.1:9002 -algo LC. \
+            --check validates the file and exits.
+            """
+    )
+
+    @Option(name: .goStyle("config"), help: "The configuration file (YAML).")
+    var config: String?
+
+    @Flag(name: .goStyle("check"), help: "Validate the configuration and exit.")
+    var check = false
+
+    @Option(name: .goStyle("listen"), help: "Without --config: the address to listen on.")
+    var listen = "127.0.0.1:8080"
+
+    @Option(name: .goStyle("backend"), help: "Without --config: a backend's host:port (repeat the flag for each).")
+    var backends: [String] = []
+
+    @Option(name: .goStyle("algo"), help: "Without --config: the algorithm, by name or alias (RR, WRR, SRR, LC, PTC, SIH, …).")
+    var algo = "round-robin"
+
+    @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
+    var threads: Int?
+
+    func validate() throws {
+        if self.config != nil {
+            for (flag, given) in [("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")] where given {
+                throw ValidationError("-\(flag): give it in the configuration file, not beside --config")
+            }
+        } else {
+            try requireFlag("backend", !self.backends.isEmpty || self.check, "at least one backend is needed (or --config FILE)")
+        }
+        if let threads = self.threads {
+            try requireFlag("threads", (1...1024).contains(threads), "must be between 1 and 1024, got \(threads)")
+        }
+    }
+
+    func run() async throws {
+        var configuration: ProxyConfiguration
+        do {
+            configuration = try self.makeConfiguration()
+        } catch let error as ConfigError {
+            printError("lbctl proxy: \(error)")
+            throw ExitCode.failure
+        }
+        if let threads = self.threads { configuration.threads = threads }
+        if let problem = configuration.problems().first {
+            printError("lbctl proxy: \(problem)")
+            throw ExitCode.failure
+        }
+        let backendCount = configuration.services.reduce(0) { $0 + $1.backends.count }
+        if self.check {
+            print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
+            return
+        }
+        let server = try ProxyServer(configuration: configuration)
+        let addresses: [String]
+        do {
+            addresses = try await server.start().map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
+        } catch {
+            printError("lbctl proxy: cannot listen: \(error)")
+            await server.shutdown(grace: .zero)
+            throw ExitCode.failure
+        }
+        let summary = configuration.services.map { "\($0.name) (\($0.algorithm.name), \($0.backends.count) backends)" }
+        printError("proxy listening on \(addresses.joined(separator: ", ")): \(summary.joined(separator: "; "))")
+        let (signals, continuation) = AsyncStream<Void>.makeStream()
+        let forwarder = SignalForwarder { continuation.yield() }
+        for await _ in signals { break }
+        let left = await server.shutdown(grace: configuration.shutdownGrace)
+        forwarder.cancel()
+        if left > 0 {
+            printError("stopped after \(GoDuration.format(configuration.shutdownGrace)) with \(left) requests still in flight")
+        } else {
+            printError("stopped; every request in flight finished")
+        }
+    }
+
+    private func makeConfiguration() throws -> ProxyConfiguration {
+        if let path = self.config {
+            return try ProxyConfiguration.load(path: path)
+        }
+        let listen = try flagValue("listen") { try HostPort(parsing: self.listen) }
+        let backends = try flagValue("backend") { try self.backends.map { try HostPort(parsing: $0) } }
+        guard let algorithm = Algorithm(name: self.algo) else {
+            throw ValidationError("-algo: \"\(self.algo)\" is not an algorithm; see lbctl algorithms")
+        }
+        return ProxyConfiguration(listen: listen, backends: backends, algorithm: algorithm)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import LBBackend
+import LBConfig
+import LBCore
+import LBLoad
+import LBTesting
+import Testing
+
+@testable import LBProxy
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The proxy in front of synthetic backends, all on loopback in this process.
+@Suite("Proxy on loopback", .serialized)
+struct ProxyEndToEndTests {
+    /// Runs `body` with three backends `b1`…`b3` (configured by `configure`) behind a proxy built by
+    /// `makeService`, handing it the proxy's address.
+    func withProxy(
+        backends names: [String] = ["b1", "b2", "b3"],
+        configure: @escaping (inout BackendConfiguration) -> Void = { _ in },
+        _ makeService: ([BackendSpec]) -> Service,
+        _ body: (HostPort) async throws -> Void
+    ) async throws {
+        try await self.withBackends(names, configure) { specs in
+            var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [makeService(specs)])
+            configuration.threads = 2
+            configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
+            #expect(configuration.problems().isEmpty)
+            let server = try ProxyServer(configuration: configuration)
+            let address = try await server.start()[0]
+            do {
+                try await body(HostPort(host: "127.0.0.1", port: address.port!))
+            } catch {
+                await server.shutdown(grace: .zero)
+                throw error
+            }
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
+
+    private func withBackends(
+        _ names: [String],
+        _ configure: @escaping (inout BackendConfiguration) -> Void,
+        _ body: ([BackendSpec]) async throws -> Void
+    ) async throws {
+        guard let name = names.first else { return try await body([]) }
+        try await withSyntheticBackend(name: name, configure) { address in
+            try await self.withBackends(Array(names.dropFirst()), configure) { rest in
+                try await body([BackendSpec(name: name, address: address)] + rest)
+            }
+        }
+    }
+
+    func closedLoad(_ proxy: HostPort, requests: Int, connections: Int = 6) async throws -> LoadStatistics {
+        var configuration = LoadConfiguration(
+            target: .init(host: proxy.host, port: proxy.port, path: "/"),
+            clients: connections,
+            pacing: .closedLoop(connections: connections)
+        )
+        configuration.requests = requests
+        configuration.timeout = .seconds(10)
+        return try await LoadRun(configuration: configuration, sink: nil).run().statistics
+    }
+
+    @Test("round robin: each of three backends serves a third, and the response names it")
+    func roundRobinShares() async throws {
+        try await withProxy({ Service(name: "s", algorithm: .roundRobin, backends: $0) }) { proxy in
+            // Each of the two event loops rotates on its own: a loop's count per backend is exact up to
+            // its last, unfinished rotation, so each share is within 2 of 200.
+            let statistics = try await closedLoad(proxy, requests: 600)
+            #expect(statistics.statuses == [200: 600])
+            #expect(statistics.backends.keys.sorted() == ["b1", "b2", "b3"])
+            #expect(statistics.backends.values.allSatisfy { abs($0 - 200) <= 2 }, "\(statistics.backends)")
+        }
+    }
+
+    @Test("smooth weighted round robin: weights 1, 1, 2 give shares 1/4, 1/4, 1/2")
+    func weightedShares() async throws {
+        try await withProxy({ specs in
+            var weighted = specs
+            weighted[2].weight = 2
+            return Service(name: "s", algorithm: .weightedRoundRobin, backends: weighted)
+        }) { proxy in
+            // Each of the two event loops runs its own exact cycle of 4 (b1, b3, b2, b3 or the like): up to
+            // the last, unfinished cycle of each, so each share is within 2 per loop of exact.
+            let statistics = try await closedLoad(proxy, requests: 800)
+            #expect(statistics.statuses == [200: 800])
+            #expect(abs(statistics.backends["b1", default: 0] - 200) <= 4, "\(statistics.backends)")
+            #expect(abs(statistics.backends["b2", default: 0] - 200) <= 4, "\(statistics.backends)")
+            #expect(abs(statistics.backends["b3", default: 0] - 400) <= 4, "\(statistics.backends)")
+        }
+    }
+
+    @Test("least connections sends nothing to a backend that holds its requests for long")
+    func leastConnectionsAvoidsSlow() async throws {
+        try await withProxy(configure: { backend in
+            if backend.name == "b3" { backend.settings.latency = .fixed(.milliseconds(200)) }
+        }, { Service(name: "s", algorithm: .leastConnections, backends: $0) }) { proxy in
+            let statistics = try await closedLoad(proxy, requests: 600, connections: 4)
+            #expect(statistics.statuses == [200: 600])
+            // While b3 holds a request for 200 ms, the fast backends finish hundreds: b3 gets a handful.
+            #expect(statistics.backends["b3", default: 0] < 30, "\(statistics.backends)")
+        }
+    }
+
+    @Test("a backend that refuses connections is retried on another: no client sees an error")
+    func deadBackendRetried() async throws {
+        let deadPort = try await withSyntheticBackend { address in address.port }  // stopped: now refuses
+        try await withProxy({ specs in
+            Service(name: "s", algorithm: .roundRobin, backends: specs.dropLast() + [BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))])
+        }) { proxy in
+            let statistics = try await closedLoad(proxy, requests: 300)
+            #expect(statistics.statuses == [200: 300] && statistics.errors.isEmpty)
+            #expect(statistics.backends["dead"] == nil)
+            #expect(statistics.backends["b1", default: 0] + statistics.backends["b2", default: 0] == 300)
+        }
+    }
+
+    @Test("502, 503, 504 and 404 say what happened")
+    func errorResponses() async throws {
+        let deadPort = try await withSyntheticBackend { address in address.port }
+        let dead = BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))
+        try await withProxy(configure: { $0.settings.latency = .fixed(.seconds(2)) }, { specs in
+            var service = Service(name: "slow", algorithm: .roundRobin, backends: specs)
+            service.route = Service.Route(hosts: ["slow.test"])
+            service.timeouts.responseHeader = .milliseconds(200)
+            service.retries.maxRetries = 0
+            return service
+        }) { proxy in
+            let (status, body) = try await get(proxy, host: "slow.test")
+            #expect(status == 504 && body.hasPrefix("504 Gateway Timeout: no response header from b"), "\(body)")
+            let (missing, missingBody) = try await get(proxy, host: "other.test")
+            #expect(missing == 404 && missingBody.contains("no service for host other.test"), "\(missingBody)")
+        }
+        try await withProxy(backends: [], { _ in Service(name: "s", backends: [dead]) }) { proxy in
+            let (status, body) = try await get(proxy, host: "any.test")
+            #expect(status == 502 && body.contains("could not connect to dead"), "\(body)")
+        }
+    }
+
+    func get(_ proxy: HostPort, host: String) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(proxy.port)/")!)
+        request.setValue(host, forHTTPHeaderField: "Host")
+        request.timeoutInterval = 10
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+}
