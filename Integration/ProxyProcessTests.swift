@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `lbctl proxy` as a process: checking configurations, and forwarding between real processes.
+@Suite("lbctl proxy", .serialized)
+struct ProxyProcessTests {
+    @Test("--check accepts the example config.yml and exits 0")
+    func checkExample() async throws {
+        let config = repositoryRoot.appendingPathComponent("config.yml").path
+        let result = await (try ChildProcess("lbctl", ["proxy", "--check", "--config", config])).wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("valid: 2 services, 6 backends"))
+    }
+
+    @Test("a bad file: one line naming file, line and field, exit code 1")
+    func checkBadFile() async throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.path("bad.yml")
+        try "listen: 127.0.0.1:8080\nservices:\n  - name: api\n    backends: [127.0.0.1:9001]\n    timeouts: { connect: 5 }\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = await (try ChildProcess("lbctl", ["proxy", "--check", "--config", path])).wait()
+        #expect(result.status == 1)
+        #expect(result.stderr == "lbctl proxy: \(path):5: services[0].timeouts.connect: \"5\" needs a unit, e.g. 5s or 5ms\n")
+    }
+
+    @Test("quick flags: requests through the proxy reach the backends in turn; SIGTERM exits 0")
+    func forwards() async throws {
+        let (b1, port1) = try await startBackend(name: "b1")
+        let (b2, port2) = try await startBackend(name: "b2")
+        defer { Task { await b1.stop(); await b2.stop() } }
+        let port = try freePort()
+        let proxy = try ChildProcess(
+            "lbctl",
+            ["proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(port1)", "-backend", "127.0.0.1:\(port2)", "-algo", "rr", "-threads", "1"]
+        )
+        var served: [String] = []
+        for _ in 0..<200 where served.count < 4 {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
+            request.timeoutInterval = 5
+            if let (_, response) = try? await URLSession.shared.data(for: request),
+                let backend = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "X-LBLab-Backend")
+            {
+                served.append(backend)
+            } else {
+                try await Task.sleep(for: .milliseconds(25))  // not listening yet
+            }
+        }
+        #expect(served.count == 4)
+        #expect(Set(served) == ["127.0.0.1:\(port1)", "127.0.0.1:\(port2)"])
+        #expect(served[0] != served[1] && served[0] == served[2], "round robin alternates: \(served)")
+        proxy.send(SIGTERM)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("every request in flight finished"))
+        await b1.stop()
+        await b2.stop()
+    }
+}
