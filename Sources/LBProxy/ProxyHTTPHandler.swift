@@ -49,6 +49,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         var responseStarted = false
         var headerTimer: Scheduled<Void>?
         var requestTimer: Scheduled<Void>?
+        /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
         var isRetry = false
     }
 
@@ -262,14 +263,17 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             attempt: exchange.attempt,
             using: &self.loop.generator
         )
-        if case .retry(let delay) = decision, canReplay, self.loop.retryBudgets[exchange.service].retryStarted() {
-            self.exchange?.isRetry = true
-            self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
-                self.loop.retryBudgets[exchange.service].retryFinished()
-                guard self.exchange != nil else { return }
-                self.attempt()
+        if case .retry(let delay) = decision, canReplay {
+            // The attempt that failed, if it was a retry, is no longer in flight.
+            if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
+            self.exchange?.isRetry = self.loop.retryBudgets[exchange.service].retryStarted()
+            if self.exchange?.isRetry == true {
+                self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
+                    guard self.exchange != nil else { return }
+                    self.attempt()
+                }
+                return
             }
-            return
         }
         switch failure {
         case .responseTimedOut:
@@ -374,7 +378,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange = self.exchange else { return }
         exchange.headerTimer?.cancel()
         exchange.requestTimer?.cancel()
-        if exchange.service >= 0 { self.loop.retryBudgets[exchange.service].requestFinished() }
+        if exchange.service >= 0 {
+            if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
+            self.loop.retryBudgets[exchange.service].requestFinished()
+        }
         self.exchange = nil
         self.resumeReads()
     }

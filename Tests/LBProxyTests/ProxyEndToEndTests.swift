@@ -118,6 +118,26 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("with a retry budget of zero, nothing is retried: the dead backend's share fails with 502")
+    func retryBudgetRespected() async throws {
+        let deadPort = try await withSyntheticBackend { address in address.port }
+        try await withProxy(backends: ["b1"], { specs in
+            var service = Service(
+                name: "s",
+                algorithm: .roundRobin,
+                backends: specs + [BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))]
+            )
+            service.retryBudget = .init(share: 0, minimumConcurrency: 0)
+            return service
+        }) { proxy in
+            // Round robin over two backends on each of two loops: half the requests, within 2, meet the
+            // dead one.
+            let statistics = try await closedLoad(proxy, requests: 300)
+            #expect(abs(statistics.statuses[502, default: 0] - 150) <= 2, "\(statistics.statuses)")
+            #expect(statistics.statuses[200, default: 0] + statistics.statuses[502, default: 0] == 300)
+        }
+    }
+
     @Test("502, 503, 504 and 404 say what happened")
     func errorResponses() async throws {
         let deadPort = try await withSyntheticBackend { address in address.port }
