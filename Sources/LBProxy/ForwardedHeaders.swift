@@ -23,8 +23,10 @@ public struct ForwardedHeaders: Sendable {
 
     /// The client's address: the socket peer's, unless the peer is trusted, in which case the rightmost
     /// address of `X-Forwarded-For` that is not itself a trusted proxy (or the leftmost, when all are).
-    public func clientAddress(peer: String, headers: HTTPHeaders) -> String {
-        guard self.isTrusted(peer) else { return peer }
+    /// `peerIsTrusted` is ``isTrusted(_:)`` of `peer`, when the caller knows it already (it holds for a
+    /// whole connection).
+    public func clientAddress(peer: String, peerIsTrusted: Bool? = nil, headers: HTTPHeaders) -> String {
+        guard peerIsTrusted ?? self.isTrusted(peer) else { return peer }
         let chain = Self.forwardedFor(headers)
         return chain.last { !self.isTrusted($0) } ?? chain.first ?? peer
     }
@@ -32,8 +34,13 @@ public struct ForwardedHeaders: Sendable {
     /// Rewrites a client's request `headers` for the backend. `peer` is the client socket's address;
     /// `requestID` is used when the request has no `X-Request-Id`. Returns the request id sent on.
     @discardableResult
-    public func prepareRequest(_ headers: inout HTTPHeaders, peer: String, requestID: @autoclosure () -> String) -> String {
-        let trusted = self.isTrusted(peer)
+    public func prepareRequest(
+        _ headers: inout HTTPHeaders,
+        peer: String,
+        peerIsTrusted: Bool? = nil,
+        requestID: @autoclosure () -> String
+    ) -> String {
+        let trusted = peerIsTrusted ?? self.isTrusted(peer)
         let host = headers.first(name: "host")
         Self.removeHopByHop(&headers)
         if trusted, headers.contains(name: "x-forwarded-for") {
@@ -64,12 +71,33 @@ public struct ForwardedHeaders: Sendable {
     /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), which
     /// describe one connection and must not be forwarded. Framing is set anew on the other side.
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        for named in headers[canonicalForm: "connection"] {
-            headers.remove(name: String(named))
+        // One pass to see whether there is anything to remove: most requests have at most a
+        // `Connection: keep-alive`, and rebuilding the headers costs more than looking.
+        var named: [Substring] = []
+        var found = false
+        for (name, value) in headers where Self.isHopByHop(name) {
+            found = true
+            if name.utf8.count == 10, name.lowercased() == "connection" {
+                named += value.split(separator: ",").map { Substring($0.trimmingSpaces) }
+            }
         }
-        for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"] {
-            headers.remove(name: name)
+        guard found else { return }
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers
+        where !Self.isHopByHop(name) && !named.contains(where: { $0.caseInsensitiveEquals(name) }) {
+            kept.add(name: name, value: value)
         }
+        headers = kept
+    }
+
+    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]
+
+    /// Whether `name` is one of RFC 9110's hop-by-hop headers (without looking at `Connection`'s list).
+    static func isHopByHop(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count == 2 || count == 7 || count == 10 || count == 16 || count == 17 else { return false }
+        return Self.hopByHop.contains { $0.utf8.count == count && Substring($0).caseInsensitiveEquals(name) }
     }
 
     /// The addresses of `X-Forwarded-For`, leftmost (the original client) first.
@@ -79,6 +107,14 @@ public struct ForwardedHeaders: Sendable {
 }
 
 extension Substring {
+    /// Whether it equals `other` ignoring ASCII letter case.
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        guard self.utf8.count == other.utf8.count else { return false }
+        return zip(self.utf8, other.utf8).allSatisfy { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
+        }
+    }
+
     /// Without leading and trailing spaces and tabs.
     var trimmingSpaces: String {
         String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())

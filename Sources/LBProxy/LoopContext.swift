@@ -12,6 +12,7 @@ final class LoopContext {
     var retryBudgets: [RetryBudget]
     /// Randomness for retry backoff.
     var generator: SeededGenerator
+    private var requestIDs = SeededGenerator(seed: UInt64.random(in: .min ... .max))
     /// `pools[service][backend]`.
     let pools: [[UpstreamPool]]
     private var sweep: Scheduled<Void>?
@@ -66,6 +67,12 @@ final class LoopContext {
             tries += 1
         }
         return choice
+    }
+
+    /// A request id unique in practice: 64 random bits in hex, from this loop's generator (seeded from
+    /// the system's randomness once, instead of a system call per request).
+    func newRequestID() -> String {
+        String(self.requestIDs.next(), radix: 16)
     }
 
     /// Tells the service's picker that a request on `backend` finished after `latency`.

@@ -23,6 +23,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private let loop: LoopContext
     private var context: ChannelHandlerContext?
     private var peer = ""
+    private var peerIsTrusted = false
+    /// Parts of pipelined requests that arrived while one was being served, replayed when it ends.
+    private var queued: [HTTPServerRequestPart] = []
     private var exchange: Exchange?
     /// Reads held back while the backend cannot take more of the request body.
     private var readsPaused = false
@@ -66,6 +69,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.peer = context.channel.remoteAddress?.ipAddress ?? "0.0.0.0"
+        self.peerIsTrusted = self.loop.runtime.forwarded.isTrusted(self.peer)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -73,7 +77,19 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
+        let part = self.unwrapInboundIn(data)
+        if !self.queued.isEmpty || (self.exchange?.requestComplete ?? false) {
+            // A pipelined request while the previous one is still being answered: it waits its turn
+            // (responses go out in request order), and reading stops until it is served.
+            self.queued.append(part)
+            self.pauseReads()
+            return
+        }
+        self.dispatch(part)
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             self.start(head)
         case .body(let buffer):
@@ -127,9 +143,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         let service = runtime.services[serviceIndex]
-        let client = runtime.forwarded.clientAddress(peer: self.peer, headers: head.headers)
+        let client = runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: self.peerIsTrusted, headers: head.headers)
         let keepAlive = head.isKeepAlive
-        runtime.forwarded.prepareRequest(&head.headers, peer: self.peer, requestID: Self.newRequestID())
+        runtime.forwarded.prepareRequest(&head.headers, peer: self.peer, peerIsTrusted: self.peerIsTrusted, requestID: self.loop.newRequestID())
         head.version = .http1_1
         let now = NIODeadline.now().uptimeNanoseconds
         let pick = PickRequest(
@@ -214,7 +230,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard var exchange = self.exchange, let service = self.service else { return }
         upstream.delegate = self
         exchange.upstream = upstream
-        upstream.channel.setAutoRead(self.context?.channel.isWritable ?? true)
+        if let client = self.context?.channel, !client.isWritable {
+            upstream.channel.setAutoRead(false)
+        }
         upstream.channel.write(HTTPClientRequestPart.head(exchange.head), promise: nil)
         for part in exchange.body {
             upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(part)), promise: nil)
@@ -346,6 +364,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             now: Instant(nanoseconds: Int64(now))
         )
         let pool = self.loop.pools[exchange.service][backendIndex]
+        if let client = self.context?.channel, !client.isWritable {
+            upstream.channel.setAutoRead(true)
+        }
         if exchange.requestSent {
             pool.release(upstream, nowNanos: now)
         } else {
@@ -383,7 +404,13 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.loop.retryBudgets[exchange.service].requestFinished()
         }
         self.exchange = nil
-        self.resumeReads()
+        // Serve the next pipelined request: its head, and its body and end while it is being read.
+        while let next = self.queued.first, self.context != nil {
+            if case .head = next, self.exchange != nil { break }
+            self.queued.removeFirst()
+            self.dispatch(next)
+        }
+        if self.queued.isEmpty { self.resumeReads() }
     }
 
     private func requestTimedOut() {
@@ -454,13 +481,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             return nil
         }
-    }
-
-    private static func newRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return String(high, radix: 16) + String(low, radix: 16)
     }
 }
 

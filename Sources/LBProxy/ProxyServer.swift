@@ -51,7 +51,7 @@ public final class ProxyServer: Sendable {
                         guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                             throw ProxyError.unsupported("a channel on an event loop the server does not own")
                         }
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
                         try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
                     }
                 }

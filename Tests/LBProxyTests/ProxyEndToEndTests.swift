@@ -8,6 +8,10 @@ import Testing
 
 @testable import LBProxy
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -158,6 +162,43 @@ struct ProxyEndToEndTests {
             let (status, body) = try await get(proxy, host: "any.test")
             #expect(status == 502 && body.contains("could not connect to dead"), "\(body)")
         }
+    }
+
+    @Test("pipelined requests are answered in order, one backend each")
+    func pipelining() async throws {
+        try await withProxy({ Service(name: "s", algorithm: .roundRobin, backends: $0) }) { proxy in
+            let request = "GET /a HTTP/1.1\r\nHost: p.test\r\n\r\n"
+            let text = try rawExchange(proxy.port, String(repeating: request, count: 3), responses: 3)
+            let backends = text.components(separatedBy: "\r\n").filter { $0.hasPrefix("X-LBLab-Backend: ") }
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(text)")
+            #expect(Set(backends).count == 3, "round robin: three requests, three backends: \(backends)")
+        }
+    }
+
+    /// Writes `request` on a new connection to `port` and reads until `responses` complete responses
+    /// (of the synthetic backend's fixed length) have arrived, or 5 s have passed.
+    func rawExchange(_ port: Int, _ request: String, responses: Int) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while String(decoding: received, as: UTF8.self).components(separatedBy: "\r\n\r\nxx").count <= responses {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     func get(_ proxy: HostPort, host: String) async throws -> (Int, String) {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# LBLab's proxy beside HAProxy and nginx in front of the same three nginx backends on loopback (issue 4):
+# HAProxy with nbthread 1 and roundrobin, nginx with 1 worker and upstream keepalive, `lbctl proxy
+# -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved,
+# medians of req/s, p50 and p99. Usage: bench/proxy_bench.sh [rounds] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+seconds=${2:-10}
+export BENCH_NEEDS_HAPROXY=1
+source bench/peers.sh
+bench_install_peers
+swift build -c release --product lbctl >/dev/null
+
+backends=(18101 18102 18103)
+for port in "${backends[@]}"; do bench_start_nginx "$port"; done
+
+cat >"$BENCH_DIR/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend lblab_bench
+    bind 127.0.0.1:18110
+    default_backend nginx
+backend nginx
+    balance roundrobin
+$(for port in "${backends[@]}"; do echo "    server b$port 127.0.0.1:$port"; done)
+CFG
+haproxy -f "$BENCH_DIR/haproxy.cfg" -db &
+BENCH_PIDS+=($!)
+bench_wait_port 18110
+
+mkdir -p "$BENCH_DIR/nginx-proxy"
+cat >"$BENCH_DIR/nginx-proxy/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $BENCH_DIR/nginx-proxy/nginx.pid;
+error_log $BENCH_DIR/nginx-proxy/error.log;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    upstream nginx_backends {
+$(for port in "${backends[@]}"; do echo "        server 127.0.0.1:$port;"; done)
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:18111;
+        location / {
+            proxy_pass http://nginx_backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+nginx -p "$BENCH_DIR/nginx-proxy" -c "$BENCH_DIR/nginx-proxy/nginx.conf" &
+BENCH_PIDS+=($!)
+bench_wait_port 18111
+
+backend_flags=()
+for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
+.build/release/lbctl proxy -listen 127.0.0.1:18112 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
+BENCH_PIDS+=($!)
+bench_wait_port 18112
+
+# One wrk run: "req/s p50-ms p99-ms".
+measure() {
+    wrk -t1 -c50 -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^Requests\/sec/ { rps = $2 }
+        $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
+        $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
+        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+}
+
+names=(haproxy nginx lblab)
+ports=(18110 18111 18112)
+declare -A rps p50 p99
+for round in $(seq 1 "$rounds"); do
+    line="round $round:"
+    for i in 0 1 2; do
+        read -r r a b <<<"$(measure "${ports[$i]}")"
+        rps[${names[$i]}]+="$r "; p50[${names[$i]}]+="$a "; p99[${names[$i]}]+="$b "
+        line+=" ${names[$i]} $r req/s (p50 $a ms, p99 $b ms);"
+    done
+    echo "$line"
+done
+for name in "${names[@]}"; do
+    # shellcheck disable=SC2086
+    echo "median $name: $(bench_median ${rps[$name]}) req/s, p50 $(bench_median ${p50[$name]}) ms, p99 $(bench_median ${p99[$name]}) ms"
+done
+# shellcheck disable=SC2086
+awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
+    'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f\n", l / h, l / n }'
