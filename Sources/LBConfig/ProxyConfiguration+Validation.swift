@@ -57,6 +57,9 @@ extension ProxyConfiguration {
             var backendAddresses: [HostPort: Int] = [:]
             for (position, backend) in service.backends.enumerated() {
                 let field = "services[\(index)].backends[\(position)]"
+                if backend.name.isEmpty || !backend.name.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
+                    problems.append(Problem(field: field, problem: "the name \"\(backend.name)\" must be visible ASCII without spaces (it is sent in X-LBLab-Backend)"))
+                }
                 if let first = backendNames[backend.name] {
                     problems.append(Problem(field: field, problem: "the name \"\(backend.name)\" is already used by backends[\(first)]"))
                 }

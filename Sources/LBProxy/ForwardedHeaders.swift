@@ -71,24 +71,23 @@ public struct ForwardedHeaders: Sendable {
     /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), which
     /// describe one connection and must not be forwarded. Framing is set anew on the other side.
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // One pass to see whether there is anything to remove: most requests have at most a
-        // `Connection: keep-alive`, and rebuilding the headers costs more than looking.
-        var named: [Substring] = []
-        var found = false
+        // Look first, remove after: most messages carry at most `Connection: keep-alive`, so this is one
+        // pass to find it and one `remove` for it.
+        var present: [String] = []
+        var listed: [String] = []
         for (name, value) in headers where Self.isHopByHop(name) {
-            found = true
-            if name.utf8.count == 10, name.lowercased() == "connection" {
-                named += value.split(separator: ",").map { Substring($0.trimmingSpaces) }
+            present.append(name)
+            guard Substring(name).caseInsensitiveEquals("connection") else { continue }
+            for token in value.split(separator: ",") {
+                let option = token.trimmingSpaces
+                if !Self.isHopByHop(option), !Substring(option).caseInsensitiveEquals("close") {
+                    listed.append(option)
+                }
             }
         }
-        guard found else { return }
-        var kept = HTTPHeaders()
-        kept.reserveCapacity(headers.count)
-        for (name, value) in headers
-        where !Self.isHopByHop(name) && !named.contains(where: { $0.caseInsensitiveEquals(name) }) {
-            kept.add(name: name, value: value)
+        for name in present + listed {
+            headers.remove(name: name)
         }
-        headers = kept
     }
 
     private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]

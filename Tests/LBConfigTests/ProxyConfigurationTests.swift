@@ -82,6 +82,7 @@ struct ProxyConfigurationTests {
         #expect(error(Self.base + "    backends: []\n").contains("appears twice"))
         #expect(error("listen: 127.0.0.1:8080\nservices:\n  - name: s\n    backends: []\n") == "c.yml:4: services[0].backends: a service needs at least one backend")
         #expect(error("listen: 127.0.0.1:8080\n") == "c.yml:1: services is required")
+        #expect(error(Self.base.replacingOccurrences(of: "name: a1", with: "name: \"a 1\"")) == "c.yml:5: services[0].backends[0]: the name \"a 1\" must be visible ASCII without spaces (it is sent in X-LBLab-Backend)")
         #expect(error("trusted-proxies: [10.0.0.0/33]\n" + Self.base) == "c.yml:1: trusted-proxies[0]: \"10.0.0.0/33\" has a prefix length outside 0...32")
     }
 
