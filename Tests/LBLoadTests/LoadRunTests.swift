@@ -90,15 +90,19 @@ struct LoadRunTests {
     func closedLoop() async throws {
         try await withSyntheticBackend { address in
             var configuration = LoadConfiguration(target: target(address), clients: 4, pacing: .closedLoop(connections: 4))
-            configuration.duration = .seconds(1)
+            configuration.duration = .seconds(20)  // a cap: the 2,000 requests end the run
             configuration.requests = 2_000
             let sink = InMemoryRecordSink()
             let report = try await LoadRun(configuration: configuration, sink: sink).run()
             #expect(report.statistics.sent == 2_000)
             #expect(sink.snapshot.requests.count == 2_000)
             #expect(report.statistics.peakConnections == 4)
-            // In a closed loop a request is due when it is sent.
-            #expect(sink.snapshot.requests.allSatisfy { $0.intendedMicros == $0.sentMicros || $0.sentMicros - $0.intendedMicros < 1_000 })
+            // In a closed loop a request is due when it is sent: the gap is the time to write it, under a
+            // millisecond unless the thread was preempted in between (which a busy test machine does to a
+            // few), and never the seconds of lag a schedule fixed in advance would build up.
+            let gaps = sink.snapshot.requests.map { $0.sentMicros - $0.intendedMicros }
+            #expect(gaps.count { $0 < 1_000 } >= 1_980, "gaps of a millisecond or more: \(gaps.filter { $0 >= 1_000 })")
+            #expect(gaps.allSatisfy { $0 >= 0 && $0 < 100_000 })
         }
     }
 
