@@ -11,7 +11,9 @@ import NIOHTTP1
 /// connection cannot take more, the client's reads are held, and the other way round. A failure
 /// before any of the response reached the client is retried on another backend when the service's
 /// retry policy and budget allow it (a request body is kept for that up to ``replayLimit`` bytes);
-/// otherwise the client gets a 502, 503 or 504 whose body says what happened.
+/// a connection that could not be made is requeued on another backend at once, within the attempt
+/// limit but outside the budget, since nothing reached any backend; otherwise the client gets a 502,
+/// 503 or 504 whose body says what happened.
 final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -258,10 +260,50 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange?.requestSent = true
     }
 
+    /// What to do after a failed attempt.
+    private enum NextStep {
+        /// Try another backend at once: nothing reached a backend.
+        case requeue
+        /// Try another backend after the backoff; the retry holds a place in the budget.
+        case retry(after: Duration)
+        /// Answer the client.
+        case giveUp
+    }
+
+    /// Decides what follows `failure` of the current attempt, taking a place in the retry budget when
+    /// the answer is a retry (the attempt that failed, if it was a retry, gives its place back).
+    private func nextStep(after failure: AttemptFailure) -> NextStep {
+        guard let exchange = self.exchange, let service = self.service else { return .giveUp }
+        let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
+        let decision = service.settings.retries.decide(
+            method: exchange.head.method.rawValue,
+            failure: failure,
+            attempt: exchange.attempt,
+            using: &self.loop.generator
+        )
+        guard case .retry(let delay) = decision, canReplay else { return .giveUp }
+        if !failure.requestMayHaveBeenProcessed {
+            // Nothing reached the backend (the connection was refused or never made): another backend
+            // at once is a requeue (Finagle's word). It adds load to no one, so only the attempt limit
+            // bounds it, not the budget.
+            return .requeue
+        }
+        if exchange.isRetry {
+            self.loop.retryBudgets[exchange.service].retryFinished()
+            self.exchange?.isRetry = false
+        }
+        guard self.loop.retryBudgets[exchange.service].retryStarted() else { return .giveUp }
+        self.exchange?.isRetry = true
+        return .retry(after: delay)
+    }
+
     /// The current attempt failed before any of the response reached the client: its connection (if
-    /// any) is closed, and the request retried or answered with an error.
-    private func attemptFailed(_ failure: AttemptFailure, detail: String) {
+    /// any) is closed, and the request retried or answered with an error. `step` is the decision, when
+    /// the caller has made it already.
+    private func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: NextStep? = nil) {
         guard var exchange = self.exchange, let service = self.service, let backendIndex = exchange.backend else { return }
+        let step = decided ?? self.nextStep(after: failure)
+        exchange = self.exchange!
         if let upstream = exchange.upstream {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
@@ -271,35 +313,28 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.upstream = nil
         exchange.backend = nil
         exchange.requestSent = false
-        let backend = service.backends[backendIndex]
-        backend.state.requestFinished()
+        service.backends[backendIndex].state.requestFinished()
         self.exchange = exchange
-        let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
-        let decision = service.settings.retries.decide(
-            method: exchange.head.method.rawValue,
-            failure: failure,
-            attempt: exchange.attempt,
-            using: &self.loop.generator
-        )
-        if case .retry(let delay) = decision, canReplay {
-            // The attempt that failed, if it was a retry, is no longer in flight.
-            if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
-            self.exchange?.isRetry = self.loop.retryBudgets[exchange.service].retryStarted()
-            if self.exchange?.isRetry == true {
-                self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
-                    guard self.exchange != nil else { return }
-                    self.attempt()
-                }
-                return
+        switch step {
+        case .requeue:
+            self.loop.eventLoop.assumeIsolated().execute {
+                guard self.exchange != nil else { return }
+                self.attempt()
             }
-        }
-        switch failure {
-        case .responseTimedOut:
-            self.respondError(.gatewayTimeout, detail)
-        case .status(let code):
-            self.respondError(HTTPResponseStatus(statusCode: code), detail)
-        default:
-            self.respondError(.badGateway, detail)
+        case .retry(let delay):
+            self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
+                guard self.exchange != nil else { return }
+                self.attempt()
+            }
+        case .giveUp:
+            switch failure {
+            case .responseTimedOut:
+                self.respondError(.gatewayTimeout, detail)
+            case .status(let code):
+                self.respondError(HTTPResponseStatus(statusCode: code), detail)
+            default:
+                self.respondError(.badGateway, detail)
+            }
         }
     }
 
@@ -314,6 +349,19 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context = self.context, var exchange = self.exchange else { return }
         switch part {
         case .head(var head):
+            let status = Int(head.status.code)
+            if status >= 500, let service = self.service,
+                service.settings.retries.retryOn.contains(where: { $0.matches(.status(status)) })
+            {
+                // A status worth another backend: retried when policy and budget allow, and then this
+                // response is dropped with its connection; otherwise it goes to the client as it is.
+                let step = self.nextStep(after: .status(status))
+                if case .giveUp = step {} else {
+                    self.attemptFailed(.status(status), detail: "\(self.backendName) answered \(status)", step: step)
+                    return
+                }
+                exchange = self.exchange!
+            }
             exchange.headerTimer?.cancel()
             exchange.headerTimer = nil
             exchange.responseStarted = true

@@ -13,10 +13,12 @@ public final class ProxyServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let listeners = Mutex<[any Channel]>([])
+    private let health: NIOLoopBound<HealthChecker>
 
     /// A server for `configuration` (which must be free of ``ProxyConfiguration/problems()``), on
-    /// `configuration.threads` event loops (one per core when 0).
-    public init(configuration: ProxyConfiguration) throws {
+    /// `configuration.threads` event loops (one per core when 0). `onHealthChange` hears every backend
+    /// that active health checks take down or bring back.
+    public init(configuration: ProxyConfiguration, onHealthChange: @escaping @Sendable (HealthChange) -> Void = { _ in }) throws {
         self.runtime = ProxyRuntime(configuration: configuration)
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -31,11 +33,18 @@ public final class ProxyServer: Sendable {
             contexts[ObjectIdentifier(loop)] = context
         }
         self.contexts = contexts
+        let checkerLoop = self.group.next()
+        let runtime = self.runtime
+        self.health = try checkerLoop.submit {
+            NIOLoopBound(HealthChecker(eventLoop: checkerLoop, runtime: runtime, onTransition: onHealthChange), eventLoop: checkerLoop)
+        }.wait()
     }
 
     /// Binds every listener; returns the addresses bound (a port 0 in the configuration gets one from
     /// the kernel).
     public func start() async throws -> [SocketAddress] {
+        let health = self.health
+        try await health.eventLoop.submit { health.value.start() }.get()
         var bound: [SocketAddress] = []
         for listener in self.runtime.configuration.listeners {
             guard listener.mode == .http else {
@@ -90,6 +99,8 @@ public final class ProxyServer: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let left = self.requestsInFlight
+        let health = self.health
+        try? await health.eventLoop.submit { health.value.stop() }.get()
         for (_, context) in self.contexts {
             try? await context.eventLoop.submit { context.value.stop() }.get()
         }

@@ -12,7 +12,7 @@ struct ProxyCommand: AsyncParsableCommand {
         abstract: "Run the HTTP/1.1 reverse proxy.",
         discussion: """
             With --config, everything comes from the file (see config.yml). Without it, the flags make one \
-            service: lbctl proxy -listen 127.0.0.1:8080 -backend 127.0.0.1:9001 -backend 127.0.0.1:9002 -algo LC. \
+            service: lbctl proxy -listen 127.0.0.1:8080 -backend 127.0.0.1:9001 -backend 127.0.0.1:9002 -algo LC -t 5. \
             --check validates the file and exits.
             """
     )
@@ -32,6 +32,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .goStyle("algo"), help: "Without --config: the algorithm, by name or alias (RR, WRR, SRR, LC, PTC, SIH, …).")
     var algo = "round-robin"
 
+    @Option(
+        name: .customShort("t", allowingJoined: false),
+        help: "Without --config: seconds between TCP health checks of each backend (the seeds' -t); a backend is down at its first failed check and up at its first passed one."
+    )
+    var healthSeconds: Double?
+
     @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
     var threads: Int?
 
@@ -42,6 +48,10 @@ struct ProxyCommand: AsyncParsableCommand {
             }
         } else {
             try requireFlag("backend", !self.backends.isEmpty || self.check, "at least one backend is needed (or --config FILE)")
+        }
+        if let seconds = self.healthSeconds {
+            try requireFlag("t", self.config == nil, "give health checks in the configuration file, not beside --config")
+            try requireFlag("t", seconds >= 0.01 && seconds <= 86_400, "must be between 0.01 and 86400 seconds, got \(seconds)")
         }
         if let threads = self.threads {
             try requireFlag("threads", (1...1024).contains(threads), "must be between 1 and 1024, got \(threads)")
@@ -66,7 +76,9 @@ struct ProxyCommand: AsyncParsableCommand {
             print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
             return
         }
-        let server = try ProxyServer(configuration: configuration)
+        let server = try ProxyServer(configuration: configuration) { change in
+            printError("health: \(change)")
+        }
         let addresses: [String]
         do {
             addresses = try await server.start().map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
@@ -98,6 +110,11 @@ struct ProxyCommand: AsyncParsableCommand {
         guard let algorithm = Algorithm(name: self.algo) else {
             throw ValidationError("-algo: \"\(self.algo)\" is not an algorithm; see lbctl algorithms")
         }
-        return ProxyConfiguration(listen: listen, backends: backends, algorithm: algorithm)
+        return ProxyConfiguration(
+            listen: listen,
+            backends: backends,
+            algorithm: algorithm,
+            healthInterval: self.healthSeconds.map { .nanoseconds(Int64($0 * 1e9)) }
+        )
     }
 }

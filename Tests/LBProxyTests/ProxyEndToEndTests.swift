@@ -4,6 +4,7 @@ import LBConfig
 import LBCore
 import LBLoad
 import LBTesting
+import Synchronization
 import Testing
 
 @testable import LBProxy
@@ -122,23 +123,60 @@ struct ProxyEndToEndTests {
         }
     }
 
-    @Test("with a retry budget of zero, nothing is retried: the dead backend's share fails with 502")
+    @Test("a backend answering 500 is retried within the budget; with a budget of zero, not at all")
     func retryBudgetRespected() async throws {
-        let deadPort = try await withSyntheticBackend { address in address.port }
-        try await withProxy(backends: ["b1"], { specs in
-            var service = Service(
-                name: "s",
-                algorithm: .roundRobin,
-                backends: specs + [BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))]
+        for (budget, expectedErrors) in [(Service.RetryBudgetSettings(), 0), (.init(share: 0, minimumConcurrency: 0), 150)] {
+            try await withProxy(backends: ["b1", "bad"], configure: { if $0.name == "bad" { $0.settings.errorRate = 1 } }, { specs in
+                var service = Service(name: "s", algorithm: .roundRobin, backends: specs)
+                service.retries.retryOn = [.anyServerError]
+                service.retryBudget = budget
+                return service
+            }) { proxy in
+                // Round robin over two backends on each of two loops: half the first attempts, within 2,
+                // meet the failing one.
+                let statistics = try await closedLoad(proxy, requests: 300, connections: 2)
+                #expect(abs(statistics.statuses[500, default: 0] - expectedErrors) <= 2, "budget \(budget): \(statistics.statuses)")
+                #expect(statistics.statuses[200, default: 0] + statistics.statuses[500, default: 0] == 300)
+            }
+        }
+    }
+
+    @Test("killing 1 of 3 backends at 1,000 req/s of GETs: no client error, and it is marked down in time")
+    func killOneOfThree() async throws {
+        let victim = try SyntheticBackend(configuration: BackendConfiguration(name: "b3", listen: HostPort(host: "127.0.0.1", port: 0)))
+        let victimAddress = try await victim.start()
+        let timing = HealthCheckConfiguration(interval: .milliseconds(100), timeout: .milliseconds(50), rise: 2, fall: 2)
+        let downAt = Mutex<UInt64?>(nil)
+        try await self.withBackends(["b1", "b2"], { _ in }) { specs in
+            var service = Service(name: "s", algorithm: .roundRobin, backends: specs + [BackendSpec(name: "b3", address: victimAddress)])
+            service.health = Service.HealthCheck(probe: .tcp, timing: timing)
+            service.retries.retryOn = [.connectFailure, .reset, .badGateway, .serviceUnavailable, .gatewayTimeout]
+            var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service])
+            configuration.threads = 2
+            let server = try ProxyServer(configuration: configuration) { change in
+                if !change.isUp { downAt.withLock { $0 = $0 ?? DispatchTime.now().uptimeNanoseconds } }
+            }
+            let proxy = try await server.start()[0]
+            var load = LoadConfiguration(
+                target: .init(host: "127.0.0.1", port: proxy.port!, path: "/"),
+                clients: 20,
+                pacing: .openLoop(ratePerClient: 50, arrival: .constant)
             )
-            service.retryBudget = .init(share: 0, minimumConcurrency: 0)
-            return service
-        }) { proxy in
-            // Round robin over two backends on each of two loops: half the requests, within 2, meet the
-            // dead one.
-            let statistics = try await closedLoad(proxy, requests: 300)
-            #expect(abs(statistics.statuses[502, default: 0] - 150) <= 2, "\(statistics.statuses)")
-            #expect(statistics.statuses[200, default: 0] + statistics.statuses[502, default: 0] == 300)
+            load.duration = .seconds(2)
+            async let report = LoadRun(configuration: load, sink: nil).run()
+            try await Task.sleep(for: .milliseconds(700))
+            let killed = DispatchTime.now().uptimeNanoseconds
+            try await victim.stop()
+            let statistics = try await report.statistics
+            await server.shutdown(grace: .seconds(5))
+            #expect(statistics.sent == 2_000)
+            #expect(statistics.statuses == [200: statistics.sent], "\(statistics.statuses) \(statistics.errors)")
+            #expect(statistics.errors.isEmpty)
+            let down = try #require(downAt.withLock { $0 }, "b3 was never marked down")
+            // fall × interval, plus the probe timeout, plus timer slack on a busy machine.
+            #expect(down - killed <= 2 * 100_000_000 + 50_000_000 + 150_000_000, "down after \((down - killed) / 1_000_000) ms")
+            // Before it was down, b3 served its share; after, the others took everything.
+            #expect(statistics.backends["b3", default: 0] > 100 && statistics.backends["b3", default: 0] < 700, "\(statistics.backends)")
         }
     }
 

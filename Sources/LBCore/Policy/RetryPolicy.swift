@@ -38,7 +38,8 @@ public enum RetryCondition: String, Sendable, Hashable, Codable, CaseIterable {
     /// The connection broke before a response.
     case reset = "reset"
 
-    func matches(_ failure: AttemptFailure) -> Bool {
+    /// Whether `failure` is one this condition retries.
+    public func matches(_ failure: AttemptFailure) -> Bool {
         switch (self, failure) {
         case (.connectFailure, .connectFailed), (.connectFailure, .connectTimedOut): true
         case (.badGateway, .status(502)), (.serviceUnavailable, .status(503)), (.gatewayTimeout, .status(504)): true
