@@ -20,6 +20,11 @@ public struct BackendConfiguration: Sendable, Hashable {
     public var threads: Int
     /// Seeds latency and error draws.
     public var seed: UInt64
+    /// Answer each request with its own body instead of the fixed one, in chunks when it came chunked:
+    /// for tests of what a proxy passes through (at most ``maxEchoBytes``; more is cut off).
+    public var echo = false
+    /// The longest body echoed.
+    public static let maxEchoBytes = 64 << 20
 
     /// A backend called `name` on `listen` with the given behaviour and defaults for the rest.
     public init(

@@ -17,6 +17,9 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
     private let shared: SharedBackendState
     private let cpuPool: NIOThreadPool
     private let okBody: ByteBuffer
+    /// The body of the request being read, when the backend echoes.
+    private var echoBody: ByteBuffer?
+    private var echoChunked = false
     private var generator: SeededGenerator
     private var head: HTTPRequestHead?
     private var controlBody: ByteBuffer?
@@ -36,7 +39,18 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.controlBody = nil
+            if self.shared.configuration.echo {
+                self.echoBody = context.channel.allocator.buffer(capacity: 0)
+                self.echoChunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+            }
         case .body(var chunk):
+            if var echo = self.echoBody {
+                self.echoBody = nil  // keep the buffer uniquely referenced while it grows
+                if echo.readableBytes + chunk.readableBytes <= BackendConfiguration.maxEchoBytes {
+                    echo.writeBuffer(&chunk)
+                }
+                self.echoBody = echo
+            }
             if self.head?.uri.hasPrefix(BackendConfiguration.controlPath) == true {
                 if (self.controlBody?.readableBytes ?? 0) + chunk.readableBytes <= Self.maxControlBody {
                     self.controlBody.setOrWriteBuffer(&chunk)
@@ -57,21 +71,25 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
         } else if path == BackendConfiguration.controlPath {
             self.control(head, context: context)
         } else {
-            self.admit(head, context: context)
+            self.admit(head, echo: self.echoBody.map { ($0, self.echoChunked) }, context: context)
         }
+        self.echoBody = nil
     }
 
     // MARK: Requests
 
-    private func admit(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// What an echoing backend sends back: the request's body, and whether it came chunked.
+    private typealias Echo = (body: ByteBuffer, chunked: Bool)
+
+    private func admit(_ head: HTTPRequestHead, echo: Echo?, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let waiter = SharedBackendState.Waiter(eventLoop: context.eventLoop) {
             let (handler, context) = loopBound.value
-            handler.serve(head, context: context)
+            handler.serve(head, echo: echo, context: context)
         }
         switch self.shared.admit(waiter) {
         case .serve:
-            self.serve(head, context: context)
+            self.serve(head, echo: echo, context: context)
         case .queued:
             break  // `release()` of an earlier request starts it
         case .refuse:
@@ -80,7 +98,7 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
     }
 
     /// Serves a request that holds a place: CPU work, then the sampled latency, then the answer.
-    private func serve(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func serve(_ head: HTTPRequestHead, echo: Echo?, context: ChannelHandlerContext) {
         let settings = self.shared.settings
         let latency = settings.latency.sample(using: &self.generator)
         let fails = settings.errorRate > 0 && self.generator.unitInterval() < settings.errorRate
@@ -90,6 +108,8 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
             handler.shared.release()
             if fails {
                 handler.respond(head, status: .internalServerError, text: "synthetic error\n", context: context)
+            } else if let echo {
+                handler.respond(head, status: .ok, body: echo.body, chunked: echo.chunked, context: context)
             } else {
                 handler.respond(head, status: .ok, body: handler.okBody, context: context)
             }
@@ -173,20 +193,33 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
         status: HTTPResponseStatus,
         body: ByteBuffer,
         contentType: String = "text/plain",
+        chunked: Bool = false,
         context: ChannelHandlerContext
     ) {
         guard context.channel.isActive else { return }
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)
         headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if chunked {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else {
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+        }
         headers.add(name: "X-LBLab-Backend", value: self.shared.configuration.name)
         let keepAlive = head.isKeepAlive
         if !keepAlive {
             headers.add(name: "Connection", value: "close")
         }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if chunked {
+            // In pieces of 64 KiB, each its own chunk.
+            var rest = body
+            while let piece = rest.readSlice(length: min(rest.readableBytes, 65_536)), piece.readableBytes > 0 {
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil)
+            }
+        } else {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
         if keepAlive {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         } else {

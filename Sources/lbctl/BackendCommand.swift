@@ -53,6 +53,9 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(name: .goStyle("seed"), help: "Seed of the latency and error draws.")
     var seed: UInt64 = 0
 
+    @Flag(name: .goStyle("echo"), help: "Answer each request with its own body (chunked when it came chunked).")
+    var echo = false
+
     func validate() throws {
         _ = try self.makeConfiguration()
     }
@@ -96,7 +99,7 @@ struct BackendCommand: AsyncParsableCommand {
         try requireFlag("threads", (1...256).contains(self.threads), "must be between 1 and 256")
         try requireFlag("response-size", self.responseSize >= 0, "must not be negative")
         try requireFlag("health-path", self.healthPath.hasPrefix("/"), "must start with /")
-        return BackendConfiguration(
+        var configuration = BackendConfiguration(
             name: self.name ?? "backend-\(address.port)",
             listen: address,
             settings: settings,
@@ -107,5 +110,7 @@ struct BackendCommand: AsyncParsableCommand {
             threads: self.threads,
             seed: self.seed
         )
+        configuration.echo = self.echo
+        return configuration
     }
 }

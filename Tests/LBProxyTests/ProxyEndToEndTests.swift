@@ -213,11 +213,87 @@ struct ProxyEndToEndTests {
         }
     }
 
-    /// Writes `request` on a new connection to `port` and reads until `responses` complete responses
-    /// (of the synthetic backend's fixed length) have arrived, or 5 s have passed.
-    func rawExchange(_ port: Int, _ request: String, responses: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    @Test("bodies of 0 B, 1 MiB and chunked arrive intact both ways", arguments: [0, 1 << 20, -(1 << 20)])
+    func bodies(_ size: Int) async throws {
+        try await withProxy(backends: ["b1"], configure: { $0.echo = true }, { Service(name: "s", backends: $0) }) { proxy in
+            var generator = SeededGenerator(seed: UInt64(abs(size)))
+            let body = (0..<abs(size)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var request = Array("POST /echo HTTP/1.1\r\nHost: b.test\r\n".utf8)
+            if size >= 0 {
+                request += Array("Content-Length: \(body.count)\r\n\r\n".utf8) + body
+            } else {
+                // Chunks of uneven sizes, then the last chunk.
+                request += Array("Transfer-Encoding: chunked\r\n\r\n".utf8)
+                var offset = 0
+                var length = 1
+                while offset < body.count {
+                    let end = min(body.count, offset + length)
+                    request += Array(String(end - offset, radix: 16).utf8) + [13, 10] + body[offset..<end] + [13, 10]
+                    offset = end
+                    length = length * 3 + 7
+                }
+                request += Array("0\r\n\r\n".utf8)
+            }
+            let (head, received) = try rawRequest(proxy.port, request)
+            #expect(head.hasPrefix("HTTP/1.1 200 OK"), "\(head)")
+            #expect(head.lowercased().contains(size < 0 ? "transfer-encoding: chunked" : "content-length: \(body.count)"), "\(head)")
+            #expect(received == body, "\(received.count) bytes back of \(body.count)")
+        }
+    }
+
+    /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
+    /// decoded from Content-Length or chunked framing.
+    func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
+        let fd = try connectLoopback(port)
         defer { close(fd) }
+        var sent = 0
+        while sent < request.count {
+            let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw POSIXError(.EPIPE) }
+            sent += count
+        }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        func fill() throws {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { throw POSIXError(.ECONNRESET) }
+            data += buffer[0..<count]
+        }
+        func find(_ pattern: [UInt8], from start: Int) throws -> Int {
+            while true {
+                if data.count >= pattern.count + start {
+                    for index in start...(data.count - pattern.count) where Array(data[index..<index + pattern.count]) == pattern {
+                        return index
+                    }
+                }
+                try fill()
+            }
+        }
+        let headEnd = try find([13, 10, 13, 10], from: 0)
+        let head = String(decoding: data[0..<headEnd], as: UTF8.self)
+        var position = headEnd + 4
+        var body: [UInt8] = []
+        if let line = head.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+            let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces))
+        {
+            while data.count < position + length { try fill() }
+            body = Array(data[position..<position + length])
+        } else {
+            while true {
+                let lineEnd = try find([13, 10], from: position)
+                let size = Int(String(decoding: data[position..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16) ?? 0
+                position = lineEnd + 2
+                if size == 0 { break }
+                while data.count < position + size + 2 { try fill() }
+                body += data[position..<position + size]
+                position += size + 2
+            }
+        }
+        return (head, body)
+    }
+
+    func connectLoopback(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -225,9 +301,20 @@ struct ProxyEndToEndTests {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Writes `request` on a new connection to `port` and reads until `responses` complete responses
+    /// (of the synthetic backend's fixed length) have arrived, or 5 s have passed.
+    func rawExchange(_ port: Int, _ request: String, responses: Int) throws -> String {
+        let fd = try connectLoopback(port)
+        defer { close(fd) }
         _ = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
