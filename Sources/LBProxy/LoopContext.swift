@@ -81,5 +81,50 @@ final class LoopContext {
     }
 }
 
+extension LoopContext {
+    /// What to do after a failed attempt.
+    enum NextStep {
+        /// Try another backend at once: nothing reached a backend.
+        case requeue
+        /// Try another backend after the backoff; the retry holds a place in the budget.
+        case retry(after: Duration)
+        /// Answer the client.
+        case giveUp
+    }
+
+    /// Decides what follows `failure` of attempt number `attempt` of a `method` request to `service`,
+    /// by the service's retry policy and this loop's retry budget. `holdsRetry` says whether the failed
+    /// attempt held a place in the budget (it gives it back) and becomes whether the next one does.
+    func nextStep(
+        after failure: AttemptFailure,
+        service: Int,
+        method: String,
+        attempt: Int,
+        canReplay: Bool,
+        holdsRetry: inout Bool
+    ) -> NextStep {
+        let decision = self.runtime.services[service].settings.retries.decide(
+            method: method,
+            failure: failure,
+            attempt: attempt,
+            using: &self.generator
+        )
+        guard case .retry(let delay) = decision, canReplay else { return .giveUp }
+        if !failure.requestMayHaveBeenProcessed {
+            // Nothing reached the backend (the connection was refused or never made): another backend
+            // at once is a requeue (Finagle's word). It adds load to no one, so only the attempt limit
+            // bounds it, not the budget.
+            return .requeue
+        }
+        if holdsRetry {
+            self.retryBudgets[service].retryFinished()
+            holdsRetry = false
+        }
+        guard self.retryBudgets[service].retryStarted() else { return .giveUp }
+        holdsRetry = true
+        return .retry(after: delay)
+    }
+}
+
 @available(*, unavailable)
 extension LoopContext: Sendable {}

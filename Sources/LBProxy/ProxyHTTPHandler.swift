@@ -6,8 +6,7 @@ import NIOHTTP1
 /// Serves one client connection: routes each request to a service, picks a backend with the service's
 /// picker, forwards the request over a pooled keep-alive connection and streams the response back.
 ///
-/// Requests on a connection are served one at a time (NIO's `HTTPServerPipelineHandler`, in front,
-/// holds pipelined ones back). Bodies stream both ways with backpressure: while the backend's
+/// Requests on a connection are served one at a time: pipelined ones are queued and answered in order. Bodies stream both ways with backpressure: while the backend's
 /// connection cannot take more, the client's reads are held, and the other way round. A failure
 /// before any of the response reached the client is retried on another backend when the service's
 /// retry policy and budget allow it (a request body is kept for that up to ``replayLimit`` bytes);
@@ -28,35 +27,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var peerIsTrusted = false
     /// Parts of pipelined requests that arrived while one was being served, replayed when it ends.
     private var queued: [HTTPServerRequestPart] = []
-    private var exchange: Exchange?
+    private var exchange: ProxyExchange?
     /// Reads held back while the backend cannot take more of the request body.
     private var readsPaused = false
     private var readPending = false
-
-    /// One request's way through the proxy.
-    private struct Exchange {
-        let service: Int
-        var head: HTTPRequestHead
-        let clientKeepAlive: Bool
-        let pick: PickRequest
-        let startNanos: UInt64
-        var attempt = 0
-        var tried: [Int] = []
-        var backend: Int?
-        var attemptStartNanos: UInt64 = 0
-        var upstream: UpstreamConnection?
-        /// Body parts received and not yet sent (while connecting), or kept for a retry.
-        var body: [ByteBuffer] = []
-        var bodyBytes = 0
-        var bodyReplayable = true
-        var requestComplete = false
-        var requestSent = false
-        var responseStarted = false
-        var headerTimer: Scheduled<Void>?
-        var requestTimer: Scheduled<Void>?
-        /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
-        var isRetry = false
-    }
 
     init(loop: LoopContext) {
         self.loop = loop
@@ -140,8 +114,14 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         let runtime = self.loop.runtime
         var head = incoming
         guard let serviceIndex = runtime.router.route(host: head.headers.first(name: "host"), path: head.uri) else {
-            self.exchange = Exchange(service: -1, head: head, clientKeepAlive: head.isKeepAlive, pick: PickRequest(now: .zero), startNanos: 0)
-            self.respondError(.notFound, "no service for host \(head.headers.first(name: "host") ?? "(none)") and path \(head.uri)")
+            // The body, if any, is not read: the connection closes after the answer.
+            self.writeError(
+                .notFound,
+                "no service for host \(head.headers.first(name: "host") ?? "(none)") and path \(head.uri)",
+                method: head.method,
+                keepAlive: false
+            )
+            self.context?.close(promise: nil)
             return
         }
         let service = runtime.services[serviceIndex]
@@ -153,9 +133,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         let pick = PickRequest(
             now: Instant(nanoseconds: Int64(now)),
             clientKey: StableHash.hash(client),
-            hashKey: Self.hashKey(service.settings.hashKey, head: incoming, client: client)
+            hashKey: service.settings.hashKey.hash(of: incoming, client: client)
         )
-        self.exchange = Exchange(service: serviceIndex, head: head, clientKeepAlive: keepAlive, pick: pick, startNanos: now)
+        self.exchange = ProxyExchange(service: serviceIndex, head: head, clientKeepAlive: keepAlive, pick: pick)
         self.loop.retryBudgets[serviceIndex].requestStarted()
         let timeout = TimeAmount.nanoseconds(max(1, service.settings.timeouts.request.nanoseconds))
         self.exchange?.requestTimer = self.loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
@@ -165,7 +145,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
-        guard var exchange = self.exchange, exchange.service >= 0 else { return }
+        guard var exchange = self.exchange else { return }
         if exchange.bodyReplayable || exchange.upstream == nil {
             exchange.body.append(buffer)
             exchange.bodyBytes += buffer.readableBytes
@@ -183,7 +163,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func requestEnd() {
-        guard self.exchange != nil, self.exchange!.service >= 0 else { return }
+        guard self.exchange != nil else { return }
         self.exchange!.requestComplete = true
         if let upstream = self.exchange!.upstream {
             self.sendEnd(on: upstream)
@@ -260,61 +240,32 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange?.requestSent = true
     }
 
-    /// What to do after a failed attempt.
-    private enum NextStep {
-        /// Try another backend at once: nothing reached a backend.
-        case requeue
-        /// Try another backend after the backoff; the retry holds a place in the budget.
-        case retry(after: Duration)
-        /// Answer the client.
-        case giveUp
-    }
-
-    /// Decides what follows `failure` of the current attempt, taking a place in the retry budget when
-    /// the answer is a retry (the attempt that failed, if it was a retry, gives its place back).
-    private func nextStep(after failure: AttemptFailure) -> NextStep {
-        guard let exchange = self.exchange, let service = self.service else { return .giveUp }
+    /// Decides what follows `failure` of the current attempt (see ``LoopContext/nextStep(after:service:method:attempt:canReplay:holdsRetry:)``).
+    private func nextStep(after failure: AttemptFailure) -> LoopContext.NextStep {
+        guard var exchange = self.exchange else { return .giveUp }
         let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
-        let decision = service.settings.retries.decide(
+        let step = self.loop.nextStep(
+            after: failure,
+            service: exchange.service,
             method: exchange.head.method.rawValue,
-            failure: failure,
             attempt: exchange.attempt,
-            using: &self.loop.generator
+            canReplay: canReplay,
+            holdsRetry: &exchange.isRetry
         )
-        guard case .retry(let delay) = decision, canReplay else { return .giveUp }
-        if !failure.requestMayHaveBeenProcessed {
-            // Nothing reached the backend (the connection was refused or never made): another backend
-            // at once is a requeue (Finagle's word). It adds load to no one, so only the attempt limit
-            // bounds it, not the budget.
-            return .requeue
-        }
-        if exchange.isRetry {
-            self.loop.retryBudgets[exchange.service].retryFinished()
-            self.exchange?.isRetry = false
-        }
-        guard self.loop.retryBudgets[exchange.service].retryStarted() else { return .giveUp }
-        self.exchange?.isRetry = true
-        return .retry(after: delay)
+        self.exchange?.isRetry = exchange.isRetry
+        return step
     }
 
     /// The current attempt failed before any of the response reached the client: its connection (if
     /// any) is closed, and the request retried or answered with an error. `step` is the decision, when
     /// the caller has made it already.
-    private func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: NextStep? = nil) {
-        guard var exchange = self.exchange, let service = self.service, let backendIndex = exchange.backend else { return }
+    private func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: LoopContext.NextStep? = nil) {
+        guard self.exchange?.backend != nil else { return }
         let step = decided ?? self.nextStep(after: failure)
-        exchange = self.exchange!
-        if let upstream = exchange.upstream {
-            upstream.delegate = nil
-            upstream.channel.close(promise: nil)
-        }
-        exchange.headerTimer?.cancel()
-        exchange.headerTimer = nil
-        exchange.upstream = nil
-        exchange.backend = nil
-        exchange.requestSent = false
-        service.backends[backendIndex].state.requestFinished()
-        self.exchange = exchange
+        self.abandonUpstream()
+        self.exchange?.headerTimer?.cancel()
+        self.exchange?.headerTimer = nil
+        self.exchange?.requestSent = false
         switch step {
         case .requeue:
             self.loop.eventLoop.assumeIsolated().execute {
@@ -431,7 +382,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Drops the current upstream connection (closing it) and the backend's in-flight count.
     private func abandonUpstream() {
-        guard let exchange = self.exchange, exchange.service >= 0 else { return }
+        guard let exchange = self.exchange else { return }
         if let upstream = exchange.upstream {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
@@ -447,10 +398,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange = self.exchange else { return }
         exchange.headerTimer?.cancel()
         exchange.requestTimer?.cancel()
-        if exchange.service >= 0 {
-            if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
-            self.loop.retryBudgets[exchange.service].requestFinished()
-        }
+        if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
+        self.loop.retryBudgets[exchange.service].requestFinished()
         self.exchange = nil
         // Serve the next pipelined request: its head, and its body and end while it is being read.
         while let next = self.queued.first, self.context != nil {
@@ -463,34 +412,42 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func requestTimedOut() {
         guard let exchange = self.exchange, let service = self.service else { return }
-        let limit = GoDuration.format(service.settings.timeouts.request)
+        self.abandonUpstream()
         if exchange.responseStarted {
-            self.abandonUpstream()
+            // Part of the response went out: all the client can be told is the connection closing.
             self.endExchange()
             self.context?.close(promise: nil)
         } else {
-            self.abandonUpstream()
+            let limit = GoDuration.format(service.settings.timeouts.request)
             self.respondError(.gatewayTimeout, "no response within the request timeout (\(limit))")
         }
     }
 
     /// Answers the current request with `status` and a one-line body, and ends it.
     private func respondError(_ status: HTTPResponseStatus, _ message: String) {
-        guard let context = self.context, let exchange = self.exchange else { return }
+        guard let exchange = self.exchange else { return }
+        let keepAlive = exchange.clientKeepAlive && exchange.requestComplete
+        self.writeError(status, message, method: exchange.head.method, keepAlive: keepAlive)
+        // After the answer is written: ending may start the next pipelined request.
+        self.endExchange()
+        if !keepAlive { self.context?.close(promise: nil) }
+    }
+
+    /// Writes a response of `status` whose body is one line saying `message`, with `Connection: close`
+    /// unless `keepAlive` (the caller closes).
+    private func writeError(_ status: HTTPResponseStatus, _ message: String, method: HTTPMethod, keepAlive: Bool) {
+        guard let context = self.context else { return }
         var body = context.channel.allocator.buffer(capacity: message.utf8.count + 32)
         body.writeString("\(status.code) \(status.reasonPhrase): \(message)\n")
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
-        let keepAlive = exchange.clientKeepAlive && exchange.requestComplete
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if exchange.head.method != .HEAD {
+        if method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        self.endExchange()
-        if !keepAlive { context.close(promise: nil) }
     }
 
     // MARK: Reads
@@ -505,29 +462,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if self.readPending, let context = self.context {
             self.readPending = false
             context.read()
-        }
-    }
-
-    // MARK: Keys
-
-    private static func hashKey(_ key: Service.HashKey, head: HTTPRequestHead, client: String) -> UInt64? {
-        switch key {
-        case .clientIP:
-            return StableHash.hash(client)
-        case .path:
-            return StableHash.hash(head.uri)
-        case .header(let name):
-            return head.headers.first(name: name).map(StableHash.hash)
-        case .cookie(let name):
-            for cookie in head.headers[canonicalForm: "cookie"] {
-                for pair in cookie.split(separator: ";") {
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    if parts.count == 2, parts[0].trimmingSpaces == name {
-                        return StableHash.hash(String(parts[1]))
-                    }
-                }
-            }
-            return nil
         }
     }
 }

@@ -38,7 +38,12 @@ final class UpstreamPool {
             .connect(host: self.backend.address.host, port: self.backend.address.port)
             .assumeIsolated()
             .flatMapThrowing { channel in
-                try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+                let connection = try channel.pipeline.syncOperations.handler(type: UpstreamConnection.self)
+                // Once, for the connection's life: a connection that closes while idle leaves the pool.
+                connection.onClose = { [unowned self] closed in
+                    self.idle.removeAll { $0 === closed }
+                }
+                return connection
             }
             .nonisolated()
     }
@@ -52,9 +57,6 @@ final class UpstreamPool {
             return
         }
         connection.idleSinceNanos = nowNanos
-        connection.onClose = { [unowned self] closed in
-            self.idle.removeAll { $0 === closed }
-        }
         self.idle.append(connection)
     }
 
