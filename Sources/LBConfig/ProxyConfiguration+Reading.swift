@@ -210,7 +210,6 @@ extension BackendSpec {
         let name = try map["name"]?.string()
         self.init(name: name, address: try map.required("address").hostPort())
         if let weight = map["weight"] { self.weight = try weight.int(in: 1...1_000_000) }
-        if let nameNode = map["name"], self.name.isEmpty { throw nameNode.error("must not be empty") }
     }
 }
 

@@ -23,10 +23,9 @@ extension ProxyConfiguration {
         for (index, listener) in self.listeners.enumerated() {
             let field = "listeners[\(index)].listen"
             // Port 0 asks the kernel for a free port: never the same one twice.
-            if listener.address.port != 0, let other = addresses[listener.address] {
+            if listener.address.port != 0, let other = Self.claim(listener.address, for: field, in: &addresses) {
                 problems.append(Problem(field: field, problem: "\(listener.address) is already used by \(other)"))
             }
-            addresses[listener.address] = field
             if let service = listener.service, !self.services.contains(where: { $0.name == service }) {
                 problems.append(Problem(field: "listeners[\(index)].service", problem: "no service is called \"\(service)\""))
             }
@@ -38,16 +37,14 @@ extension ProxyConfiguration {
         var routes: [Service.Route: Int] = [:]
         var defaultService: Int?
         for (index, service) in self.services.enumerated() {
-            if let first = serviceNames[service.name] {
+            if let first = Self.claim(service.name, for: index, in: &serviceNames) {
                 problems.append(Problem(field: "services[\(index)].name", problem: "\"\(service.name)\" is already the name of services[\(first)]"))
             }
-            serviceNames[service.name, default: index] = serviceNames[service.name] ?? index
             if let route = service.route {
                 let normalized = Service.Route(hosts: route.hosts.sorted(), pathPrefix: route.pathPrefix)
-                if let first = routes[normalized] {
+                if let first = Self.claim(normalized, for: index, in: &routes) {
                     problems.append(Problem(field: "services[\(index)].match", problem: "services[\(first)] has the same match, so no request would reach this one"))
                 }
-                routes[normalized] = routes[normalized] ?? index
             } else if let first = defaultService {
                 problems.append(Problem(field: "services[\(index)]", problem: "services[\(first)] is already the default service (no match:); give this one a match"))
             } else {
@@ -60,17 +57,22 @@ extension ProxyConfiguration {
                 if backend.name.isEmpty || !backend.name.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
                     problems.append(Problem(field: field, problem: "the name \"\(backend.name)\" must be visible ASCII without spaces (it is sent in X-LBLab-Backend)"))
                 }
-                if let first = backendNames[backend.name] {
+                if let first = Self.claim(backend.name, for: position, in: &backendNames) {
                     problems.append(Problem(field: field, problem: "the name \"\(backend.name)\" is already used by backends[\(first)]"))
                 }
-                if let first = backendAddresses[backend.address] {
+                if let first = Self.claim(backend.address, for: position, in: &backendAddresses) {
                     problems.append(Problem(field: field, problem: "\(backend.address) is already backends[\(first)]"))
                 }
-                backendNames[backend.name] = backendNames[backend.name] ?? position
-                backendAddresses[backend.address] = backendAddresses[backend.address] ?? position
             }
         }
         return problems
+    }
+
+    /// Who claimed `key` first, or `nil` when `claimant` is the first and now holds it.
+    private static func claim<Key: Hashable, Claimant>(_ key: Key, for claimant: Claimant, in claims: inout [Key: Claimant]) -> Claimant? {
+        if let first = claims[key] { return first }
+        claims[key] = claimant
+        return nil
     }
 
     /// Throws the first of ``problems()``, pinned on its line of `file` when the configuration was
