@@ -45,12 +45,19 @@ let package = Package(
             dependencies: ["LBCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
+        // HTTP/1.1 on bytes: strict head reading and body framing, for the proxy and the load generator.
+        .target(
+            name: "LBHTTP",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         // The SwiftNIO data plane: HTTP/1.1 and TCP forwarding, health checks, admin API.
         .target(
             name: "LBProxy",
             dependencies: [
                 "LBCore",
                 "LBConfig",
+                "LBHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -135,6 +142,11 @@ let package = Package(
                 "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBHTTPTests",
+            dependencies: ["LBHTTP", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(
