@@ -1,8 +1,14 @@
 public import LBCore
-public import NIOHTTP1
+public import LBHTTP
+public import NIOCore
 
-/// The headers a proxy rewrites between client and backend: hop-by-hop headers removed (RFC 9110
-/// §7.6.1), `X-Forwarded-For`, `-Proto` and `-Host` set, and an `X-Request-Id` passed on or given.
+/// The heads a proxy rewrites between client and backend: hop-by-hop headers removed (RFC 9110
+/// §7.6.1), `X-Forwarded-For`, `-Proto` and `-Host` set, an `X-Request-Id` passed on or given, and
+/// `X-LBLab-Backend` on the response.
+///
+/// Heads are rewritten as bytes: the lines kept are copied as they came, in runs, and the proxy's own
+/// lines follow them. Bodies pass through untouched, so the framing headers (`Content-Length`,
+/// `Transfer-Encoding`) stay, even when `Connection` names them.
 ///
 /// `X-Forwarded-*` headers are believed only from ``trustedProxies`` (the load generator on loopback, a
 /// proxy in front); from anyone else they are replaced, so a client cannot choose the address an
@@ -21,99 +27,137 @@ public struct ForwardedHeaders: Sendable {
         self.trustedProxies.contains { $0.contains(address) }
     }
 
-    /// The client's address: the socket peer's, unless the peer is trusted, in which case the rightmost
-    /// address of `X-Forwarded-For` that is not itself a trusted proxy (or the leftmost, when all are).
-    /// `peerIsTrusted` is ``isTrusted(_:)`` of `peer`, when the caller knows it already (it holds for a
-    /// whole connection).
-    public func clientAddress(peer: String, peerIsTrusted: Bool? = nil, headers: HTTPHeaders) -> String {
-        guard peerIsTrusted ?? self.isTrusted(peer) else { return peer }
-        let chain = Self.forwardedFor(headers)
+    /// The client's address: the socket `peer`'s, unless the peer is trusted, in which case the
+    /// rightmost address of `X-Forwarded-For` that is not itself a trusted proxy (or the leftmost, when
+    /// all are).
+    public func clientAddress(peer: String, peerIsTrusted: Bool, head: HTTPHead, fields: [HTTPHeaderField]) -> String {
+        guard peerIsTrusted, head.hasForwardedFor else { return peer }
+        let chain = fields.lazy.filter { $0.kind == .xForwardedFor }
+            .flatMap { head.string($0.value).split(separator: ",") }
+            .map { $0.trimmingSpaces }
+            .filter { !$0.isEmpty }
         return chain.last { !self.isTrusted($0) } ?? chain.first ?? peer
     }
 
-    /// Rewrites a client's request `headers` for the backend. `peer` is the client socket's address;
-    /// `requestID` is used when the request has no `X-Request-Id`. Returns the request id sent on.
-    @discardableResult
-    public func prepareRequest(
-        _ headers: inout HTTPHeaders,
+    /// Writes the request `head` (with its `fields`) as it goes to a backend: HTTP/1.1, hop-by-hop
+    /// headers gone, the `X-Forwarded-*` set for a client at socket address `peer`, and `requestID` (in
+    /// hex) as `X-Request-Id` when the request has none.
+    public func writeRequestHead(
+        _ head: HTTPHead,
+        fields: [HTTPHeaderField],
         peer: String,
-        peerIsTrusted: Bool? = nil,
-        requestID: @autoclosure () -> String
-    ) -> String {
-        let trusted = peerIsTrusted ?? self.isTrusted(peer)
-        let host = headers.first(name: "host")
-        Self.removeHopByHop(&headers)
-        if trusted, headers.contains(name: "x-forwarded-for") {
-            let chain = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: chain + ", " + peer)
-        } else {
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: peer)
-        }
-        if !trusted || !headers.contains(name: "x-forwarded-proto") {
-            headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-        }
-        if !trusted || !headers.contains(name: "x-forwarded-host") {
-            if let host {
-                headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
-            } else {
-                headers.remove(name: "X-Forwarded-Host")
+        peerIsTrusted: Bool,
+        requestID: UInt64,
+        into out: inout ByteBuffer
+    ) {
+        let trusted = peerIsTrusted
+        let source = head.bytes
+        let base = source.readerIndex
+        out.writeBytes(source.viewBytes(at: base, length: head.target.upperBound)!)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        Self.copyFields(of: source, fields, into: &out) { kind in
+            switch kind {
+            case .connection, .hopByHop, .xForwardedFor, .overriddenContentLength: false
+            case .xForwardedProto, .xForwardedHost: trusted
+            case .xRequestID: head.requestID != nil
+            case .other, .host, .contentLength, .transferEncoding, .xLBLabBackend: true
             }
         }
-        if let id = headers.first(name: "x-request-id"), !id.isEmpty {
-            return id
-        }
-        let id = requestID()
-        headers.replaceOrAdd(name: "X-Request-Id", value: id)
-        return id
-    }
-
-    /// Removes the hop-by-hop headers of RFC 9110 §7.6.1 (`Connection` and those it names,
-    /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), which
-    /// describe one connection and must not be forwarded. Framing is set anew on the other side.
-    public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // Look first, remove after: most messages carry at most `Connection: keep-alive`, so this is one
-        // pass to find it and one `remove` for it.
-        var present: [String] = []
-        var listed: [String] = []
-        for (name, value) in headers where Self.isHopByHop(name) {
-            present.append(name)
-            guard Substring(name).caseInsensitiveEquals("connection") else { continue }
-            for token in value.split(separator: ",") {
-                let option = token.trimmingSpaces
-                if !Self.isHopByHop(option), !Substring(option).caseInsensitiveEquals("close") {
-                    listed.append(option)
-                }
+        out.writeStaticString("X-Forwarded-For: ")
+        if trusted && head.hasForwardedFor {
+            for field in fields where field.kind == .xForwardedFor && !field.value.isEmpty {
+                out.writeBytes(source.viewBytes(at: base + field.value.lowerBound, length: field.value.count)!)
+                out.writeStaticString(", ")
             }
         }
-        for name in present + listed {
-            headers.remove(name: name)
+        out.writeString(peer)
+        if !(trusted && head.hasForwardedProto) {
+            out.writeStaticString("\r\nX-Forwarded-Proto: http")
+        }
+        if !(trusted && head.hasForwardedHost), let host = head.host {
+            out.writeStaticString("\r\nX-Forwarded-Host: ")
+            out.writeBytes(source.viewBytes(at: base + host.lowerBound, length: host.count)!)
+        }
+        if head.requestID == nil {
+            out.writeStaticString("\r\nX-Request-Id: ")
+            Self.writeHex(requestID, into: &out)
+        }
+        out.writeStaticString("\r\n\r\n")
+    }
+
+    /// What a response's `Connection` header says to the client.
+    public enum ConnectionHeader: Sendable {
+        /// Nothing: HTTP/1.1's default, keep-alive.
+        case none
+        /// `Connection: close`.
+        case close
+        /// `Connection: keep-alive`, which an HTTP/1.0 client needs to keep the connection.
+        case keepAlive
+    }
+
+    /// Writes the response `head` (with its `fields`) as it goes to the client: HTTP/1.1, hop-by-hop
+    /// headers gone, `X-LBLab-Backend: backend`, and `connection`.
+    public static func writeResponseHead(
+        _ head: HTTPHead,
+        fields: [HTTPHeaderField],
+        backend: String,
+        connection: ConnectionHeader,
+        into out: inout ByteBuffer
+    ) {
+        let source = head.bytes
+        out.writeStaticString("HTTP/1.1")
+        out.writeBytes(source.viewBytes(at: source.readerIndex + 8, length: head.startLineEnd - 8)!)
+        out.writeStaticString("\r\n")
+        Self.copyFields(of: source, fields, into: &out) { kind in
+            switch kind {
+            case .connection, .hopByHop, .xLBLabBackend, .overriddenContentLength: false
+            default: true
+            }
+        }
+        out.writeStaticString("X-LBLab-Backend: ")
+        out.writeString(backend)
+        switch connection {
+        case .none: break
+        case .close: out.writeStaticString("\r\nConnection: close")
+        case .keepAlive: out.writeStaticString("\r\nConnection: keep-alive")
+        }
+        out.writeStaticString("\r\n\r\n")
+    }
+
+    /// Copies the lines of `fields` whose kind `keep` accepts, consecutive ones in one copy.
+    private static func copyFields(
+        of source: ByteBuffer,
+        _ fields: [HTTPHeaderField],
+        into out: inout ByteBuffer,
+        keep: (HTTPHeaderField.Kind) -> Bool
+    ) {
+        let base = source.readerIndex
+        var run: Range<Int>?
+        for field in fields {
+            if keep(field.kind) {
+                run = (run?.lowerBound ?? field.line.lowerBound)..<field.line.upperBound
+            } else if let kept = run {
+                out.writeBytes(source.viewBytes(at: base + kept.lowerBound, length: kept.count)!)
+                run = nil
+            }
+        }
+        if let kept = run {
+            out.writeBytes(source.viewBytes(at: base + kept.lowerBound, length: kept.count)!)
         }
     }
 
-    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]
-
-    /// Whether `name` is one of RFC 9110's hop-by-hop headers (without looking at `Connection`'s list).
-    static func isHopByHop(_ name: String) -> Bool {
-        let count = name.utf8.count
-        guard count == 2 || count == 7 || count == 10 || count == 16 || count == 17 else { return false }
-        return Self.hopByHop.contains { $0.utf8.count == count && Substring($0).caseInsensitiveEquals(name) }
-    }
-
-    /// The addresses of `X-Forwarded-For`, leftmost (the original client) first.
-    static func forwardedFor(_ headers: HTTPHeaders) -> [String] {
-        headers[canonicalForm: "x-forwarded-for"].map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+    private static func writeHex(_ value: UInt64, into out: inout ByteBuffer) {
+        let digits: StaticString = "0123456789abcdef"
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { bytes in
+            for index in 0..<16 {
+                bytes[index] = digits.utf8Start[Int(value >> (60 - 4 * UInt64(index)) & 0xF)]
+            }
+            return 16
+        }
     }
 }
 
 extension Substring {
-    /// Whether it equals `other` ignoring ASCII letter case.
-    func caseInsensitiveEquals(_ other: String) -> Bool {
-        guard self.utf8.count == other.utf8.count else { return false }
-        return zip(self.utf8, other.utf8).allSatisfy { a, b in
-            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
-        }
-    }
-
     /// Without leading and trailing spaces and tabs.
     var trimmingSpaces: String {
         String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())

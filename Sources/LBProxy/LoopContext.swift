@@ -1,5 +1,6 @@
 import LBConfig
 import LBCore
+import LBHTTP
 import NIOCore
 
 /// What one event loop owns (DESIGN §3): a picker per service, so a pick takes no lock, and a pool of
@@ -16,6 +17,8 @@ final class LoopContext {
     /// `pools[service][backend]`.
     let pools: [[UpstreamPool]]
     private var sweep: Scheduled<Void>?
+    /// Header lines of the head being read, reused from one request to the next.
+    var fields: [HTTPHeaderField] = []
 
     init(eventLoop: any EventLoop, runtime: ProxyRuntime, index: Int) throws {
         self.eventLoop = eventLoop
@@ -69,10 +72,10 @@ final class LoopContext {
         return choice
     }
 
-    /// A request id unique in practice: 64 random bits in hex, from this loop's generator (seeded from
-    /// the system's randomness once, instead of a system call per request).
-    func newRequestID() -> String {
-        String(self.requestIDs.next(), radix: 16)
+    /// A request id unique in practice: 64 random bits (sent in hex), from this loop's generator (seeded
+    /// from the system's randomness once, instead of a system call per request).
+    func newRequestID() -> UInt64 {
+        self.requestIDs.next()
     }
 
     /// Tells the service's picker that a request on `backend` finished after `latency`.

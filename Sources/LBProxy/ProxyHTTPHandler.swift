@@ -1,22 +1,30 @@
 import LBConfig
 import LBCore
+import LBHTTP
 import NIOCore
-import NIOHTTP1
 
-/// Serves one client connection: routes each request to a service, picks a backend with the service's
-/// picker, forwards the request over a pooled keep-alive connection and streams the response back.
+/// Serves one client connection: reads each request's head (``HTTPHead``), routes it to a service,
+/// picks a backend with the service's picker, sends the rewritten head over a pooled keep-alive
+/// connection, and passes both bodies through as they came, framing included (``HTTPBodyFramer``
+/// finds where each ends).
 ///
-/// Requests on a connection are served one at a time: pipelined ones are queued and answered in order. Bodies stream both ways with backpressure: while the backend's
-/// connection cannot take more, the client's reads are held, and the other way round. A failure
-/// before any of the response reached the client is retried on another backend when the service's
-/// retry policy and budget allow it (a request body is kept for that up to ``replayLimit`` bytes);
-/// a connection that could not be made is requeued on another backend at once, within the attempt
-/// limit but outside the budget, since nothing reached any backend; otherwise the client gets a 502,
-/// 503 or 504 whose body says what happened.
+/// Requests on a connection are served one at a time: the bytes of pipelined ones wait in the buffer,
+/// with reading stopped, until the one before is answered. Bodies stream both ways with
+/// backpressure: while the backend's connection cannot take more, the client's reads are held, and the
+/// other way round. A failure before any of the response reached the client is retried on another
+/// backend when the service's retry policy and budget allow it (a request body is kept for that up to
+/// ``replayLimit`` bytes); a connection that could not be made is requeued on another backend at once,
+/// within the attempt limit but outside the budget, since nothing reached any backend; otherwise the
+/// client gets a 502, 503 or 504 whose body says what happened. A malformed request gets a 400 naming
+/// what is wrong, and the connection closes.
+///
+/// Timeouts (response header, whole request, client idle) share one timer per connection, set for the
+/// nearest deadline and moved only when a nearer one comes: on a busy keep-alive connection it fires
+/// once per timeout period, not once per request.
 final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Request body bytes kept to resend on a retry; a longer body is not retried once sent.
     static let replayLimit = 64 * 1024
@@ -25,12 +33,22 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext?
     private var peer = ""
     private var peerIsTrusted = false
-    /// Parts of pipelined requests that arrived while one was being served, replayed when it ends.
-    private var queued: [HTTPServerRequestPart] = []
+    private var peerKey: UInt64 = 0
+    /// Bytes read and not yet consumed: a head not all arrived, or pipelined requests waiting.
+    private var inbound: ByteBuffer?
+    private var requestFramer = HTTPBodyFramer(.none)
     private var exchange: ProxyExchange?
-    /// Reads held back while the backend cannot take more of the request body.
+    /// Whether ``processInbound()`` is running (it is not entered twice).
+    private var processing = false
+    /// The connection closes once the current answer is written; nothing more is read.
+    private var closing = false
+    /// Reads held back while the backend cannot take more, or a pipelined request waits.
     private var readsPaused = false
     private var readPending = false
+    /// When the connection, idle between requests, is closed.
+    private var idleDeadline = UInt64.max
+    private var timer: Scheduled<Void>?
+    private var timerDeadline = UInt64.max
 
     init(loop: LoopContext) {
         self.loop = loop
@@ -46,33 +64,67 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.context = context
         self.peer = context.channel.remoteAddress?.ipAddress ?? "0.0.0.0"
         self.peerIsTrusted = self.loop.runtime.forwarded.isTrusted(self.peer)
+        self.peerKey = StableHash.hash(self.peer)
+        self.becomeIdle()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.timer?.cancel()
+        self.timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        if !self.queued.isEmpty || (self.exchange?.requestComplete ?? false) {
-            // A pipelined request while the previous one is still being answered: it waits its turn
-            // (responses go out in request order), and reading stops until it is served.
-            self.queued.append(part)
-            self.pauseReads()
-            return
+        var bytes = self.unwrapInboundIn(data)
+        guard !self.closing else { return }
+        if self.inbound == nil {
+            self.inbound = bytes
+        } else {
+            self.inbound!.writeBuffer(&bytes)
         }
-        self.dispatch(part)
+        self.processInbound()
     }
 
-    private func dispatch(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            self.start(head)
-        case .body(let buffer):
-            self.requestBody(buffer)
-        case .end:
-            self.requestEnd()
+    /// Consumes what it can of the bytes read: a new request's head, the current request's body, or
+    /// nothing while a request waits for the one before it to be answered.
+    private func processInbound() {
+        guard !self.processing else { return }
+        self.processing = true
+        defer { self.processing = false }
+        while self.context != nil, !self.closing, let available = self.inbound?.readableBytes {
+            if self.exchange == nil {
+                let head: HTTPHead?
+                do {
+                    head = try HTTPHead.readRequest(from: &self.inbound!, fields: &self.loop.fields)
+                } catch {
+                    self.inbound = nil
+                    self.writeError(.badRequest, "\(error.reason)", isHEAD: false, keepAlive: false)
+                    self.closeAfterAnswer()
+                    return
+                }
+                guard let head else { break }
+                self.start(head)
+            } else if !self.exchange!.requestComplete {
+                guard available > 0 else { break }
+                let taken: Int
+                do {
+                    taken = try self.inbound!.withUnsafeReadableBytes { bytes throws(HTTPMalformed) in try self.requestFramer.scan(bytes) }
+                } catch {
+                    self.inbound = nil
+                    self.requestMalformed(error.reason)
+                    return
+                }
+                if taken > 0 { self.requestBody(self.inbound!.readSlice(length: taken)!) }
+                if self.requestFramer.isComplete { self.requestEnd() } else { break }
+            } else {
+                // A pipelined request waits its turn (responses go out in request order), and reading
+                // stops until it is served.
+                if available > 0 { self.pauseReads() }
+                break
+            }
+            if self.inbound?.readableBytes == 0 { self.inbound = nil }
         }
+        if self.inbound?.readableBytes == 0 { self.inbound = nil }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -106,42 +158,76 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A malformed request (NIO's HTTPServerProtocolErrorHandler answers 400) or a reset.
+        // A reset or another I/O error.
         context.close(promise: nil)
     }
 
-    private func start(_ incoming: HTTPRequestHead) {
+    private func start(_ head: HTTPHead) {
         let runtime = self.loop.runtime
-        var head = incoming
-        guard let serviceIndex = runtime.router.route(host: head.headers.first(name: "host"), path: head.uri) else {
+        let fields = self.loop.fields
+        let serviceIndex: Int
+        if let only = runtime.router.onlyService {
+            serviceIndex = only
+        } else if let routed = runtime.router.route(host: head.host.map(head.string), path: head.string(head.target)) {
+            serviceIndex = routed
+        } else {
             // The body, if any, is not read: the connection closes after the answer.
-            self.writeError(
-                .notFound,
-                "no service for host \(head.headers.first(name: "host") ?? "(none)") and path \(head.uri)",
-                method: head.method,
-                keepAlive: false
-            )
-            self.context?.close(promise: nil)
+            let host = head.host.map(head.string) ?? "(none)"
+            self.writeError(.notFound, "no service for host \(host) and path \(head.string(head.target))", isHEAD: head.methodIs("HEAD"), keepAlive: false)
+            self.closeAfterAnswer()
             return
         }
         let service = runtime.services[serviceIndex]
-        let client = runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: self.peerIsTrusted, headers: head.headers)
-        let keepAlive = head.isKeepAlive
-        runtime.forwarded.prepareRequest(&head.headers, peer: self.peer, peerIsTrusted: self.peerIsTrusted, requestID: self.loop.newRequestID())
-        head.version = .http1_1
+        let clientKey: UInt64
+        if self.peerIsTrusted && head.hasForwardedFor {
+            clientKey = StableHash.hash(runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: true, head: head, fields: fields))
+        } else {
+            clientKey = self.peerKey
+        }
+        var upstreamHead = self.context!.channel.allocator.buffer(capacity: head.bytes.readableBytes + 160 + self.peer.utf8.count)
+        runtime.forwarded.writeRequestHead(
+            head,
+            fields: fields,
+            peer: self.peer,
+            peerIsTrusted: self.peerIsTrusted,
+            requestID: head.requestID == nil ? self.loop.newRequestID() : 0,
+            into: &upstreamHead
+        )
         let now = NIODeadline.now().uptimeNanoseconds
         let pick = PickRequest(
             now: Instant(nanoseconds: Int64(now)),
-            clientKey: StableHash.hash(client),
-            hashKey: service.settings.hashKey.hash(of: incoming, client: client)
+            clientKey: clientKey,
+            hashKey: service.settings.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
         )
-        self.exchange = ProxyExchange(service: serviceIndex, head: head, clientKeepAlive: keepAlive, pick: pick)
+        let method = Self.methodName(head)
+        self.exchange = ProxyExchange(
+            service: serviceIndex,
+            head: upstreamHead,
+            method: method,
+            isHEAD: method == "HEAD",
+            clientKeepAlive: head.keepAlive,
+            clientIsHTTP10: head.minorVersion == 0,
+            pick: pick,
+            deadline: now &+ UInt64(max(1, service.settings.timeouts.request.nanoseconds))
+        )
+        self.requestFramer = HTTPBodyFramer(head.framing)
+        if self.requestFramer.isComplete { self.exchange!.requestComplete = true }
         self.loop.retryBudgets[serviceIndex].requestStarted()
-        let timeout = TimeAmount.nanoseconds(max(1, service.settings.timeouts.request.nanoseconds))
-        self.exchange?.requestTimer = self.loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.requestTimedOut()
-        }
+        self.armTimer(self.exchange!.deadline)
         self.attempt()
+    }
+
+    private static let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"]
+
+    /// The request's method; the common ones without allocating a string.
+    private static func methodName(_ head: HTTPHead) -> String {
+        head.bytes.withUnsafeReadableBytes { bytes in
+            let method = UnsafeRawBufferPointer(rebasing: bytes[head.method])
+            for name in Self.methods where name.utf8.elementsEqual(method) {
+                return name
+            }
+            return String(decoding: method, as: UTF8.self)
+        }
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
@@ -152,7 +238,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             if exchange.bodyBytes > Self.replayLimit { exchange.bodyReplayable = false }
         }
         if let upstream = exchange.upstream {
-            upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            upstream.channel.write(buffer, promise: nil)
             if !exchange.bodyReplayable { exchange.body.removeAll() }
             if !upstream.channel.isWritable { self.pauseReads() }
         } else if exchange.bodyBytes > Self.replayLimit {
@@ -166,7 +252,21 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard self.exchange != nil else { return }
         self.exchange!.requestComplete = true
         if let upstream = self.exchange!.upstream {
-            self.sendEnd(on: upstream)
+            upstream.channel.flush()
+            self.exchange!.requestSent = true
+        }
+    }
+
+    /// The request's body cannot be framed: a 400 if nothing of the response went out, else the
+    /// connection closes.
+    private func requestMalformed(_ reason: String) {
+        guard let exchange = self.exchange else { return }
+        self.abandonUpstream()
+        if exchange.responseStarted {
+            self.endExchange()
+            self.context?.close(promise: nil)
+        } else {
+            self.respondError(.badRequest, reason, keepAlive: false)
         }
     }
 
@@ -211,33 +311,25 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func connected(_ upstream: UpstreamConnection) {
         guard var exchange = self.exchange, let service = self.service else { return }
         upstream.delegate = self
+        upstream.expectResponse(toHEAD: exchange.isHEAD)
         exchange.upstream = upstream
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(false)
         }
-        upstream.channel.write(HTTPClientRequestPart.head(exchange.head), promise: nil)
+        upstream.channel.write(exchange.head, promise: nil)
         for part in exchange.body {
-            upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(part)), promise: nil)
+            upstream.channel.write(part, promise: nil)
         }
         if !exchange.bodyReplayable { exchange.body.removeAll() }
-        let timeout = TimeAmount.nanoseconds(max(1, service.settings.timeouts.responseHeader.nanoseconds))
-        let attemptNumber = exchange.attempt
-        exchange.headerTimer = self.loop.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard let current = self.exchange, current.attempt == attemptNumber, !current.responseStarted else { return }
-            self.attemptFailed(.responseTimedOut, detail: "no response header from \(self.backendName) within \(GoDuration.format(service.settings.timeouts.responseHeader))")
-        }
+        exchange.headerDeadline = NIODeadline.now().uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
+        exchange.requestSent = exchange.requestComplete
         self.exchange = exchange
-        if exchange.requestComplete {
-            self.sendEnd(on: upstream)
-        } else {
-            upstream.channel.flush()
+        self.armTimer(exchange.headerDeadline)
+        upstream.channel.flush()
+        if !exchange.requestComplete {
             self.resumeReads()
+            self.processInbound()
         }
-    }
-
-    private func sendEnd(on upstream: UpstreamConnection) {
-        upstream.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        self.exchange?.requestSent = true
     }
 
     /// Decides what follows `failure` of the current attempt (see ``LoopContext/nextStep(after:service:method:attempt:canReplay:holdsRetry:)``).
@@ -247,7 +339,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         let step = self.loop.nextStep(
             after: failure,
             service: exchange.service,
-            method: exchange.head.method.rawValue,
+            method: exchange.method,
             attempt: exchange.attempt,
             canReplay: canReplay,
             holdsRetry: &exchange.isRetry
@@ -263,8 +355,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard self.exchange?.backend != nil else { return }
         let step = decided ?? self.nextStep(after: failure)
         self.abandonUpstream()
-        self.exchange?.headerTimer?.cancel()
-        self.exchange?.headerTimer = nil
+        self.exchange?.headerDeadline = .max
         self.exchange?.requestSent = false
         switch step {
         case .requeue:
@@ -282,7 +373,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .responseTimedOut:
                 self.respondError(.gatewayTimeout, detail)
             case .status(let code):
-                self.respondError(HTTPResponseStatus(statusCode: code), detail)
+                self.respondError(HTTPStatus(code: code), detail)
             default:
                 self.respondError(.badGateway, detail)
             }
@@ -296,39 +387,52 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: UpstreamDelegate
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
+    func upstreamInterim(_ head: HTTPHead) {
+        // `100 Continue` and the like go on to an HTTP/1.1 client as they came.
+        guard let context = self.context, let exchange = self.exchange, !exchange.clientIsHTTP10 else { return }
+        context.writeAndFlush(self.wrapOutboundOut(head.bytes), promise: nil)
+    }
+
+    func upstreamHead(_ head: HTTPHead, fields: [HTTPHeaderField]) {
         guard let context = self.context, var exchange = self.exchange else { return }
-        switch part {
-        case .head(var head):
-            let status = Int(head.status.code)
-            if status >= 500, let service = self.service,
-                service.settings.retries.retryOn.contains(where: { $0.matches(.status(status)) })
-            {
-                // A status worth another backend: retried when policy and budget allow, and then this
-                // response is dropped with its connection; otherwise it goes to the client as it is.
-                let step = self.nextStep(after: .status(status))
-                if case .giveUp = step {} else {
-                    self.attemptFailed(.status(status), detail: "\(self.backendName) answered \(status)", step: step)
-                    return
-                }
-                exchange = self.exchange!
+        if head.status >= 500, let service = self.service,
+            service.settings.retries.retryOn.contains(where: { $0.matches(.status(head.status)) })
+        {
+            // A status worth another backend: retried when policy and budget allow, and then this
+            // response is dropped with its connection; otherwise it goes to the client as it is.
+            let step = self.nextStep(after: .status(head.status))
+            if case .giveUp = step {} else {
+                self.attemptFailed(.status(head.status), detail: "\(self.backendName) answered \(head.status)", step: step)
+                return
             }
-            exchange.headerTimer?.cancel()
-            exchange.headerTimer = nil
-            exchange.responseStarted = true
-            ForwardedHeaders.removeHopByHop(&head.headers)
-            head.headers.replaceOrAdd(name: "X-LBLab-Backend", value: self.backendName)
-            head.version = HTTPVersion(major: 1, minor: 1)
-            if !exchange.clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
-            self.exchange = exchange
-            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        case .body(let buffer):
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            if !context.channel.isWritable { context.flush() }
-        case .end(let trailers):
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
-            self.finishExchange()
+            exchange = self.exchange!
         }
+        exchange.headerDeadline = .max
+        exchange.responseStarted = true
+        let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
+        exchange.keepClient = keepAlive
+        self.exchange = exchange
+        let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
+        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: connection, into: &out)
+        context.write(self.wrapOutboundOut(out), promise: nil)
+    }
+
+    func upstreamBody(_ bytes: ByteBuffer) {
+        guard let context = self.context, self.exchange?.responseStarted == true else { return }
+        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        if !context.channel.isWritable { context.flush() }
+    }
+
+    func upstreamEnd() {
+        guard let context = self.context, self.exchange?.responseStarted == true else { return }
+        context.flush()
+        self.finishExchange()
+    }
+
+    func upstreamReadComplete() {
+        guard self.exchange?.responseStarted == true else { return }
+        self.context?.flush()
     }
 
     func upstreamClosed() {
@@ -344,7 +448,11 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
-        writable ? self.resumeReads() : self.pauseReads()
+        if writable {
+            self.resumeReads()
+        } else {
+            self.pauseReads()
+        }
     }
 
     // MARK: Ending
@@ -366,18 +474,21 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(true)
         }
-        if exchange.requestSent {
+        self.exchange?.upstream = nil
+        self.exchange?.backend = nil
+        if exchange.requestSent && exchange.requestComplete {
             pool.release(upstream, nowNanos: now)
         } else {
             // The backend answered before the body was all sent: the connection is mid-request.
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
         }
-        self.exchange?.upstream = nil
-        self.exchange?.backend = nil
-        let keepAlive = exchange.clientKeepAlive && exchange.requestComplete
-        self.endExchange()
-        if !keepAlive { self.context?.close(promise: nil) }
+        if !exchange.keepClient || !exchange.requestComplete {
+            self.endExchange()
+            self.closeAfterAnswer()
+        } else {
+            self.endExchange()
+        }
     }
 
     /// Drops the current upstream connection (closing it) and the backend's in-flight count.
@@ -396,18 +507,94 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func endExchange() {
         guard let exchange = self.exchange else { return }
-        exchange.headerTimer?.cancel()
-        exchange.requestTimer?.cancel()
         if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
         self.loop.retryBudgets[exchange.service].requestFinished()
         self.exchange = nil
-        // Serve the next pipelined request: its head, and its body and end while it is being read.
-        while let next = self.queued.first, self.context != nil {
-            if case .head = next, self.exchange != nil { break }
-            self.queued.removeFirst()
-            self.dispatch(next)
+        self.becomeIdle()
+        // Serve the next pipelined request, if its bytes are here.
+        if !self.closing {
+            self.resumeReads()
+            self.processInbound()
         }
-        if self.queued.isEmpty { self.resumeReads() }
+    }
+
+    /// Answers the current request with `status` and a one-line body, and ends it.
+    private func respondError(_ status: HTTPStatus, _ message: String, keepAlive wanted: Bool = true) {
+        guard let exchange = self.exchange else { return }
+        let keepAlive = wanted && exchange.clientKeepAlive && exchange.requestComplete
+        self.writeError(status, message, isHEAD: exchange.isHEAD, keepAlive: keepAlive, http10: exchange.clientIsHTTP10)
+        if keepAlive {
+            // After the answer is written: ending may start the next pipelined request.
+            self.endExchange()
+        } else {
+            self.endExchange()
+            self.closeAfterAnswer()
+        }
+    }
+
+    /// Writes a response of `status` whose body is one line saying `message`, with `Connection: close`
+    /// unless `keepAlive`.
+    private func writeError(_ status: HTTPStatus, _ message: String, isHEAD: Bool, keepAlive: Bool, http10: Bool = false) {
+        guard let context = self.context else { return }
+        let body = "\(status.code) \(status.reason): \(message)\n"
+        var out = context.channel.allocator.buffer(capacity: body.utf8.count + 160)
+        out.writeString("HTTP/1.1 \(status.code) \(status.reason)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n")
+        if !keepAlive {
+            out.writeStaticString("Connection: close\r\n")
+        } else if http10 {
+            out.writeStaticString("Connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
+        if !isHEAD { out.writeString(body) }
+        context.writeAndFlush(self.wrapOutboundOut(out), promise: nil)
+    }
+
+    /// Stops reading and closes the connection once what was written has gone out.
+    private func closeAfterAnswer() {
+        self.closing = true
+        self.inbound = nil
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: Timeouts
+
+    private func becomeIdle() {
+        let idle = self.loop.runtime.clientIdleNanos
+        self.idleDeadline = NIODeadline.now().uptimeNanoseconds &+ idle
+        self.armTimer(self.idleDeadline)
+    }
+
+    /// Makes the timer fire no later than `deadline`.
+    private func armTimer(_ deadline: UInt64) {
+        guard deadline < self.timerDeadline, self.context != nil else { return }
+        self.timer?.cancel()
+        self.timerDeadline = deadline
+        self.timer = self.loop.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(deadline)) {
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        self.timer = nil
+        self.timerDeadline = .max
+        guard self.context != nil else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if let exchange = self.exchange {
+            if exchange.deadline <= now {
+                self.requestTimedOut()
+            } else if exchange.headerDeadline <= now, let service = self.service {
+                let limit = GoDuration.format(service.settings.timeouts.responseHeader)
+                self.attemptFailed(.responseTimedOut, detail: "no response header from \(self.backendName) within \(limit)")
+            }
+        } else if self.idleDeadline <= now {
+            self.closeAfterAnswer()
+            return
+        }
+        if let exchange = self.exchange {
+            self.armTimer(min(exchange.deadline, exchange.headerDeadline))
+        } else if !self.closing {
+            self.armTimer(self.idleDeadline)
+        }
     }
 
     private func requestTimedOut() {
@@ -416,38 +603,11 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if exchange.responseStarted {
             // Part of the response went out: all the client can be told is the connection closing.
             self.endExchange()
-            self.context?.close(promise: nil)
+            self.closeAfterAnswer()
         } else {
             let limit = GoDuration.format(service.settings.timeouts.request)
             self.respondError(.gatewayTimeout, "no response within the request timeout (\(limit))")
         }
-    }
-
-    /// Answers the current request with `status` and a one-line body, and ends it.
-    private func respondError(_ status: HTTPResponseStatus, _ message: String) {
-        guard let exchange = self.exchange else { return }
-        let keepAlive = exchange.clientKeepAlive && exchange.requestComplete
-        self.writeError(status, message, method: exchange.head.method, keepAlive: keepAlive)
-        // After the answer is written: ending may start the next pipelined request.
-        self.endExchange()
-        if !keepAlive { self.context?.close(promise: nil) }
-    }
-
-    /// Writes a response of `status` whose body is one line saying `message`, with `Connection: close`
-    /// unless `keepAlive` (the caller closes).
-    private func writeError(_ status: HTTPResponseStatus, _ message: String, method: HTTPMethod, keepAlive: Bool) {
-        guard let context = self.context else { return }
-        var body = context.channel.allocator.buffer(capacity: message.utf8.count + 32)
-        body.writeString("\(status.code) \(status.reasonPhrase): \(message)\n")
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if method != .HEAD {
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     // MARK: Reads
@@ -468,6 +628,31 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
 @available(*, unavailable)
 extension ProxyHTTPHandler: Sendable {}
+
+/// A status the proxy answers with, and its reason phrase.
+struct HTTPStatus {
+    var code: Int
+    var reason: String
+
+    static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
+    static let notFound = HTTPStatus(code: 404, reason: "Not Found")
+    static let badGateway = HTTPStatus(code: 502, reason: "Bad Gateway")
+    static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
+    static let gatewayTimeout = HTTPStatus(code: 504, reason: "Gateway Timeout")
+
+    /// The status of `code`, with the reason phrase of the common ones.
+    init(code: Int) {
+        let known = [Self.badRequest, .notFound, .badGateway, .serviceUnavailable, .gatewayTimeout,
+                     HTTPStatus(code: 500, reason: "Internal Server Error"), HTTPStatus(code: 501, reason: "Not Implemented"),
+                     HTTPStatus(code: 505, reason: "HTTP Version Not Supported")]
+        self = known.first { $0.code == code } ?? HTTPStatus(code: code, reason: "Error")
+    }
+
+    init(code: Int, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+}
 
 extension Channel {
     /// Sets `autoRead` from the channel's own event loop.

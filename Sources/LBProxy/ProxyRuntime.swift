@@ -11,6 +11,9 @@ public final class ProxyRuntime: Sendable {
     let services: [ServiceRuntime]
     let router: ServiceRouter
     let forwarded: ForwardedHeaders
+    /// How long a client connection may sit idle between requests: the longest `client-idle` of the
+    /// services (which service a connection's next request is for is not known until it comes).
+    let clientIdleNanos: UInt64
 
     /// The runtime of `configuration`; it must have passed ``ProxyConfiguration/problems()``.
     public init(configuration: ProxyConfiguration) {
@@ -18,6 +21,8 @@ public final class ProxyRuntime: Sendable {
         self.services = configuration.services.map(ServiceRuntime.init)
         self.router = ServiceRouter(services: configuration.services)
         self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
+        let idle = configuration.services.map(\.timeouts.clientIdle).max() ?? .seconds(60)
+        self.clientIdleNanos = UInt64(max(1, idle.nanoseconds))
     }
 }
 

@@ -60,13 +60,6 @@ public final class ProxyServer: Sendable {
                         guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                             throw ProxyError.unsupported("a channel on an event loop the server does not own")
                         }
-                        // Pipelining is handled by ProxyHTTPHandler; outbound validation is off because what
-                        // goes out was parsed on the way in or is the proxy's own (backend names are checked
-                        // to be header-safe by the configuration).
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                            withPipeliningAssistance: false,
-                            withOutboundHeaderValidation: false
-                        )
                         try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
                     }
                 }

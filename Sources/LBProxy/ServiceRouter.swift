@@ -43,6 +43,10 @@ public struct ServiceRouter: Sendable {
         self.defaultIndex = defaultIndex
     }
 
+    /// The one service every request goes to, when no service has a route (so a request's Host and path
+    /// need not be read).
+    public var onlyService: Int? { self.entries.isEmpty ? self.defaultIndex : nil }
+
     /// The index of the service for a request with this `Host` header value (port and letter case
     /// do not matter) and request target, or `nil` when no service takes it.
     public func route(host: String?, path: String) -> Int? {

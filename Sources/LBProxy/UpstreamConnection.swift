@@ -1,20 +1,29 @@
+import LBHTTP
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection tells the request it serves.
 protocol UpstreamDelegate: AnyObject {
-    /// A part of the backend's response arrived.
-    func upstreamRead(_ part: HTTPClientResponsePart)
-    /// The connection closed or failed while serving the request.
+    /// An interim (1xx) response head arrived; the final one follows.
+    func upstreamInterim(_ head: HTTPHead)
+    /// The final response head arrived, with its header lines.
+    func upstreamHead(_ head: HTTPHead, fields: [HTTPHeaderField])
+    /// Bytes of the response body, framing included, as they are to be passed on.
+    func upstreamBody(_ bytes: ByteBuffer)
+    /// The response is complete.
+    func upstreamEnd()
+    /// A read from the backend ended: what was written to the client can be flushed.
+    func upstreamReadComplete()
+    /// The connection closed, failed, or sent what is not HTTP, before the response was complete.
     func upstreamClosed()
     /// The connection can take more of the request body again, or cannot.
     func upstreamWritabilityChanged(_ writable: Bool)
 }
 
 /// A keep-alive HTTP/1.1 connection to one backend, owned by its event loop: idle in its pool, or
-/// serving one request for its ``delegate``.
+/// serving one request for its ``delegate``. It reads the response's head and finds where its body
+/// ends (``HTTPHead``, ``HTTPBodyFramer``); the body's bytes go to the delegate as they arrive.
 final class UpstreamConnection: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
 
     let channel: any Channel
     /// The request being served, or `nil` while idle.
@@ -25,24 +34,111 @@ final class UpstreamConnection: ChannelInboundHandler {
     var idleSinceNanos: UInt64 = 0
     /// Whether the backend said it keeps the connection open after this response.
     private(set) var keepAlive = true
+    /// Whether a response is awaited (a request was sent and its response has not ended).
+    private var awaiting = false
+    private var requestIsHEAD = false
+    /// Bytes of a head that has not all arrived.
+    private var pending: ByteBuffer?
+    /// The body's framer, once the final head has been read.
+    private var framer: HTTPBodyFramer?
+    private var fields: [HTTPHeaderField] = []
 
     init(channel: any Channel) {
         self.channel = channel
     }
 
+    /// Expects the response to a request about to be written.
+    func expectResponse(toHEAD isHEAD: Bool) {
+        self.awaiting = true
+        self.requestIsHEAD = isHEAD
+        self.framer = nil
+        self.pending = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        if case .head(let head) = part {
-            self.keepAlive = head.isKeepAlive
+        var bytes = self.unwrapInboundIn(data)
+        guard self.awaiting else {
+            // Bytes nobody asked for: the connection cannot be trusted with another request.
+            self.fail(context: context)
+            return
         }
-        self.delegate?.upstreamRead(part)
+        if var pending = self.pending {
+            self.pending = nil
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
+        do {
+            try self.read(&bytes)
+        } catch {
+            self.fail(context: context)
+        }
+    }
+
+    private func read(_ bytes: inout ByteBuffer) throws(HTTPMalformed) {
+        while self.awaiting {
+            if var framer = self.framer {
+                let taken = try bytes.withUnsafeReadableBytes { pointer throws(HTTPMalformed) in try framer.scan(pointer) }
+                self.framer = framer
+                if taken > 0 { self.delegate?.upstreamBody(bytes.readSlice(length: taken)!) }
+                guard framer.isComplete else { return }
+                self.complete(leftover: bytes.readableBytes > 0)
+            } else {
+                guard let head = try HTTPHead.readResponse(from: &bytes, requestIsHEAD: self.requestIsHEAD, fields: &self.fields) else {
+                    if bytes.readableBytes > 0 { self.pending = bytes }
+                    return
+                }
+                if head.status < 200 {
+                    guard head.status != 101 else { throw HTTPMalformed("a protocol switch that was not asked for") }
+                    self.delegate?.upstreamInterim(head)
+                    continue
+                }
+                self.keepAlive = head.keepAlive
+                let framer = HTTPBodyFramer(head.framing)
+                self.framer = framer
+                self.delegate?.upstreamHead(head, fields: self.fields)
+                if framer.isComplete, self.awaiting { self.complete(leftover: bytes.readableBytes > 0) }
+            }
+        }
+        if bytes.readableBytes > 0 {
+            // More than the response: the backend is out of step, so the connection is not reused.
+            self.keepAlive = false
+        }
+    }
+
+    private func complete(leftover: Bool) {
+        if leftover { self.keepAlive = false }
+        self.awaiting = false
+        self.framer = nil
+        let delegate = self.delegate
+        delegate?.upstreamEnd()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.delegate?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    private func fail(context: ChannelHandlerContext) {
+        self.keepAlive = false
+        self.awaiting = false
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed()
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.keepAlive = false
+        if self.awaiting, self.framer?.runsUntilClose == true {
+            // A body delimited by the close has ended.
+            self.complete(leftover: false)
+        }
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.upstreamClosed()
+        if self.awaiting {
+            self.awaiting = false
+            delegate?.upstreamClosed()
+        }
         self.onClose?(self)
         self.onClose = nil
         context.fireChannelInactive()
@@ -54,13 +150,12 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A protocol error or a reset: the connection is of no further use.
-        self.keepAlive = false
-        context.close(promise: nil)
+        // A reset or another I/O error: the connection is of no further use.
+        self.fail(context: context)
     }
 
     /// Whether the connection can serve another request once this one ends.
-    var isReusable: Bool { self.keepAlive && self.channel.isActive }
+    var isReusable: Bool { self.keepAlive && !self.awaiting && self.channel.isActive }
 }
 
 @available(*, unavailable)

@@ -1,7 +1,6 @@
 import LBConfig
 import LBCore
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// The connections of one event loop to one backend: idle ones kept for reuse (at most
@@ -31,7 +30,6 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .fireError, enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel))
                 }
             }

@@ -1,5 +1,6 @@
 import LBCore
-import NIOHTTP1
+import LBHTTP
+import NIOCore
 import Testing
 
 @testable import LBProxy
@@ -8,53 +9,78 @@ import Testing
 struct ForwardedHeadersTests {
     let rewriter = ForwardedHeaders(trustedProxies: AddressRange.loopback)
 
-    @Test("hop-by-hop headers go, including those Connection names; end-to-end ones stay")
-    func hopByHop() {
-        var headers = HTTPHeaders([
-            ("Host", "a.test"), ("Connection", "keep-alive, X-Secret"), ("Keep-Alive", "timeout=5"),
-            ("X-Secret", "1"), ("Transfer-Encoding", "chunked"), ("TE", "trailers"), ("Upgrade", "h2c"),
-            ("Proxy-Connection", "keep-alive"), ("Trailer", "X-Sum"), ("Accept", "*/*"), ("Cookie", "a=1"),
-        ])
-        ForwardedHeaders.removeHopByHop(&headers)
-        #expect(headers.map(\.name) == ["Host", "Accept", "Cookie"])
+    /// Reads `text` as a request head and returns it as it would go to a backend from `peer`.
+    private func forwarded(_ text: String, peer: String, requestID: UInt64 = 0xab) throws -> String {
+        var buffer = ByteBuffer(string: text)
+        var fields: [HTTPHeaderField] = []
+        let head = try #require(try HTTPHead.readRequest(from: &buffer, fields: &fields))
+        var out = ByteBuffer()
+        rewriter.writeRequestHead(head, fields: fields, peer: peer, peerIsTrusted: rewriter.isTrusted(peer), requestID: requestID, into: &out)
+        return String(buffer: out)
+    }
+
+    private func client(_ text: String, peer: String) throws -> String {
+        var buffer = ByteBuffer(string: text)
+        var fields: [HTTPHeaderField] = []
+        let head = try #require(try HTTPHead.readRequest(from: &buffer, fields: &fields))
+        return rewriter.clientAddress(peer: peer, peerIsTrusted: rewriter.isTrusted(peer), head: head, fields: fields)
+    }
+
+    @Test("hop-by-hop headers go, including those Connection names; end-to-end and framing ones stay")
+    func hopByHop() throws {
+        let out = try forwarded(
+            "POST /p HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\n"
+                + "Content-Length: 3\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\nCookie: a=1\r\n\r\n",
+            peer: "192.0.2.1"
+        )
+        #expect(
+            out == "POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nAccept: */*\r\nCookie: a=1\r\n"
+                + "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\nX-Request-Id: 00000000000000ab\r\n\r\n"
+        )
     }
 
     @Test("from a trusted proxy, X-Forwarded-For is extended and its client believed")
-    func trustedPeer() {
-        var headers = HTTPHeaders([("Host", "a.test"), ("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")])
-        #expect(rewriter.clientAddress(peer: "127.0.0.1", headers: headers) == "203.0.113.7")
-        let id = rewriter.prepareRequest(&headers, peer: "127.0.0.1", requestID: "r-1")
-        #expect(headers["X-Forwarded-For"] == ["203.0.113.7, 127.0.0.1"])
-        #expect(headers["X-Forwarded-Proto"] == ["https"], "a trusted proxy's scheme is kept")
-        #expect(headers["X-Forwarded-Host"] == ["a.test"])
-        #expect(id == "r-1" && headers["X-Request-Id"] == ["r-1"])
+    func trustedPeer() throws {
+        let request = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: r-1\r\n\r\n"
+        #expect(try client(request, peer: "127.0.0.1") == "203.0.113.7")
+        let out = try forwarded(request, peer: "127.0.0.1")
+        #expect(
+            out == "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: https\r\nX-Request-Id: r-1\r\n"
+                + "X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\nX-Forwarded-Host: a.test\r\n\r\n"
+        )
     }
 
     @Test("from anyone else, X-Forwarded-* are replaced: a client cannot pick its hashed address")
-    func untrustedPeer() {
-        var headers = HTTPHeaders([("Host", "a.test"), ("X-Forwarded-For", "10.9.9.9"), ("X-Forwarded-Host", "evil.test")])
-        #expect(rewriter.clientAddress(peer: "192.0.2.44", headers: headers) == "192.0.2.44")
-        rewriter.prepareRequest(&headers, peer: "192.0.2.44", requestID: "r-2")
-        #expect(headers["X-Forwarded-For"] == ["192.0.2.44"])
-        #expect(headers["X-Forwarded-Proto"] == ["http"] && headers["X-Forwarded-Host"] == ["a.test"])
+    func untrustedPeer() throws {
+        let request = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: evil.test\r\n\r\n"
+        #expect(try client(request, peer: "192.0.2.44") == "192.0.2.44")
+        let out = try forwarded(request, peer: "192.0.2.44", requestID: 0x0123_4567_89ab_cdef)
+        #expect(
+            out == "GET / HTTP/1.1\r\nHost: a.test\r\n"
+                + "X-Forwarded-For: 192.0.2.44\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\nX-Request-Id: 0123456789abcdef\r\n\r\n"
+        )
     }
 
     @Test("the client is the rightmost untrusted hop; several header lines read as one list")
-    func chain() {
-        let headers = HTTPHeaders([("X-Forwarded-For", "198.51.100.1, 203.0.113.9"), ("X-Forwarded-For", "127.0.0.2")])
-        #expect(rewriter.clientAddress(peer: "::1", headers: headers) == "203.0.113.9")
-        let allTrusted = HTTPHeaders([("X-Forwarded-For", "127.0.0.5, 127.0.0.6")])
-        #expect(rewriter.clientAddress(peer: "127.0.0.1", headers: allTrusted) == "127.0.0.5")
-        #expect(rewriter.clientAddress(peer: "127.0.0.1", headers: HTTPHeaders()) == "127.0.0.1")
+    func chain() throws {
+        let request = "GET / HTTP/1.1\r\nX-Forwarded-For: 198.51.100.1, 203.0.113.9\r\nX-Forwarded-For: 127.0.0.2\r\n\r\n"
+        #expect(try client(request, peer: "::1") == "203.0.113.9")
+        #expect(try client("GET / HTTP/1.1\r\nX-Forwarded-For: 127.0.0.5, 127.0.0.6\r\n\r\n", peer: "127.0.0.1") == "127.0.0.5")
+        #expect(try client("GET / HTTP/1.1\r\n\r\n", peer: "127.0.0.1") == "127.0.0.1")
+        #expect(try forwarded(request, peer: "127.0.0.1").contains("X-Forwarded-For: 198.51.100.1, 203.0.113.9, 127.0.0.2, 127.0.0.1\r\n"))
     }
 
-    @Test("an X-Request-Id is passed on; one is given when missing")
-    func requestID() {
-        var given = HTTPHeaders([("X-Request-Id", "abc")])
-        #expect(rewriter.prepareRequest(&given, peer: "127.0.0.1", requestID: "unused") == "abc")
-        #expect(given["X-Request-Id"] == ["abc"])
-        var missing = HTTPHeaders()
-        #expect(rewriter.prepareRequest(&missing, peer: "127.0.0.1", requestID: "new-1") == "new-1")
-        #expect(missing["X-Request-Id"] == ["new-1"] && !missing.contains(name: "X-Forwarded-Host"))
+    @Test("a response loses its hop-by-hop headers and a backend's own X-LBLab-Backend, and names the backend")
+    func response() throws {
+        var buffer = ByteBuffer(
+            string: "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-LBLab-Backend: spoof\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nServer: t\r\n\r\nok"
+        )
+        var fields: [HTTPHeaderField] = []
+        let head = try #require(try HTTPHead.readResponse(from: &buffer, requestIsHEAD: false, fields: &fields))
+        for (connection, line) in [(ForwardedHeaders.ConnectionHeader.none, ""), (.close, "\r\nConnection: close"), (.keepAlive, "\r\nConnection: keep-alive")] {
+            var out = ByteBuffer()
+            ForwardedHeaders.writeResponseHead(head, fields: fields, backend: "b1", connection: connection, into: &out)
+            #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: t\r\nX-LBLab-Backend: b1\(line)\r\n\r\n")
+        }
     }
 }
