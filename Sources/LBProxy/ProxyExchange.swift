@@ -3,24 +3,28 @@ import NIOCore
 
 /// One request's way through the proxy, as ``ProxyHTTPHandler`` serves it: where it goes, the attempt in
 /// flight, the body kept for a retry, and how far the request and the response have got.
-struct ProxyExchange {
+///
+/// A connection serves one request at a time and reuses one exchange for each (``begin``), so the
+/// request path allocates none.
+final class ProxyExchange {
     /// The service's index in the runtime.
-    let service: Int
+    private(set) var service = 0
     /// The request's head as it goes to the backend (rewritten), written again for a retry.
-    let head: ByteBuffer
+    private(set) var head = ByteBuffer()
     /// The method, for the retry policy.
-    let method: String
-    let isHEAD: Bool
+    private(set) var method = "GET"
+    private(set) var isHEAD = false
     /// Whether the client keeps the connection open after this request, and whether it speaks HTTP/1.0
     /// (which needs `Connection: keep-alive` said).
-    let clientKeepAlive: Bool
-    let clientIsHTTP10: Bool
+    private(set) var clientKeepAlive = true
+    private(set) var clientIsHTTP10 = false
     /// What the picker knows of the request.
-    let pick: PickRequest
+    private(set) var pick = PickRequest(now: Instant(nanoseconds: 0))
     /// When the whole request must have been answered (uptime nanoseconds).
-    let deadline: UInt64
-    /// Attempts so far (1 for the first).
+    private(set) var deadline = UInt64.max
+    /// Attempts so far (1 for the first), and a number no other attempt on the connection has.
     var attempt = 0
+    var attemptID = 0
     /// The backends tried, which a retry avoids.
     var tried: [Int] = []
     /// The backend of the attempt in flight, and its connection once made.
@@ -43,4 +47,48 @@ struct ProxyExchange {
     var keepClient = true
     /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
     var isRetry = false
+
+    /// Starts serving a new request; everything of the previous one is forgotten.
+    func begin(
+        service: Int,
+        head: ByteBuffer,
+        method: String,
+        clientKeepAlive: Bool,
+        clientIsHTTP10: Bool,
+        pick: PickRequest,
+        deadline: UInt64
+    ) {
+        self.service = service
+        self.head = head
+        self.method = method
+        self.isHEAD = method == "HEAD"
+        self.clientKeepAlive = clientKeepAlive
+        self.clientIsHTTP10 = clientIsHTTP10
+        self.pick = pick
+        self.deadline = deadline
+        self.attempt = 0
+        self.tried.removeAll(keepingCapacity: true)
+        self.backend = nil
+        self.upstream = nil
+        self.attemptStartNanos = 0
+        self.headerDeadline = .max
+        self.body.removeAll()
+        self.bodyBytes = 0
+        self.bodyReplayable = true
+        self.requestComplete = false
+        self.requestSent = false
+        self.responseStarted = false
+        self.keepClient = true
+        self.isRetry = false
+    }
+
+    /// Lets go of what the finished request held (its head, its body, its connection).
+    func clear() {
+        self.head = ByteBuffer()
+        self.body.removeAll()
+        self.upstream = nil
+    }
 }
+
+@available(*, unavailable)
+extension ProxyExchange: Sendable {}

@@ -38,10 +38,19 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var inbound: ByteBuffer?
     private var requestFramer = HTTPBodyFramer(.none)
     private var exchange: ProxyExchange?
+    /// The exchange object reused for the next request.
+    private var spare: ProxyExchange?
+    /// Numbers attempts on this connection, so a late connect does not serve a later one.
+    private var attempts = 0
     /// Whether ``processInbound()`` is running (it is not entered twice).
     private var processing = false
     /// The connection closes once the current answer is written; nothing more is read.
     private var closing = false
+    /// The response's head, with as much of a small body as came with it, not yet written: one write
+    /// for both instead of two.
+    private var pendingOut: ByteBuffer?
+    /// Whether request bytes went to the backend unflushed.
+    private var upstreamUnflushed = false
     /// Reads held back while the backend cannot take more, or a pipelined request waits.
     private var readsPaused = false
     private var readPending = false
@@ -128,7 +137,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.exchange?.upstream?.channel.flush()
+        if self.upstreamUnflushed {
+            self.upstreamUnflushed = false
+            self.exchange?.upstream?.channel.flush()
+        }
         context.fireChannelReadComplete()
     }
 
@@ -199,21 +211,22 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             clientKey: clientKey,
             hashKey: service.settings.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
         )
-        let method = Self.methodName(head)
-        self.exchange = ProxyExchange(
+        let exchange = self.spare ?? ProxyExchange()
+        self.spare = nil
+        exchange.begin(
             service: serviceIndex,
             head: upstreamHead,
-            method: method,
-            isHEAD: method == "HEAD",
+            method: Self.methodName(head),
             clientKeepAlive: head.keepAlive,
             clientIsHTTP10: head.minorVersion == 0,
             pick: pick,
             deadline: now &+ UInt64(max(1, service.settings.timeouts.request.nanoseconds))
         )
+        self.exchange = exchange
         self.requestFramer = HTTPBodyFramer(head.framing)
-        if self.requestFramer.isComplete { self.exchange!.requestComplete = true }
+        if self.requestFramer.isComplete { exchange.requestComplete = true }
         self.loop.retryBudgets[serviceIndex].requestStarted()
-        self.armTimer(self.exchange!.deadline)
+        self.armTimer(exchange.deadline)
         self.attempt()
     }
 
@@ -231,7 +244,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
-        guard var exchange = self.exchange else { return }
+        guard let exchange = self.exchange else { return }
         if exchange.bodyReplayable || exchange.upstream == nil {
             exchange.body.append(buffer)
             exchange.bodyBytes += buffer.readableBytes
@@ -239,21 +252,21 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         if let upstream = exchange.upstream {
             upstream.channel.write(buffer, promise: nil)
+            self.upstreamUnflushed = true
             if !exchange.bodyReplayable { exchange.body.removeAll() }
             if !upstream.channel.isWritable { self.pauseReads() }
         } else if exchange.bodyBytes > Self.replayLimit {
             // Still connecting and the buffer is full: wait for the connection.
             self.pauseReads()
         }
-        self.exchange = exchange
     }
 
     private func requestEnd() {
-        guard self.exchange != nil else { return }
-        self.exchange!.requestComplete = true
-        if let upstream = self.exchange!.upstream {
+        guard let exchange = self.exchange else { return }
+        exchange.requestComplete = true
+        if let upstream = exchange.upstream {
             upstream.channel.flush()
-            self.exchange!.requestSent = true
+            exchange.requestSent = true
         }
     }
 
@@ -273,10 +286,11 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: Attempts
 
     private func attempt() {
-        guard var exchange = self.exchange, let service = self.service else { return }
+        guard let exchange = self.exchange, let service = self.service else { return }
         exchange.attempt += 1
+        self.attempts += 1
+        exchange.attemptID = self.attempts
         guard let backendIndex = self.loop.pick(service: exchange.service, request: exchange.pick, excluded: exchange.tried) else {
-            self.exchange = exchange
             self.respondError(.serviceUnavailable, "no backend of service \(service.settings.name) is available")
             return
         }
@@ -285,15 +299,19 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.backend = backendIndex
         exchange.tried.append(backendIndex)
         exchange.attemptStartNanos = NIODeadline.now().uptimeNanoseconds
-        self.exchange = exchange
-        let attemptNumber = exchange.attempt
-        self.loop.pools[exchange.service][backendIndex].acquire(connectTimeout: service.settings.timeouts.connect)
+        let pool = self.loop.pools[exchange.service][backendIndex]
+        if let idle = pool.takeIdle() {
+            self.connected(idle)
+            return
+        }
+        let attemptID = exchange.attemptID
+        pool.connect(timeout: service.settings.timeouts.connect)
             .assumeIsolated()
             .whenComplete { result in
-                guard let current = self.exchange, current.attempt == attemptNumber, current.upstream == nil else {
+                guard let current = self.exchange, current.attemptID == attemptID, current.upstream == nil else {
                     // The exchange ended (client gone, timed out) while connecting.
                     if case .success(let connection) = result {
-                        self.loop.pools[exchange.service][backendIndex].release(connection, nowNanos: NIODeadline.now().uptimeNanoseconds)
+                        pool.release(connection, nowNanos: NIODeadline.now().uptimeNanoseconds)
                     }
                     return
                 }
@@ -309,7 +327,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func connected(_ upstream: UpstreamConnection) {
-        guard var exchange = self.exchange, let service = self.service else { return }
+        guard let exchange = self.exchange, let service = self.service else { return }
         upstream.delegate = self
         upstream.expectResponse(toHEAD: exchange.isHEAD)
         exchange.upstream = upstream
@@ -323,7 +341,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !exchange.bodyReplayable { exchange.body.removeAll() }
         exchange.headerDeadline = NIODeadline.now().uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
         exchange.requestSent = exchange.requestComplete
-        self.exchange = exchange
         self.armTimer(exchange.headerDeadline)
         upstream.channel.flush()
         if !exchange.requestComplete {
@@ -334,7 +351,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Decides what follows `failure` of the current attempt (see ``LoopContext/nextStep(after:service:method:attempt:canReplay:holdsRetry:)``).
     private func nextStep(after failure: AttemptFailure) -> LoopContext.NextStep {
-        guard var exchange = self.exchange else { return .giveUp }
+        guard let exchange = self.exchange else { return .giveUp }
         let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
         let step = self.loop.nextStep(
             after: failure,
@@ -344,7 +361,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             canReplay: canReplay,
             holdsRetry: &exchange.isRetry
         )
-        self.exchange?.isRetry = exchange.isRetry
         return step
     }
 
@@ -359,13 +375,15 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange?.requestSent = false
         switch step {
         case .requeue:
+            let failed = self.attempts
             self.loop.eventLoop.assumeIsolated().execute {
-                guard self.exchange != nil else { return }
+                guard self.exchange?.attemptID == failed else { return }
                 self.attempt()
             }
         case .retry(let delay):
+            let failed = self.attempts
             self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
-                guard self.exchange != nil else { return }
+                guard self.exchange?.attemptID == failed else { return }
                 self.attempt()
             }
         case .giveUp:
@@ -394,7 +412,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func upstreamHead(_ head: HTTPHead, fields: [HTTPHeaderField]) {
-        guard let context = self.context, var exchange = self.exchange else { return }
+        guard let context = self.context, let exchange = self.exchange else { return }
         if head.status >= 500, let service = self.service,
             service.settings.retries.retryOn.contains(where: { $0.matches(.status(head.status)) })
         {
@@ -405,40 +423,61 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.attemptFailed(.status(head.status), detail: "\(self.backendName) answered \(head.status)", step: step)
                 return
             }
-            exchange = self.exchange!
         }
         exchange.headerDeadline = .max
         exchange.responseStarted = true
         let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
         exchange.keepClient = keepAlive
-        self.exchange = exchange
         let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
         var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 64)
         ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: connection, into: &out)
-        context.write(self.wrapOutboundOut(out), promise: nil)
+        self.pendingOut = out
     }
+
+    /// Bodies up to this size are copied behind the head they came with, to go out in one write.
+    private static let coalesceLimit = 8 * 1024
 
     func upstreamBody(_ bytes: ByteBuffer) {
         guard let context = self.context, self.exchange?.responseStarted == true else { return }
+        if var pending = self.pendingOut {
+            self.pendingOut = nil
+            if bytes.readableBytes <= Self.coalesceLimit {
+                pending.writeImmutableBuffer(bytes)
+                self.pendingOut = pending
+                return
+            }
+            context.write(self.wrapOutboundOut(pending), promise: nil)
+        }
         context.write(self.wrapOutboundOut(bytes), promise: nil)
         if !context.channel.isWritable { context.flush() }
     }
 
-    func upstreamEnd() {
-        guard let context = self.context, self.exchange?.responseStarted == true else { return }
+    /// Writes the head (and body) held back, if any, and flushes.
+    private func flushResponse() {
+        guard let context = self.context else { return }
+        if let pending = self.pendingOut {
+            self.pendingOut = nil
+            context.write(self.wrapOutboundOut(pending), promise: nil)
+        }
         context.flush()
+    }
+
+    func upstreamEnd() {
+        guard self.context != nil, self.exchange?.responseStarted == true else { return }
+        self.flushResponse()
         self.finishExchange()
     }
 
     func upstreamReadComplete() {
         guard self.exchange?.responseStarted == true else { return }
-        self.context?.flush()
+        self.flushResponse()
     }
 
     func upstreamClosed() {
         guard let exchange = self.exchange, exchange.upstream != nil else { return }
         if exchange.responseStarted {
             // Part of the response went out: the client cannot be told otherwise.
+            self.flushResponse()
             self.abandonUpstream()
             self.endExchange()
             self.context?.close(promise: nil)
@@ -510,6 +549,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
         self.loop.retryBudgets[exchange.service].requestFinished()
         self.exchange = nil
+        exchange.clear()
+        self.spare = exchange
         self.becomeIdle()
         // Serve the next pipelined request, if its bytes are here.
         if !self.closing {

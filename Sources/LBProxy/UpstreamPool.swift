@@ -17,13 +17,16 @@ final class UpstreamPool {
         self.settings = settings
     }
 
-    /// An idle connection, or a new one opened within `connectTimeout`.
-    func acquire(connectTimeout: Duration) -> EventLoopFuture<UpstreamConnection> {
+    /// An idle connection that can serve a request, if there is one (the most recently used).
+    func takeIdle() -> UpstreamConnection? {
         while let connection = self.idle.popLast() {
-            if connection.isReusable {
-                return self.eventLoop.assumeIsolated().makeSucceededFuture(connection)
-            }
+            if connection.isReusable { return connection }
         }
+        return nil
+    }
+
+    /// A new connection, opened within `timeout`.
+    func connect(timeout connectTimeout: Duration) -> EventLoopFuture<UpstreamConnection> {
         let timeout = TimeAmount.nanoseconds(max(1, connectTimeout.nanoseconds))
         return ClientBootstrap(group: self.eventLoop)
             .connectTimeout(timeout)
