@@ -30,8 +30,9 @@ public struct HealthChange: Sendable, Hashable, CustomStringConvertible {
 /// within the check's timeout.
 final class HealthChecker {
     private struct Target {
-        let service: Int
-        let backend: Int
+        let service: ServiceRuntime
+        let backend: BackendState
+        let address: HostPort
         let check: Service.HealthCheck
         var machine: HealthCheckStateMachine
         var timer: Scheduled<Void>?
@@ -40,92 +41,105 @@ final class HealthChecker {
     private let eventLoop: any EventLoop
     private let runtime: ProxyRuntime
     private let onTransition: @Sendable (HealthChange) -> Void
-    private var targets: [Target] = []
+    /// The backends probed, by their state's identity.
+    private var targets: [ObjectIdentifier: Target] = [:]
+    private var versions: [Int]
+    private var reconcileTimer: Scheduled<Void>?
     private var stopped = false
 
     init(eventLoop: any EventLoop, runtime: ProxyRuntime, onTransition: @escaping @Sendable (HealthChange) -> Void) {
         self.eventLoop = eventLoop
         self.runtime = runtime
         self.onTransition = onTransition
+        self.versions = runtime.services.map { _ in -1 }
     }
 
-    /// Starts probing; the first probe of each backend goes out at once.
+    /// Starts probing; the first probe of each backend goes out at once. Backends added later are
+    /// probed from when the checker notices them (within a second); removed ones are no longer.
     func start() {
-        let now = Self.now()
-        for (serviceIndex, service) in self.runtime.services.enumerated() {
-            guard let check = service.settings.health else { continue }
-            for backendIndex in service.backends.indices {
-                self.targets.append(
-                    Target(
-                        service: serviceIndex,
-                        backend: backendIndex,
-                        check: check,
-                        machine: HealthCheckStateMachine(configuration: check.timing, initialState: .up, now: now)
-                    )
-                )
-            }
-        }
-        for index in self.targets.indices {
-            self.due(index)
-        }
+        self.reconcile()
     }
 
     /// Stops every timer; probes in flight finish unheard.
     func stop() {
         self.stopped = true
-        for target in self.targets {
+        self.reconcileTimer?.cancel()
+        for target in self.targets.values {
             target.timer?.cancel()
         }
+    }
+
+    /// Brings the targets in line with the services' backend lists, and looks again in a second.
+    private func reconcile() {
+        guard !self.stopped else { return }
+        let now = Self.now()
+        for (serviceIndex, service) in self.runtime.services.enumerated() {
+            guard let check = service.settings.health, service.version != self.versions[serviceIndex] else { continue }
+            let (members, version) = service.snapshot()
+            self.versions[serviceIndex] = version
+            let present = Set(members.map { ObjectIdentifier($0.state) })
+            for (key, target) in self.targets where target.service === service && !present.contains(key) {
+                target.timer?.cancel()
+                self.targets[key] = nil
+            }
+            for member in members where self.targets[ObjectIdentifier(member.state)] == nil {
+                let key = ObjectIdentifier(member.state)
+                self.targets[key] = Target(
+                    service: service,
+                    backend: member.state,
+                    address: member.spec.address,
+                    check: check,
+                    machine: HealthCheckStateMachine(configuration: check.timing, initialState: member.state.isHealthy ? .up : .down, now: now)
+                )
+                self.due(key)
+            }
+        }
+        self.reconcileTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.reconcile() }
     }
 
     private static func now() -> Instant {
         Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 
-    private func schedule(_ index: Int, at instant: Instant) {
-        guard !self.stopped else { return }
-        self.targets[index].timer = self.eventLoop.assumeIsolated().scheduleTask(
+    private func schedule(_ key: ObjectIdentifier, at instant: Instant) {
+        guard !self.stopped, self.targets[key] != nil else { return }
+        self.targets[key]!.timer = self.eventLoop.assumeIsolated().scheduleTask(
             deadline: .uptimeNanoseconds(UInt64(max(0, instant.nanoseconds)))
         ) {
-            self.due(index)
+            self.due(key)
         }
     }
 
-    private func due(_ index: Int) {
-        guard !self.stopped else { return }
-        switch self.targets[index].machine.probeDue(now: Self.now()) {
+    private func due(_ key: ObjectIdentifier) {
+        guard !self.stopped, let target = self.targets[key] else { return }
+        switch self.targets[key]!.machine.probeDue(now: Self.now()) {
         case .wait(let until):
-            self.schedule(index, at: until)
+            self.schedule(key, at: until)
         case .sendProbe(let deadline):
-            let target = self.targets[index]
-            let spec = self.runtime.services[target.service].backends[target.backend].spec
-            self.probe(spec.address, target.check.probe, deadline: deadline) { passed, detail in
-                self.result(index, passed: passed, detail: detail)
+            self.probe(target.address, target.check.probe, deadline: deadline) { passed, detail in
+                self.result(key, passed: passed, detail: detail)
             }
         }
     }
 
-    private func result(_ index: Int, passed: Bool, detail: String) {
-        guard !self.stopped else { return }
+    private func result(_ key: ObjectIdentifier, passed: Bool, detail: String) {
+        guard !self.stopped, self.targets[key] != nil else { return }
         let now = Self.now()
-        let action = passed ? self.targets[index].machine.probeSucceeded(now: now) : self.targets[index].machine.probeFailed(now: now)
-        if let transition = action.transition {
-            let target = self.targets[index]
-            let service = self.runtime.services[target.service]
-            let backend = service.backends[target.backend]
+        let action = passed ? self.targets[key]!.machine.probeSucceeded(now: now) : self.targets[key]!.machine.probeFailed(now: now)
+        if let transition = action.transition, let target = self.targets[key] {
             let isUp = transition == .wentUp
-            backend.state.setHealthy(isUp)
+            target.backend.setHealthy(isUp)
             self.onTransition(
                 HealthChange(
-                    service: service.settings.name,
-                    backend: backend.spec.name,
+                    service: target.service.settings.name,
+                    backend: target.backend.name,
                     isUp: isUp,
                     probes: isUp ? target.check.timing.rise : target.check.timing.fall,
                     detail: detail
                 )
             )
         }
-        self.schedule(index, at: action.nextProbeAt)
+        self.schedule(key, at: action.nextProbeAt)
     }
 
     /// One probe of `address`; `done` is called once, on the checker's loop.

@@ -3,19 +3,89 @@ import LBCore
 import LBHTTP
 import NIOCore
 
+/// A backend as one event loop sees it: its spec and shared state, and the loop's connections to it.
+final class LoopBackend {
+    let runtime: BackendRuntime
+    let pool: UpstreamPool
+
+    init(runtime: BackendRuntime, pool: UpstreamPool) {
+        self.runtime = runtime
+        self.pool = pool
+    }
+
+    var spec: BackendSpec { self.runtime.spec }
+    var state: BackendState { self.runtime.state }
+}
+
+/// A service as one event loop sees it: its backends as of the service's version and a picker built
+/// over them.
+final class LoopService {
+    let runtime: ServiceRuntime
+    private(set) var picker: any Picker
+    private(set) var backends: [LoopBackend] = []
+    private var version = -1
+    private let eventLoop: any EventLoop
+
+    init(runtime: ServiceRuntime, picker: any Picker, eventLoop: any EventLoop) {
+        self.runtime = runtime
+        self.picker = picker
+        self.eventLoop = eventLoop
+        self.refreshIfChanged()
+    }
+
+    /// Takes up the service's backend list if it changed since the last look: pools of backends that
+    /// stay are kept, those of removed backends retired (their idle connections closed, the busy ones
+    /// closed when released), and the picker rebuilt.
+    func refreshIfChanged() {
+        guard self.runtime.version != self.version else { return }
+        let (members, version) = self.runtime.snapshot()
+        var old: [ObjectIdentifier: LoopBackend] = [:]
+        for backend in self.backends { old[ObjectIdentifier(backend.state)] = backend }
+        self.backends = members.map { member in
+            if let kept = old.removeValue(forKey: ObjectIdentifier(member.state)) {
+                return kept.spec == member.spec ? kept : LoopBackend(runtime: member, pool: kept.pool)
+            }
+            return LoopBackend(
+                runtime: member,
+                pool: UpstreamPool(backend: member.spec, eventLoop: self.eventLoop, settings: self.runtime.settings.pool)
+            )
+        }
+        for (_, removed) in old { removed.pool.retire() }
+        self.picker.rebuild(members.map { Backend(state: $0.state, weight: Double($0.spec.weight)) })
+        self.version = version
+    }
+
+    /// A backend for `request`, avoiding those in `excluded` when the picker offers another within a
+    /// few tries, or `nil` when none is available.
+    func pick(_ request: PickRequest, excluded: [ObjectIdentifier]) -> LoopBackend? {
+        self.refreshIfChanged()
+        var choice = self.picker.pick(request)
+        var tries = 1
+        while let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)), tries < 4 {
+            choice = self.picker.pick(request)
+            tries += 1
+        }
+        return choice.map { self.backends[$0] }
+    }
+
+    /// Tells the picker that a request on `backend` finished after `latency`.
+    func finished(_ backend: BackendState, latency: Duration, now: Instant) {
+        self.picker.requestFinished(on: backend, latency: latency, now: now)
+    }
+}
+
 /// What one event loop owns (DESIGN §3): a picker per service, so a pick takes no lock, and a pool of
 /// upstream connections per backend. Touched only on its loop.
 final class LoopContext {
     let eventLoop: any EventLoop
     let runtime: ProxyRuntime
-    private(set) var pickers: [any Picker]
+    /// The services, as the runtime's.
+    let services: [LoopService]
     /// The retry budget of each service on this loop.
     var retryBudgets: [RetryBudget]
     /// Randomness for retry backoff.
     var generator: SeededGenerator
     private var requestIDs = SeededGenerator(seed: UInt64.random(in: .min ... .max))
-    /// `pools[service][backend]`.
-    let pools: [[UpstreamPool]]
     private var sweep: Scheduled<Void>?
     /// Header lines of the head being read, reused from one request to the next.
     var fields: [HTTPHeaderField] = []
@@ -23,29 +93,26 @@ final class LoopContext {
     init(eventLoop: any EventLoop, runtime: ProxyRuntime, index: Int) throws {
         self.eventLoop = eventLoop
         self.runtime = runtime
-        self.pickers = try runtime.services.enumerated().map { serviceIndex, service in
+        self.services = try runtime.services.enumerated().map { serviceIndex, service in
             var parameters = service.settings.parameters
             // Each loop draws from its own stream of the configured seed.
             parameters.seed = StableHash.combine(parameters.seed, UInt64(index) &* 0x9E37_79B9 &+ UInt64(serviceIndex))
-            var picker = try service.settings.algorithm.makePicker(parameters)
-            picker.rebuild(service.pickerSnapshot)
-            return picker
+            return LoopService(runtime: service, picker: try service.settings.algorithm.makePicker(parameters), eventLoop: eventLoop)
         }
         self.retryBudgets = runtime.services.map {
             RetryBudget(share: $0.settings.retryBudget.share, minimumConcurrency: $0.settings.retryBudget.minimumConcurrency)
         }
         self.generator = SeededGenerator.derived(seed: 0x7265_7472_79, stream: UInt64(index))
-        self.pools = runtime.services.map { service in
-            service.backends.map { UpstreamPool(backend: $0.spec, eventLoop: eventLoop, settings: service.settings.pool) }
-        }
     }
 
-    /// Starts closing idle upstream connections past their timeout, once a second.
+    /// Starts closing idle upstream connections past their timeout, once a second (and taking up
+    /// changes to the backend lists on a loop that serves no requests).
     func start() {
         self.sweep = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
             let now = NIODeadline.now().uptimeNanoseconds
-            for pools in self.pools {
-                for pool in pools { pool.closeExpired(nowNanos: now) }
+            for service in self.services {
+                service.refreshIfChanged()
+                for backend in service.backends { backend.pool.closeExpired(nowNanos: now) }
             }
             self.start()
         }
@@ -55,32 +122,15 @@ final class LoopContext {
     func stop() {
         self.sweep?.cancel()
         self.sweep = nil
-        for pools in self.pools {
-            for pool in pools { pool.closeAll() }
+        for service in self.services {
+            for backend in service.backends { backend.pool.closeAll() }
         }
-    }
-
-    /// A backend of `service` for `request`, avoiding those in `excluded` when the picker offers
-    /// another within a few tries, or `nil` when none is available.
-    func pick(service: Int, request: PickRequest, excluded: [Int]) -> Int? {
-        var choice = self.pickers[service].pick(request)
-        var tries = 1
-        while let picked = choice, excluded.contains(picked), tries < 4 {
-            choice = self.pickers[service].pick(request)
-            tries += 1
-        }
-        return choice
     }
 
     /// A request id unique in practice: 64 random bits (sent in hex), from this loop's generator (seeded
     /// from the system's randomness once, instead of a system call per request).
     func newRequestID() -> UInt64 {
         self.requestIDs.next()
-    }
-
-    /// Tells the service's picker that a request on `backend` finished after `latency`.
-    func finished(service: Int, backend: BackendState, latency: Duration, now: Instant) {
-        self.pickers[service].requestFinished(on: backend, latency: latency, now: now)
     }
 }
 

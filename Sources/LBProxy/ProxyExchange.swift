@@ -26,9 +26,9 @@ final class ProxyExchange {
     var attempt = 0
     var attemptID = 0
     /// The backends tried, which a retry avoids.
-    var tried: [Int] = []
+    var tried: [ObjectIdentifier] = []
     /// The backend of the attempt in flight, and its connection once made.
-    var backend: Int?
+    var backend: LoopBackend?
     var upstream: UpstreamConnection?
     /// When the attempt in flight started (uptime nanoseconds), for the latency its picker learns.
     var attemptStartNanos: UInt64 = 0
@@ -87,6 +87,7 @@ final class ProxyExchange {
         self.head = ByteBuffer()
         self.body.removeAll()
         self.upstream = nil
+        self.backend = nil
     }
 }
 

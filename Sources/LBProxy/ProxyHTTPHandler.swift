@@ -290,16 +290,15 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.attempt += 1
         self.attempts += 1
         exchange.attemptID = self.attempts
-        guard let backendIndex = self.loop.pick(service: exchange.service, request: exchange.pick, excluded: exchange.tried) else {
+        guard let backend = self.loop.services[exchange.service].pick(exchange.pick, excluded: exchange.tried) else {
             self.respondError(.serviceUnavailable, "no backend of service \(service.settings.name) is available")
             return
         }
-        let backend = service.backends[backendIndex]
         backend.state.requestStarted()
-        exchange.backend = backendIndex
-        exchange.tried.append(backendIndex)
+        exchange.backend = backend
+        exchange.tried.append(ObjectIdentifier(backend.state))
         exchange.attemptStartNanos = NIODeadline.now().uptimeNanoseconds
-        let pool = self.loop.pools[exchange.service][backendIndex]
+        let pool = backend.pool
         if let idle = pool.takeIdle() {
             self.connected(idle)
             return
@@ -399,8 +398,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private var backendName: String {
-        guard let exchange = self.exchange, let backend = exchange.backend, let service = self.service else { return "?" }
-        return service.backends[backend].spec.name
+        self.exchange?.backend?.spec.name ?? "?"
     }
 
     // MARK: UpstreamDelegate
@@ -497,19 +495,15 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: Ending
 
     private func finishExchange() {
-        guard let exchange = self.exchange, let service = self.service, let backendIndex = exchange.backend,
-            let upstream = exchange.upstream
-        else { return }
+        guard let exchange = self.exchange, let backend = exchange.backend, let upstream = exchange.upstream else { return }
         let now = NIODeadline.now().uptimeNanoseconds
-        let backend = service.backends[backendIndex]
         backend.state.requestFinished()
-        self.loop.finished(
-            service: exchange.service,
-            backend: backend.state,
+        self.loop.services[exchange.service].finished(
+            backend.state,
             latency: .nanoseconds(Int64(now &- exchange.attemptStartNanos)),
             now: Instant(nanoseconds: Int64(now))
         )
-        let pool = self.loop.pools[exchange.service][backendIndex]
+        let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(true)
         }
@@ -537,9 +531,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
         }
-        if let backendIndex = exchange.backend {
-            self.loop.runtime.services[exchange.service].backends[backendIndex].state.requestFinished()
-        }
+        exchange.backend?.state.requestFinished()
         self.exchange?.upstream = nil
         self.exchange?.backend = nil
     }

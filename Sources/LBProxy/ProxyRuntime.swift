@@ -1,5 +1,6 @@
 public import LBConfig
-import LBCore
+public import LBCore
+import Synchronization
 
 /// What every event loop of the proxy shares: the configuration, the router, the header rewriter, and
 /// one ``BackendState`` per backend, whose atomics carry what must be global (requests in flight,
@@ -8,7 +9,7 @@ public final class ProxyRuntime: Sendable {
     /// The configuration it runs.
     public let configuration: ProxyConfiguration
     /// The services, in configuration order.
-    let services: [ServiceRuntime]
+    public let services: [ServiceRuntime]
     let router: ServiceRouter
     let forwarded: ForwardedHeaders
     /// How long a client connection may sit idle between requests: the longest `client-idle` of the
@@ -24,26 +25,108 @@ public final class ProxyRuntime: Sendable {
         let idle = configuration.services.map(\.timeouts.clientIdle).max() ?? .seconds(60)
         self.clientIdleNanos = UInt64(max(1, idle.nanoseconds))
     }
+
+    /// The service named `name`.
+    public func service(named name: String) -> ServiceRuntime? {
+        self.services.first { $0.settings.name == name }
+    }
 }
 
-/// One service at run time: its settings and its backends' shared state.
-final class ServiceRuntime: Sendable {
-    let settings: Service
-    let backends: [BackendRuntime]
+/// One service at run time: its settings and its backends, which the admin API may change while it
+/// runs. Each event loop keeps its own copy of the backend list and picker, and refreshes them when
+/// ``version`` moves (one relaxed load per request).
+public final class ServiceRuntime: Sendable {
+    /// The service as configured.
+    public let settings: Service
+    private let members: Mutex<[BackendRuntime]>
+    private let versionCounter = Atomic<Int>(0)
 
     init(_ settings: Service) {
         self.settings = settings
-        self.backends = settings.backends.map { BackendRuntime(spec: $0, state: BackendState(name: $0.name)) }
+        self.members = Mutex(settings.backends.map { BackendRuntime(spec: $0, state: BackendState(name: $0.name)) })
     }
 
-    /// The snapshot a picker is built from.
-    var pickerSnapshot: [Backend] {
-        self.backends.map { Backend(state: $0.state, weight: Double($0.spec.weight)) }
+    /// The backends now, in the order pickers see them.
+    public var backends: [BackendRuntime] {
+        self.members.withLock { $0 }
+    }
+
+    /// Moves whenever the backend list or a weight changes.
+    public var version: Int {
+        self.versionCounter.load(ordering: .relaxed)
+    }
+
+    /// The backends and the version they are of, read together.
+    func snapshot() -> (backends: [BackendRuntime], version: Int) {
+        self.members.withLock { ($0, self.versionCounter.load(ordering: .relaxed)) }
+    }
+
+    /// Why a change to the backend list was refused.
+    public enum MembershipError: Error, Equatable, CustomStringConvertible {
+        case duplicateName(String)
+        case duplicateAddress(String)
+        case unknownBackend(String)
+        case badWeight(Int)
+
+        public var description: String {
+            switch self {
+            case .duplicateName(let name): "service already has a backend named \(name)"
+            case .duplicateAddress(let address): "service already has a backend at \(address)"
+            case .unknownBackend(let name): "no backend named \(name)"
+            case .badWeight(let weight): "weight \(weight) is out of range (1...1000000)"
+            }
+        }
+    }
+
+    /// Adds a backend; it starts healthy when the service has no health check, and down until its
+    /// first passed probe when it has one.
+    @discardableResult
+    public func add(_ spec: BackendSpec) throws(MembershipError) -> BackendRuntime {
+        guard (1...1_000_000).contains(spec.weight) else { throw .badWeight(spec.weight) }
+        let added = BackendRuntime(spec: spec, state: BackendState(name: spec.name, healthy: self.settings.health == nil))
+        let problem: MembershipError? = self.members.withLock { members in
+            if members.contains(where: { $0.spec.name == spec.name }) { return .duplicateName(spec.name) }
+            if members.contains(where: { $0.spec.address == spec.address }) { return .duplicateAddress(spec.address.description) }
+            members.append(added)
+            self.versionCounter.add(1, ordering: .releasing)
+            return nil
+        }
+        if let problem { throw problem }
+        return added
+    }
+
+    /// Removes the backend named `name`; requests in flight to it finish.
+    @discardableResult
+    public func remove(named name: String) throws(MembershipError) -> BackendRuntime {
+        let removed: BackendRuntime? = self.members.withLock { members in
+            guard let index = members.firstIndex(where: { $0.spec.name == name }) else { return nil }
+            self.versionCounter.add(1, ordering: .releasing)
+            return members.remove(at: index)
+        }
+        guard let removed else { throw .unknownBackend(name) }
+        return removed
+    }
+
+    /// Sets the weight of the backend named `name`.
+    public func setWeight(_ weight: Int, of name: String) throws(MembershipError) {
+        guard (1...1_000_000).contains(weight) else { throw .badWeight(weight) }
+        let found: Bool = self.members.withLock { members in
+            guard let index = members.firstIndex(where: { $0.spec.name == name }) else { return false }
+            members[index].spec.weight = weight
+            self.versionCounter.add(1, ordering: .releasing)
+            return true
+        }
+        if !found { throw .unknownBackend(name) }
+    }
+
+    /// The backend named `name`.
+    public func backend(named name: String) -> BackendRuntime? {
+        self.members.withLock { $0.first { $0.spec.name == name } }
     }
 }
 
-/// A backend at run time.
-struct BackendRuntime: Sendable {
-    let spec: BackendSpec
-    let state: BackendState
+/// A backend at run time: what it is, and its shared state.
+public struct BackendRuntime: Sendable {
+    public internal(set) var spec: BackendSpec
+    public let state: BackendState
 }

@@ -10,6 +10,8 @@ final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let settings: Service.PoolSettings
     private var idle: [UpstreamConnection] = []
+    /// Whether the backend left the service: connections are closed as they come back.
+    private var retired = false
 
     init(backend: BackendSpec, eventLoop: any EventLoop, settings: Service.PoolSettings) {
         self.backend = backend
@@ -53,7 +55,7 @@ final class UpstreamPool {
     /// and the pool has room, closed otherwise.
     func release(_ connection: UpstreamConnection, nowNanos: UInt64) {
         connection.delegate = nil
-        guard connection.isReusable, self.idle.count < self.settings.maxIdle else {
+        guard connection.isReusable, !self.retired, self.idle.count < self.settings.maxIdle else {
             connection.channel.close(promise: nil)
             return
         }
@@ -67,6 +69,12 @@ final class UpstreamPool {
         for connection in self.idle where nowNanos &- connection.idleSinceNanos >= limit {
             connection.channel.close(promise: nil)
         }
+    }
+
+    /// The backend left the service: closes the idle connections, and the others as they are released.
+    func retire() {
+        self.retired = true
+        self.closeAll()
     }
 
     /// Closes every idle connection.
