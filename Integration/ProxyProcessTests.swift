@@ -39,7 +39,10 @@ struct ProxyProcessTests {
         let port = try freePort()
         let proxy = try ChildProcess(
             "lbctl",
-            ["proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(port1)", "-backend", "127.0.0.1:\(port2)", "-algo", "rr", "-threads", "1"]
+            [
+                "proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(port1)", "-backend", "127.0.0.1:\(port2)", "-algo", "rr",
+                "-threads", "1", "-admin", "127.0.0.1:\(try freePort())",
+            ]
         )
         var served: [String] = []
         for _ in 0..<200 where served.count < 4 {
@@ -62,5 +65,41 @@ struct ProxyProcessTests {
         #expect(result.stderr.contains("every request in flight finished"))
         await b1.stop()
         await b2.stop()
+    }
+
+    @Test("the seeds' way: started without backends it answers 503; POST /register adds one, which serves the next request")
+    func register() async throws {
+        let (backend, backendPort) = try await startBackend(name: "b1")
+        defer { Task { await backend.stop() } }
+        let port = try freePort()
+        let adminPort = try freePort()
+        let proxy = try ChildProcess("lbctl", ["proxy", "-listen", "127.0.0.1:\(port)", "-admin", "127.0.0.1:\(adminPort)", "-threads", "1"])
+        func send(_ url: String, method: String = "GET", body: String? = nil) async -> (Int, String)? {
+            var request = URLRequest(url: URL(string: url)!)
+            request.httpMethod = method
+            request.httpBody = body.map { Data($0.utf8) }
+            request.timeoutInterval = 5
+            guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+            return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+        }
+        var first: (Int, String)?
+        for _ in 0..<200 where first == nil {
+            first = await send("http://127.0.0.1:\(port)/")
+            if first == nil { try await Task.sleep(for: .milliseconds(25)) }  // not listening yet
+        }
+        #expect(first?.0 == 503 && first?.1.contains("no backend of service default is available") == true, "\(String(describing: first))")
+        let registered = await send(
+            "http://127.0.0.1:\(adminPort)/register",
+            method: "POST",
+            body: #"{"address": "http://127.0.0.1:\#(backendPort)", "weight": 5}"#
+        )
+        #expect(registered?.0 == 200, "\(String(describing: registered))")
+        #expect(registered?.1.contains(#""status":"success""#) == true, "\(String(describing: registered))")
+        let after = await send("http://127.0.0.1:\(port)/")
+        #expect(after?.0 == 200, "\(String(describing: after))")
+        proxy.send(SIGTERM)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        await backend.stop()
     }
 }

@@ -45,6 +45,8 @@ final class ProxyExchange {
     /// connection stays open after it.
     var responseStarted = false
     var keepClient = true
+    /// The backend's status, once its response head came.
+    var status = 0
     /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
     var isRetry = false
 
@@ -79,6 +81,7 @@ final class ProxyExchange {
         self.requestSent = false
         self.responseStarted = false
         self.keepClient = true
+        self.status = 0
         self.isRetry = false
     }
 

@@ -374,12 +374,14 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange?.requestSent = false
         switch step {
         case .requeue:
+            self.service?.metrics.retries.increment()
             let failed = self.attempts
             self.loop.eventLoop.assumeIsolated().execute {
                 guard self.exchange?.attemptID == failed else { return }
                 self.attempt()
             }
         case .retry(let delay):
+            self.service?.metrics.retries.increment()
             let failed = self.attempts
             self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
                 guard self.exchange?.attemptID == failed else { return }
@@ -424,6 +426,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         exchange.headerDeadline = .max
         exchange.responseStarted = true
+        exchange.status = head.status
         let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
         exchange.keepClient = keepAlive
         let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
@@ -497,12 +500,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishExchange() {
         guard let exchange = self.exchange, let backend = exchange.backend, let upstream = exchange.upstream else { return }
         let now = NIODeadline.now().uptimeNanoseconds
+        let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
-        self.loop.services[exchange.service].finished(
-            backend.state,
-            latency: .nanoseconds(Int64(now &- exchange.attemptStartNanos)),
-            now: Instant(nanoseconds: Int64(now))
-        )
+        self.loop.services[exchange.service].finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
+        backend.runtime.metrics.record(status: exchange.status, latency: latency)
         let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(true)
@@ -555,6 +556,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func respondError(_ status: HTTPStatus, _ message: String, keepAlive wanted: Bool = true) {
         guard let exchange = self.exchange else { return }
         let keepAlive = wanted && exchange.clientKeepAlive && exchange.requestComplete
+        self.service?.metrics.proxyAnswered(status.code)
         self.writeError(status, message, isHEAD: exchange.isHEAD, keepAlive: keepAlive, http10: exchange.clientIsHTTP10)
         if keepAlive {
             // After the answer is written: ending may start the next pipelined request.

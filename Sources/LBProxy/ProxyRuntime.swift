@@ -15,11 +15,15 @@ public final class ProxyRuntime: Sendable {
     /// How long a client connection may sit idle between requests: the longest `client-idle` of the
     /// services (which service a connection's next request is for is not known until it comes).
     let clientIdleNanos: UInt64
+    /// What `GET /metrics` shows.
+    public let metrics: ProxyMetrics
 
     /// The runtime of `configuration`; it must have passed ``ProxyConfiguration/problems()``.
     public init(configuration: ProxyConfiguration) {
         self.configuration = configuration
-        self.services = configuration.services.map(ServiceRuntime.init)
+        let metrics = ProxyMetrics()
+        self.metrics = metrics
+        self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics) }
         self.router = ServiceRouter(services: configuration.services)
         self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
         let idle = configuration.services.map(\.timeouts.clientIdle).max() ?? .seconds(60)
@@ -40,10 +44,18 @@ public final class ServiceRuntime: Sendable {
     public let settings: Service
     private let members: Mutex<[BackendRuntime]>
     private let versionCounter = Atomic<Int>(0)
+    private let registry: ProxyMetrics
+    let metrics: ServiceMetrics
 
-    init(_ settings: Service) {
+    init(_ settings: Service, metrics: ProxyMetrics) {
         self.settings = settings
-        self.members = Mutex(settings.backends.map { BackendRuntime(spec: $0, state: BackendState(name: $0.name)) })
+        self.registry = metrics
+        self.metrics = metrics.service(settings.name)
+        self.members = Mutex(
+            settings.backends.map {
+                BackendRuntime(spec: $0, state: BackendState(name: $0.name), metrics: metrics.backend(service: settings.name, name: $0.name))
+            }
+        )
     }
 
     /// The backends now, in the order pickers see them.
@@ -83,16 +95,21 @@ public final class ServiceRuntime: Sendable {
     @discardableResult
     public func add(_ spec: BackendSpec) throws(MembershipError) -> BackendRuntime {
         guard (1...1_000_000).contains(spec.weight) else { throw .badWeight(spec.weight) }
-        let added = BackendRuntime(spec: spec, state: BackendState(name: spec.name, healthy: self.settings.health == nil))
         let problem: MembershipError? = self.members.withLock { members in
             if members.contains(where: { $0.spec.name == spec.name }) { return .duplicateName(spec.name) }
             if members.contains(where: { $0.spec.address == spec.address }) { return .duplicateAddress(spec.address.description) }
-            members.append(added)
+            members.append(
+                BackendRuntime(
+                    spec: spec,
+                    state: BackendState(name: spec.name, healthy: self.settings.health == nil),
+                    metrics: self.registry.backend(service: self.settings.name, name: spec.name)
+                )
+            )
             self.versionCounter.add(1, ordering: .releasing)
             return nil
         }
         if let problem { throw problem }
-        return added
+        return self.backend(named: spec.name)!
     }
 
     /// Removes the backend named `name`; requests in flight to it finish.
@@ -104,6 +121,7 @@ public final class ServiceRuntime: Sendable {
             return members.remove(at: index)
         }
         guard let removed else { throw .unknownBackend(name) }
+        self.registry.remove(removed.metrics)
         return removed
     }
 
@@ -129,4 +147,5 @@ public final class ServiceRuntime: Sendable {
 public struct BackendRuntime: Sendable {
     public internal(set) var spec: BackendSpec
     public let state: BackendState
+    let metrics: BackendMetrics
 }

@@ -13,6 +13,7 @@ public final class ProxyServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let listeners = Mutex<[any Channel]>([])
+    private let adminChannel = Mutex<(any Channel)?>(nil)
     private let health: NIOLoopBound<HealthChecker>
 
     /// A server for `configuration` (which must be free of ``ProxyConfiguration/problems()``), on
@@ -40,9 +41,15 @@ public final class ProxyServer: Sendable {
         }.wait()
     }
 
-    /// Binds every listener; returns the addresses bound (a port 0 in the configuration gets one from
-    /// the kernel).
-    public func start() async throws -> [SocketAddress] {
+    /// Where the admin API listens, once started.
+    public var adminAddress: SocketAddress? {
+        self.adminChannel.withLock { $0?.localAddress }
+    }
+
+    /// Binds every listener and the admin API's; returns the addresses of the listeners (a port 0 in
+    /// the configuration gets one from the kernel). `adminToken` is the bearer token the admin API
+    /// requires, if any.
+    public func start(adminToken: String? = nil) async throws -> [SocketAddress] {
         let health = self.health
         try await health.eventLoop.submit { health.value.start() }.get()
         var bound: [SocketAddress] = []
@@ -68,7 +75,27 @@ public final class ProxyServer: Sendable {
             self.listeners.withLock { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
         }
+        try await self.startAdmin(token: adminToken)
         return bound
+    }
+
+    private func startAdmin(token: String?) async throws {
+        let group = self.group
+        let api = AdminAPI(runtime: self.runtime, token: token) { address in
+            await AdminAPI.acceptsConnections(address, group: group)
+        }
+        let address = self.runtime.configuration.admin.address
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(api: api))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        self.adminChannel.withLock { $0 = channel }
     }
 
     /// Requests in flight to backends, over every service.
@@ -86,6 +113,9 @@ public final class ProxyServer: Sendable {
         }
         for channel in listeners {
             try? await channel.close()
+        }
+        if let admin = self.adminChannel.withLock({ channel in defer { channel = nil }; return channel }) {
+            try? await admin.close()
         }
         let deadline = ContinuousClock.now + grace
         while self.requestsInFlight > 0, ContinuousClock.now < deadline {

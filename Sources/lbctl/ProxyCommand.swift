@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LBCLI
 import LBConfig
 import LBCore
@@ -13,6 +14,8 @@ struct ProxyCommand: AsyncParsableCommand {
         discussion: """
             With --config, everything comes from the file (see config.yml). Without it, the flags make one \
             service: lbctl proxy -listen 127.0.0.1:8080 -backend 127.0.0.1:9001 -backend 127.0.0.1:9002 -algo LC -t 5. \
+            Without -backend the service starts empty and backends join through the admin API \
+            (POST /register {"address": "http://127.0.0.1:9001", "weight": 1}, or POST /backends). \
             --check validates the file and exits.
             """
     )
@@ -38,6 +41,9 @@ struct ProxyCommand: AsyncParsableCommand {
     )
     var healthSeconds: Double?
 
+    @Option(name: .goStyle("admin"), help: "The admin API's address (default 127.0.0.1:9900; overrides the file's admin.listen).")
+    var admin: String?
+
     @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
     var threads: Int?
 
@@ -46,8 +52,6 @@ struct ProxyCommand: AsyncParsableCommand {
             for (flag, given) in [("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")] where given {
                 throw ValidationError("-\(flag): give it in the configuration file, not beside --config")
             }
-        } else {
-            try requireFlag("backend", !self.backends.isEmpty || self.check, "at least one backend is needed (or --config FILE)")
         }
         if let seconds = self.healthSeconds {
             try requireFlag("t", self.config == nil, "give health checks in the configuration file, not beside --config")
@@ -67,6 +71,7 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         if let threads = self.threads { configuration.threads = threads }
+        if let admin = self.admin { configuration.admin.address = try flagValue("admin") { try HostPort(parsing: admin) } }
         if let problem = configuration.problems().first {
             printError("lbctl proxy: \(problem)")
             throw ExitCode.failure
@@ -81,7 +86,8 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let addresses: [String]
         do {
-            addresses = try await server.start().map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
+            let token = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]
+            addresses = try await server.start(adminToken: token).map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
         } catch {
             printError("lbctl proxy: cannot listen: \(error)")
             await server.shutdown(grace: .zero)
@@ -89,6 +95,9 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let summary = configuration.services.map { "\($0.name) (\($0.algorithm.name), \($0.backends.count) backends)" }
         printError("proxy listening on \(addresses.joined(separator: ", ")): \(summary.joined(separator: "; "))")
+        let admin = server.adminAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let tokenNote = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable].map { $0.isEmpty ? "" : ", bearer token required" } ?? ""
+        printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
         for await _ in signals { break }

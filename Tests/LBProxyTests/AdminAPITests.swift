@@ -1,0 +1,212 @@
+import Foundation
+import LBConfig
+import LBCore
+import LBLoad
+import LBTesting
+import Testing
+
+@testable import LBProxy
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The admin API: its answers (called directly), and its changes taking effect on a running proxy.
+@Suite("Admin API", .serialized)
+struct AdminAPITests {
+    private func runtime(_ backends: [String] = ["b1", "b2"], health: Bool = false) -> ProxyRuntime {
+        var service = Service(
+            name: "web",
+            algorithm: .weightedRoundRobin,
+            backends: backends.enumerated().map { BackendSpec(name: $1, address: HostPort(host: "127.0.0.1", port: 9001 + $0)) }
+        )
+        if health { service.health = Service.HealthCheck(probe: .tcp, timing: HealthCheckConfiguration()) }
+        return ProxyRuntime(configuration: ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service]))
+    }
+
+    private func call(
+        _ api: AdminAPI,
+        _ method: String,
+        _ target: String,
+        _ body: String? = nil,
+        token: String? = nil
+    ) async -> (Int, [String: Any]) {
+        let response = await api.handle(
+            AdminAPI.Request(method: method, target: target, authorization: token.map { "Bearer \($0)" }, body: Array((body ?? "").utf8))
+        )
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        return (response.status, object)
+    }
+
+    private func names(_ object: [String: Any]) -> [String] {
+        let services = object["services"] as? [[String: Any]] ?? []
+        return services.flatMap { ($0["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
+    }
+
+    @Test("GET /backends lists each backend's state; add, drain, reweight and remove change it")
+    func backends() async {
+        let runtime = self.runtime()
+        let api = AdminAPI(runtime: runtime, token: nil) { _ in true }
+        var (status, object) = await call(api, "GET", "/backends")
+        #expect(status == 200 && names(object) == ["b1", "b2"])
+        let first = ((object["services"] as? [[String: Any]])?.first?["backends"] as? [[String: Any]])?.first
+        #expect(first?["state"] as? String == "up" && first?["weight"] as? Int == 1 && first?["inFlight"] as? Int == 0)
+
+        (status, _) = await call(api, "POST", "/backends", #"{"name": "b3", "address": "127.0.0.1:9010", "weight": 3}"#)
+        #expect(status == 201 && runtime.services[0].backends.map(\.spec.name) == ["b1", "b2", "b3"])
+        (status, object) = await call(api, "POST", "/backends", #"{"name": "b4", "address": "127.0.0.1:9010"}"#)
+        #expect(status == 409 && (object["error"] as? String)?.contains("already has a backend at 127.0.0.1:9010") == true)
+
+        (status, object) = await call(api, "POST", "/backends/b1/drain")
+        #expect(status == 200 && runtime.services[0].backend(named: "b1")?.state.isDraining == true)
+        #expect((object["backend"] as? [String: Any])?["state"] as? String == "draining")
+        (status, _) = await call(api, "POST", "/backends/b1/resume")
+        #expect(status == 200 && runtime.services[0].backend(named: "b1")?.state.isDraining == false)
+
+        let version = runtime.services[0].version
+        (status, _) = await call(api, "PUT", "/backends/b2/weight", #"{"weight": 5}"#)
+        #expect(status == 200 && runtime.services[0].backend(named: "b2")?.spec.weight == 5 && runtime.services[0].version > version)
+        (status, object) = await call(api, "PUT", "/backends/b2/weight", #"{"weight": 0}"#)
+        #expect(status == 400 && (object["error"] as? String)?.contains("out of range") == true)
+        (status, _) = await call(api, "PUT", "/backends/b2/weight", #"{"weight": true}"#)
+        #expect(status == 400)
+
+        (status, _) = await call(api, "DELETE", "/backends/b3")
+        #expect(status == 200 && runtime.services[0].backends.map(\.spec.name) == ["b1", "b2"])
+        (status, _) = await call(api, "DELETE", "/backends/b3")
+        #expect(status == 404)
+        (status, _) = await call(api, "GET", "/nowhere")
+        #expect(status == 404)
+        (status, _) = await call(api, "PATCH", "/backends")
+        #expect(status == 405)
+    }
+
+    @Test("a backend added to a service with health checks starts down")
+    func addedBackendWaitsForHealth() async {
+        let runtime = self.runtime(health: true)
+        let api = AdminAPI(runtime: runtime, token: nil) { _ in true }
+        let (status, object) = await call(api, "POST", "/backends", #"{"address": "127.0.0.1:9010"}"#)
+        #expect(status == 201 && (object["backend"] as? [String: Any])?["state"] as? String == "down")
+        #expect(runtime.services[0].backend(named: "127.0.0.1:9010")?.state.isAvailable == false)
+    }
+
+    @Test("with a token, every call but GET /health needs it")
+    func token() async {
+        let api = AdminAPI(runtime: self.runtime(), token: "s3cret") { _ in true }
+        #expect(await call(api, "GET", "/health").0 == 200)
+        #expect(await call(api, "GET", "/backends").0 == 401)
+        #expect(await call(api, "GET", "/backends", token: "wrong").0 == 401)
+        #expect(await call(api, "GET", "/backends", token: "s3cret").0 == 200)
+        #expect(await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1080"}"#).0 == 401)
+    }
+
+    @Test("POST /register answers in JSend: success, 400 for a missing or malformed body or a dead address, 403 for an unknown field")
+    func register() async {
+        let runtime = self.runtime([])
+        let api = AdminAPI(runtime: runtime, token: nil) { $0.port != 1081 }
+        var (status, object) = await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1080", "weight": 5}"#)
+        #expect(status == 200 && object["status"] as? String == "success")
+        let data = object["data"] as? [String: Any]
+        #expect(data?["server"] as? String == "http://127.0.0.1:1080" && data?["weight"] as? Int == 5)
+        #expect(runtime.services[0].backends.map(\.spec.address) == [HostPort(host: "127.0.0.1", port: 1080)])
+        #expect(runtime.services[0].backends.first?.spec.weight == 5)
+
+        (status, _) = await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1080", "weight": 2}"#)
+        #expect(status == 200 && runtime.services[0].backends.count == 1 && runtime.services[0].backends.first?.spec.weight == 2)
+
+        (status, object) = await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1081", "weight": 1}"#)
+        #expect(status == 400 && object["status"] as? String == "fail")
+        #expect((object["data"] as? [String: Any])?["title"] as? String == "http://127.0.0.1:1081 not alive, registration failed.")
+
+        (status, object) = await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1082", "weight": 1, "name": "x"}"#)
+        #expect(status == 403 && object["status"] as? String == "fail")
+        #expect(((object["data"] as? [String: Any])?["title"] as? String)?.contains("unknown field \"name\"") == true)
+        #expect(await call(api, "POST", "/register").0 == 400)
+        #expect(await call(api, "POST", "/register", "{not json").0 == 400)
+        #expect(await call(api, "POST", "/register", #"{"weight": 1}"#).0 == 400)
+        #expect(await call(api, "POST", "/register", #"{"address": "http://127.0.0.1:1083", "weight": 1.5}"#).0 == 400)
+        #expect(runtime.services[0].backends.count == 1)
+    }
+
+    // MARK: On a running proxy
+
+    private func admin(_ address: HostPort, _ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(address.port)\(path)")!)
+        request.httpMethod = method
+        request.httpBody = body.map { Data($0.utf8) }
+        request.timeoutInterval = 10
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+
+    private func load(_ proxy: HostPort, requests: Int) async throws -> [String: Int] {
+        var configuration = LoadConfiguration(
+            target: .init(host: proxy.host, port: proxy.port, path: "/"),
+            clients: 4,
+            pacing: .closedLoop(connections: 4)
+        )
+        configuration.requests = requests
+        configuration.timeout = .seconds(10)
+        let statistics = try await LoadRun(configuration: configuration, sink: nil).run().statistics
+        #expect(statistics.errors.isEmpty && statistics.statuses == [200: requests], "\(statistics.statuses) \(statistics.errors)")
+        return statistics.backends
+    }
+
+    @Test("on a running proxy: an added backend takes requests at once, a drained or removed one none, a weight moves shares; /metrics counts them")
+    func changesTakeEffect() async throws {
+        try await withSyntheticBackend(name: "b1") { b1 in
+            try await withSyntheticBackend(name: "b2") { b2 in
+                try await withSyntheticBackend(name: "b3") { b3 in
+                    let service = Service(
+                        name: "web",
+                        algorithm: .weightedRoundRobin,
+                        backends: [BackendSpec(name: "b1", address: b1), BackendSpec(name: "b2", address: b2)]
+                    )
+                    var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service])
+                    configuration.threads = 2
+                    configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
+                    let server = try ProxyServer(configuration: configuration)
+                    let proxy = HostPort(host: "127.0.0.1", port: try await server.start()[0].port!)
+                    let adminAddress = HostPort(host: "127.0.0.1", port: server.adminAddress!.port!)
+
+                    var total: [String: Int] = [:]
+                    var served = try await load(proxy, requests: 200)
+                    total.merge(served, uniquingKeysWith: +)
+                    // Each of the two loops alternates: within one request per loop of an even split.
+                    #expect(served.keys.sorted() == ["b1", "b2"] && served.values.allSatisfy { abs($0 - 100) <= 2 }, "\(served)")
+
+                    #expect(try await admin(adminAddress, "POST", "/backends", #"{"name": "b3", "address": "\#(b3)"}"#).0 == 201)
+                    served = try await load(proxy, requests: 300)
+                    total.merge(served, uniquingKeysWith: +)
+                    #expect(served.keys.sorted() == ["b1", "b2", "b3"] && served.values.allSatisfy { abs($0 - 100) <= 2 }, "\(served)")
+
+                    #expect(try await admin(adminAddress, "PUT", "/backends/b3/weight", #"{"weight": 2}"#).0 == 200)
+                    served = try await load(proxy, requests: 400)
+                    total.merge(served, uniquingKeysWith: +)
+                    // Each loop's smooth WRR cycle is 1, 1, 2: within one cycle per loop of the exact shares.
+                    #expect(abs(served["b3", default: 0] - 200) <= 4 && abs(served["b1", default: 0] - 100) <= 4, "\(served)")
+
+                    #expect(try await admin(adminAddress, "POST", "/backends/b1/drain").0 == 200)
+                    served = try await load(proxy, requests: 150)
+                    total.merge(served, uniquingKeysWith: +)
+                    #expect(served["b1"] == nil, "\(served)")
+
+                    #expect(try await admin(adminAddress, "DELETE", "/backends/b3").0 == 200)
+                    served = try await load(proxy, requests: 100)
+                    total.merge(served, uniquingKeysWith: +)
+                    #expect(served == ["b2": 100], "\(served)")
+
+                    let (status, metrics) = try await admin(adminAddress, "GET", "/metrics")
+                    #expect(status == 200)
+                    for name in ["b1", "b2"] {
+                        let line = #"lblab_backend_responses_total{service="web",backend="\#(name)",code="2xx"} \#(total[name, default: 0])"#
+                        #expect(metrics.contains(line + "\n"), "\(line) in \(metrics)")
+                    }
+                    #expect(metrics.contains(#"lblab_backend_draining{service="web",backend="b1"} 1"#), "\(metrics)")
+                    #expect(!metrics.contains(#"backend="b3""#), "a removed backend's metrics go with it")
+                    #expect(await server.shutdown(grace: .seconds(5)) == 0)
+                }
+            }
+        }
+    }
+}
