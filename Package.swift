@@ -115,6 +115,7 @@ let package = Package(
                 "LBBackend",
                 "LBConfig",
                 "LBProxy",
+                "LBStore",
                 "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

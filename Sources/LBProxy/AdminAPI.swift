@@ -146,6 +146,7 @@ public struct AdminAPI: Sendable {
         }
         do {
             let added = try service.add(BackendSpec(name: name, address: address, weight: weight))
+            self.runtime.recorder?.event("backend_added", name, ["service": service.settings.name, "address": address.description, "weight": String(weight)])
             return .json(201, ["service": service.settings.name, "backend": Self.describe(added)])
         } catch {
             return .error(409, "\(error)")
@@ -164,12 +165,15 @@ public struct AdminAPI: Sendable {
         switch (method, action) {
         case ("DELETE", nil):
             _ = try? service.remove(named: name)
+            self.runtime.recorder?.event("backend_removed", name, ["service": service.settings.name])
             return .json(200, ["service": service.settings.name, "removed": name])
         case ("POST", "drain"):
             backend.state.setDraining(true)
+            self.runtime.recorder?.event("drain", name, ["service": service.settings.name])
             return .json(200, ["service": service.settings.name, "backend": Self.describe(backend)])
         case ("POST", "resume"):
             backend.state.setDraining(false)
+            self.runtime.recorder?.event("resume", name, ["service": service.settings.name])
             return .json(200, ["service": service.settings.name, "backend": Self.describe(backend)])
         case ("PUT", "weight"):
             let object: [String: Any]
@@ -183,6 +187,7 @@ public struct AdminAPI: Sendable {
             } catch {
                 return .error(400, "\(error)")
             }
+            self.runtime.recorder?.event("weight", name, ["service": service.settings.name, "weight": String(weight)])
             return .json(200, ["service": service.settings.name, "backend": Self.describe(service.backend(named: name)!)])
         case (_, nil), (_, "drain"), (_, "resume"), (_, "weight"):
             return .error(405, "\(method) is not allowed here")
@@ -222,6 +227,7 @@ public struct AdminAPI: Sendable {
             } else {
                 try service.add(BackendSpec(name: address.description, address: address, weight: weight))
             }
+            self.runtime.recorder?.event("register", address.description, ["service": service.settings.name, "weight": String(weight)])
         } catch {
             return fail(400, "\(error)")
         }

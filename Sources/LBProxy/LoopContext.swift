@@ -89,10 +89,13 @@ final class LoopContext {
     private var sweep: Scheduled<Void>?
     /// Header lines of the head being read, reused from one request to the next.
     var fields: [HTTPHeaderField] = []
+    /// Request rows and access-log lines not yet handed over, when the proxy records.
+    let records: LoopRecords?
 
     init(eventLoop: any EventLoop, runtime: ProxyRuntime, index: Int) throws {
         self.eventLoop = eventLoop
         self.runtime = runtime
+        self.records = runtime.recorder.map(LoopRecords.init)
         self.services = try runtime.services.enumerated().map { serviceIndex, service in
             var parameters = service.settings.parameters
             // Each loop draws from its own stream of the configured seed.
@@ -114,6 +117,7 @@ final class LoopContext {
                 service.refreshIfChanged()
                 for backend in service.backends { backend.pool.closeExpired(nowNanos: now) }
             }
+            self.records?.flush()
             self.start()
         }
     }
@@ -125,6 +129,7 @@ final class LoopContext {
         for service in self.services {
             for backend in service.backends { backend.pool.closeAll() }
         }
+        if let records = self.records { records.recorder.flush(records) }
     }
 
     /// A request id unique in practice: 64 random bits (sent in hex), from this loop's generator (seeded

@@ -50,6 +50,23 @@ final class ProxyExchange {
     /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
     var isRetry = false
 
+    // What the record of the request keeps (with -db or an access log).
+    /// The request's number: the client's `X-Request-Id` when it is one, else the proxy's own.
+    var recordID: Int64 = 0
+    /// When the head was complete, the last pick made, and the last attempt's head went upstream
+    /// (uptime nanoseconds; 0 for not yet).
+    var receivedNanos: UInt64 = 0
+    var pickedNanos: UInt64 = 0
+    var upstreamStartNanos: UInt64 = 0
+    /// The backend of the first failed attempt, and of the last attempt.
+    var firstFailed: LoopBackend?
+    var lastBackend: LoopBackend?
+    /// The status the client was answered with, if it was.
+    var clientStatus: Int?
+    /// The client's address as decided, and the request target (kept only for the access log).
+    var clientIP = ""
+    var target: String?
+
     /// Starts serving a new request; everything of the previous one is forgotten.
     func begin(
         service: Int,
@@ -83,6 +100,12 @@ final class ProxyExchange {
         self.keepClient = true
         self.status = 0
         self.isRetry = false
+        self.pickedNanos = 0
+        self.upstreamStartNanos = 0
+        self.firstFailed = nil
+        self.lastBackend = nil
+        self.clientStatus = nil
+        self.target = nil
     }
 
     /// Lets go of what the finished request held (its head, its body, its connection).
@@ -91,6 +114,8 @@ final class ProxyExchange {
         self.body.removeAll()
         self.upstream = nil
         self.backend = nil
+        self.firstFailed = nil
+        self.lastBackend = nil
     }
 }
 

@@ -191,18 +191,21 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         let service = runtime.services[serviceIndex]
         let clientKey: UInt64
+        var clientIP = self.peer
         if self.peerIsTrusted && head.hasForwardedFor {
-            clientKey = StableHash.hash(runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: true, head: head, fields: fields))
+            clientIP = runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: true, head: head, fields: fields)
+            clientKey = StableHash.hash(clientIP)
         } else {
             clientKey = self.peerKey
         }
+        let generatedID = self.loop.newRequestID()
         var upstreamHead = self.context!.channel.allocator.buffer(capacity: head.bytes.readableBytes + 160 + self.peer.utf8.count)
         runtime.forwarded.writeRequestHead(
             head,
             fields: fields,
             peer: self.peer,
             peerIsTrusted: self.peerIsTrusted,
-            requestID: head.requestID == nil ? self.loop.newRequestID() : 0,
+            requestID: generatedID,
             into: &upstreamHead
         )
         let now = NIODeadline.now().uptimeNanoseconds
@@ -223,11 +226,22 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             deadline: now &+ UInt64(max(1, service.settings.timeouts.request.nanoseconds))
         )
         self.exchange = exchange
+        if self.loop.records != nil {
+            exchange.receivedNanos = now
+            exchange.clientIP = clientIP
+            exchange.recordID = head.requestID.flatMap { Self.number(head, $0) } ?? Int64(bitPattern: generatedID)
+            if runtime.recorder?.accessLog != nil { exchange.target = head.string(head.target) }
+        }
         self.requestFramer = HTTPBodyFramer(head.framing)
         if self.requestFramer.isComplete { exchange.requestComplete = true }
         self.loop.retryBudgets[serviceIndex].requestStarted()
         self.armTimer(exchange.deadline)
         self.attempt()
+    }
+
+    /// The request id at `range` of `head` as a number, if it is one.
+    private static func number(_ head: HTTPHead, _ range: Range<Int>) -> Int64? {
+        head.bytes.withUnsafeReadableBytes { HTTPBytes.decimal(UnsafeRawBufferPointer(rebasing: $0[range])) }.map(Int64.init)
     }
 
     private static let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"]
@@ -296,8 +310,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         backend.state.requestStarted()
         exchange.backend = backend
+        exchange.lastBackend = backend
         exchange.tried.append(ObjectIdentifier(backend.state))
         exchange.attemptStartNanos = NIODeadline.now().uptimeNanoseconds
+        exchange.pickedNanos = exchange.attemptStartNanos
         let pool = backend.pool
         if let idle = pool.takeIdle() {
             self.connected(idle)
@@ -334,6 +350,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             upstream.channel.setAutoRead(false)
         }
         upstream.channel.write(exchange.head, promise: nil)
+        if self.loop.records != nil { exchange.upstreamStartNanos = NIODeadline.now().uptimeNanoseconds }
         for part in exchange.body {
             upstream.channel.write(part, promise: nil)
         }
@@ -369,6 +386,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: LoopContext.NextStep? = nil) {
         guard self.exchange?.backend != nil else { return }
         let step = decided ?? self.nextStep(after: failure)
+        if let exchange = self.exchange, exchange.firstFailed == nil { exchange.firstFailed = exchange.backend }
         self.abandonUpstream()
         self.exchange?.headerDeadline = .max
         self.exchange?.requestSent = false
@@ -427,6 +445,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.headerDeadline = .max
         exchange.responseStarted = true
         exchange.status = head.status
+        exchange.clientStatus = head.status
         let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
         exchange.keepClient = keepAlive
         let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
@@ -539,6 +558,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func endExchange() {
         guard let exchange = self.exchange else { return }
+        if let records = self.loop.records { self.record(exchange, into: records) }
         if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
         self.loop.retryBudgets[exchange.service].requestFinished()
         self.exchange = nil
@@ -557,6 +577,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange = self.exchange else { return }
         let keepAlive = wanted && exchange.clientKeepAlive && exchange.requestComplete
         self.service?.metrics.proxyAnswered(status.code)
+        exchange.clientStatus = status.code
         self.writeError(status, message, isHEAD: exchange.isHEAD, keepAlive: keepAlive, http10: exchange.clientIsHTTP10)
         if keepAlive {
             // After the answer is written: ending may start the next pipelined request.
@@ -642,6 +663,36 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             let limit = GoDuration.format(service.settings.timeouts.request)
             self.respondError(.gatewayTimeout, "no response within the request timeout (\(limit))")
+        }
+    }
+
+    // MARK: Records
+
+    /// The request's row and access-log line.
+    private func record(_ exchange: ProxyExchange, into records: LoopRecords) {
+        let recorder = records.recorder
+        let now = NIODeadline.now().uptimeNanoseconds
+        let backend = exchange.backend ?? exchange.lastBackend
+        let backendID = backend.map { recorder.backendID($0.runtime) }
+        let row = ProxyRequestRecord(
+            requestID: exchange.recordID,
+            receivedMicros: recorder.micros(exchange.receivedNanos),
+            pickedMicros: exchange.pickedNanos == 0 ? nil : recorder.micros(exchange.pickedNanos),
+            backendID: backendID,
+            upstreamStartMicros: exchange.upstreamStartNanos == 0 ? nil : recorder.micros(exchange.upstreamStartNanos),
+            upstreamDoneMicros: exchange.responseStarted ? recorder.micros(now) : nil,
+            status: exchange.clientStatus,
+            attempts: exchange.attempt,
+            retriedFrom: exchange.firstFailed.map { recorder.backendID($0.runtime) },
+            clientIP: exchange.clientIP
+        )
+        records.add(row) {
+            let service = self.loop.runtime.services[exchange.service].settings.name
+            var line = #"{"t_us":\#(row.receivedMicros),"request_id":\#(row.requestID),"client":\#(exchange.clientIP.jsonQuoted)"#
+            line += #","method":\#(exchange.method.jsonQuoted),"target":\#((exchange.target ?? "").jsonQuoted),"service":\#(service.jsonQuoted)"#
+            line += #","backend":\#(backend.map { $0.spec.name.jsonQuoted } ?? "null"),"status":\#(row.status.map(String.init) ?? "null")"#
+            line += #","attempts":\#(row.attempts),"duration_us":\#(recorder.micros(now) - row.receivedMicros)}"#
+            return line
         }
     }
 

@@ -17,10 +17,13 @@ public final class ProxyRuntime: Sendable {
     let clientIdleNanos: UInt64
     /// What `GET /metrics` shows.
     public let metrics: ProxyMetrics
+    /// Where request rows, events and access-log lines go, if anywhere.
+    public let recorder: ProxyRecorder?
 
     /// The runtime of `configuration`; it must have passed ``ProxyConfiguration/problems()``.
-    public init(configuration: ProxyConfiguration) {
+    public init(configuration: ProxyConfiguration, recorder: ProxyRecorder? = nil) {
         self.configuration = configuration
+        self.recorder = recorder
         let metrics = ProxyMetrics()
         self.metrics = metrics
         self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics) }

@@ -19,8 +19,22 @@ public final class ProxyServer: Sendable {
     /// A server for `configuration` (which must be free of ``ProxyConfiguration/problems()``), on
     /// `configuration.threads` event loops (one per core when 0). `onHealthChange` hears every backend
     /// that active health checks take down or bring back.
-    public init(configuration: ProxyConfiguration, onHealthChange: @escaping @Sendable (HealthChange) -> Void = { _ in }) throws {
-        self.runtime = ProxyRuntime(configuration: configuration)
+    /// `recorder`, when given, takes a row per request, an event per health or admin change, and the
+    /// access log.
+    public init(
+        configuration: ProxyConfiguration,
+        recorder: ProxyRecorder? = nil,
+        onHealthChange: @escaping @Sendable (HealthChange) -> Void = { _ in }
+    ) throws {
+        self.runtime = ProxyRuntime(configuration: configuration, recorder: recorder)
+        let onHealthChange: @Sendable (HealthChange) -> Void = { change in
+            recorder?.event(
+                change.isUp ? "health_up" : "health_down",
+                change.backend,
+                ["service": change.service, "probes": String(change.probes), "detail": change.detail]
+            )
+            onHealthChange(change)
+        }
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]

@@ -4,6 +4,7 @@ import LBCLI
 import LBConfig
 import LBCore
 import LBProxy
+import LBStore
 
 /// `lbctl proxy`: the reverse proxy, from `--config config.yml` or from quick flags, until SIGINT or
 /// SIGTERM; then it stops accepting, lets requests in flight finish (`shutdown-grace`) and exits 0.
@@ -44,6 +45,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .goStyle("admin"), help: "The admin API's address (default 127.0.0.1:9900; overrides the file's admin.listen).")
     var admin: String?
 
+    @Option(name: .goStyle("db"), help: "Record a row per request (proxy_requests) and every health or admin change (events) in this SQLite file.")
+    var db: String?
+
+    @Option(name: .goStyle("access-log"), help: "Write a JSON line per request to this file (- for standard output); overrides the file's access-log.")
+    var accessLog: String?
+
     @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
     var threads: Int?
 
@@ -81,7 +88,18 @@ struct ProxyCommand: AsyncParsableCommand {
             print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
             return
         }
-        let server = try ProxyServer(configuration: configuration) { change in
+        if let accessLog = self.accessLog { configuration.accessLog = accessLog }
+        let store = try self.db.map { path in try flagValue("db") { try ResultsDatabase.open(path: path) } }
+        let run = try store.map { try self.beginRun($0, configuration) }
+        let recorder: ProxyRecorder?
+        do {
+            recorder = run != nil || configuration.accessLog != nil ? try ProxyRecorder(sink: run, accessLogPath: configuration.accessLog) : nil
+        } catch {
+            printError("lbctl proxy: -access-log: \(error)")
+            throw ExitCode.failure
+        }
+        let startedAt = ContinuousClock.now
+        let server = try ProxyServer(configuration: configuration, recorder: recorder) { change in
             printError("health: \(change)")
         }
         let addresses: [String]
@@ -91,6 +109,7 @@ struct ProxyCommand: AsyncParsableCommand {
         } catch {
             printError("lbctl proxy: cannot listen: \(error)")
             await server.shutdown(grace: .zero)
+            _ = try? run?.finish(status: .failed, durationMicros: nil)
             throw ExitCode.failure
         }
         let summary = configuration.services.map { "\($0.name) (\($0.algorithm.name), \($0.backends.count) backends)" }
@@ -103,11 +122,29 @@ struct ProxyCommand: AsyncParsableCommand {
         for await _ in signals { break }
         let left = await server.shutdown(grace: configuration.shutdownGrace)
         forwarder.cancel()
+        if let run {
+            let elapsed = ContinuousClock.now - startedAt
+            let outcome = try run.finish(status: .completed, durationMicros: elapsed.nanoseconds / 1_000)
+            printError("recorded \(outcome.written) records as run \(run.runID) in \(run.database.path)"
+                + (outcome.dropped > 0 ? "; \(outcome.dropped) dropped because the store could not keep up" : ""))
+        }
         if left > 0 {
             printError("stopped after \(GoDuration.format(configuration.shutdownGrace)) with \(left) requests still in flight")
         } else {
             printError("stopped; every request in flight finished")
         }
+    }
+
+    private func beginRun(_ database: ResultsDatabase, _ configuration: ProxyConfiguration) throws -> RunRecorder {
+        var info = RunInfo(kind: .real)
+        info.host = ProcessInfo.processInfo.hostName
+        info.lblabVersion = LBLabVersion.string
+        info.algorithm = configuration.services.map(\.algorithm.name).joined(separator: ",")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let arguments = CommandLine.arguments.dropFirst().joined(separator: " ")
+        info.paramsJSON = String(decoding: try encoder.encode(["command": "lbctl " + arguments]), as: UTF8.self)
+        return try flagValue("db") { try database.beginRun(info) }
     }
 
     private func makeConfiguration() throws -> ProxyConfiguration {
