@@ -2,7 +2,8 @@
 # LBLab's proxy beside HAProxy and nginx in front of the same three nginx backends on loopback (issue 4):
 # HAProxy with nbthread 1 and roundrobin, nginx with 1 worker and upstream keepalive, `lbctl proxy
 # -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved,
-# medians of req/s, p50 and p99. Usage: bench/proxy_bench.sh [rounds] [seconds]
+# medians of req/s, p50 and p99. A fourth contender is LBLab with `-db` (a row per request into SQLite),
+# for the cost of recording. Usage: bench/proxy_bench.sh [rounds] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -66,9 +67,13 @@ bench_wait_port 18111
 
 backend_flags=()
 for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
-.build/release/lbctl proxy -listen 127.0.0.1:18112 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
+.build/release/lbctl proxy -listen 127.0.0.1:18112 -admin 127.0.0.1:18122 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
 BENCH_PIDS+=($!)
 bench_wait_port 18112
+.build/release/lbctl proxy -listen 127.0.0.1:18113 -admin 127.0.0.1:18123 "${backend_flags[@]}" -algo round-robin -threads 1 \
+    -db "$BENCH_DIR/proxy.db" 2>/dev/null &
+BENCH_PIDS+=($!)
+bench_wait_port 18113
 
 # One wrk run: "req/s p50-ms p99-ms".
 measure() {
@@ -80,12 +85,12 @@ measure() {
         END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
-names=(haproxy nginx lblab)
-ports=(18110 18111 18112)
+names=(haproxy nginx lblab lblab-db)
+ports=(18110 18111 18112 18113)
 declare -A rps p50 p99
 for round in $(seq 1 "$rounds"); do
     line="round $round:"
-    for i in 0 1 2; do
+    for i in 0 1 2 3; do
         read -r r a b <<<"$(measure "${ports[$i]}")"
         rps[${names[$i]}]+="$r "; p50[${names[$i]}]+="$a "; p99[${names[$i]}]+="$b "
         line+=" ${names[$i]} $r req/s (p50 $a ms, p99 $b ms);"
@@ -98,4 +103,5 @@ for name in "${names[@]}"; do
 done
 # shellcheck disable=SC2086
 awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
-    'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f\n", l / h, l / n }'
+    -v d="$(bench_median ${rps[lblab-db]})" \
+    'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f; LBLab -db / LBLab: %.3f\n", l / h, l / n, d / l }'
