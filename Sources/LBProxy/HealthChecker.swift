@@ -129,6 +129,9 @@ final class HealthChecker {
         if let transition = action.transition, let target = self.targets[key] {
             let isUp = transition == .wentUp
             target.backend.setHealthy(isUp)
+            if isUp, let backend = target.service.backends.first(where: { $0.state === target.backend }) {
+                target.service.startRamp(backend, now: now)
+            }
             self.onTransition(
                 HealthChange(
                     service: target.service.settings.name,

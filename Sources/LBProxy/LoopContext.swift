@@ -24,6 +24,8 @@ final class LoopService {
     private(set) var picker: any Picker
     private(set) var backends: [LoopBackend] = []
     private var version = -1
+    /// When slow-start weights are next due for a rebuild (uptime nanoseconds; `max` while none ramps).
+    private var rampCheckNanos = Int64.max
     private let eventLoop: any EventLoop
 
     init(runtime: ServiceRuntime, picker: any Picker, eventLoop: any EventLoop) {
@@ -51,14 +53,28 @@ final class LoopService {
             )
         }
         for (_, removed) in old { removed.pool.retire() }
-        self.picker.rebuild(members.map { Backend(state: $0.state, weight: Double($0.spec.weight)) })
         self.version = version
+        self.rebuildPicker(now: Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
+    }
+
+    /// Rebuilds the picker with each backend's weight now (lowered while slow start ramps it up).
+    private func rebuildPicker(now: Instant) {
+        var ramping = false
+        self.picker.rebuild(
+            self.backends.map { backend in
+                let (weight, ramps) = self.runtime.effectiveWeight(backend.runtime, now: now)
+                ramping = ramping || ramps
+                return Backend(state: backend.state, weight: weight)
+            }
+        )
+        self.rampCheckNanos = ramping ? now.nanoseconds + self.runtime.settings.slowStart.step.nanoseconds : .max
     }
 
     /// A backend for `request`, avoiding those in `excluded` when the picker offers another within a
     /// few tries, or `nil` when none is available.
     func pick(_ request: PickRequest, excluded: [ObjectIdentifier]) -> LoopBackend? {
         self.refreshIfChanged()
+        if request.now.nanoseconds >= self.rampCheckNanos { self.rebuildPicker(now: request.now) }
         var choice = self.picker.pick(request)
         var tries = 1
         while let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)), tries < 4 {

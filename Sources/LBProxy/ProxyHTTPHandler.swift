@@ -386,7 +386,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: LoopContext.NextStep? = nil) {
         guard self.exchange?.backend != nil else { return }
         let step = decided ?? self.nextStep(after: failure)
-        if let exchange = self.exchange, exchange.firstFailed == nil { exchange.firstFailed = exchange.backend }
+        if let exchange = self.exchange, let failed = exchange.backend {
+            if exchange.firstFailed == nil { exchange.firstFailed = failed }
+            self.loop.runtime.services[exchange.service].outlierFailed(failed.runtime, eventLoop: self.loop.eventLoop)
+        }
         self.abandonUpstream()
         self.exchange?.headerDeadline = .max
         self.exchange?.requestSent = false
@@ -523,6 +526,12 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         backend.state.requestFinished()
         self.loop.services[exchange.service].finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
         backend.runtime.metrics.record(status: exchange.status, latency: latency)
+        let service = self.loop.runtime.services[exchange.service]
+        if exchange.status >= 500 {
+            service.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
+        } else {
+            service.outlierSucceeded(backend.runtime)
+        }
         let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(true)

@@ -1,5 +1,6 @@
 public import LBConfig
 public import LBCore
+import NIOCore
 import Synchronization
 
 /// What every event loop of the proxy shares: the configuration, the router, the header rewriter, and
@@ -26,7 +27,7 @@ public final class ProxyRuntime: Sendable {
         self.recorder = recorder
         let metrics = ProxyMetrics()
         self.metrics = metrics
-        self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics) }
+        self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics, recorder: recorder) }
         self.router = ServiceRouter(services: configuration.services)
         self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
         let idle = configuration.services.map(\.timeouts.clientIdle).max() ?? .seconds(60)
@@ -49,16 +50,39 @@ public final class ServiceRuntime: Sendable {
     private let versionCounter = Atomic<Int>(0)
     private let registry: ProxyMetrics
     let metrics: ServiceMetrics
+    let recorder: ProxyRecorder?
+    /// Passive outlier detection over the backends, when the service has it.
+    let outliers: Mutex<OutlierDetector<ObjectIdentifier>?>
+    let detectsOutliers: Bool
 
-    init(_ settings: Service, metrics: ProxyMetrics) {
+    init(_ settings: Service, metrics: ProxyMetrics, recorder: ProxyRecorder? = nil) {
         self.settings = settings
         self.registry = metrics
+        self.recorder = recorder
         self.metrics = metrics.service(settings.name)
-        self.members = Mutex(
-            settings.backends.map {
-                BackendRuntime(spec: $0, state: BackendState(name: $0.name), metrics: metrics.backend(service: settings.name, name: $0.name))
+        let members = settings.backends.map {
+            BackendRuntime(
+                spec: $0,
+                state: BackendState(name: $0.name),
+                metrics: metrics.backend(service: settings.name, name: $0.name),
+                tracking: BackendTracking()
+            )
+        }
+        self.members = Mutex(members)
+        self.outliers = Mutex(
+            settings.outlierDetection.map { configuration in
+                var detector = OutlierDetector<ObjectIdentifier>(configuration: configuration)
+                let now = Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+                for member in members { detector.backendAdded(ObjectIdentifier(member.state), now: now) }
+                return detector
             }
         )
+        self.detectsOutliers = settings.outlierDetection != nil
+    }
+
+    /// Moves ``version`` so that every loop rebuilds its picker.
+    func changed() {
+        self.versionCounter.add(1, ordering: .releasing)
     }
 
     /// The backends now, in the order pickers see them.
@@ -105,14 +129,19 @@ public final class ServiceRuntime: Sendable {
                 BackendRuntime(
                     spec: spec,
                     state: BackendState(name: spec.name, healthy: self.settings.health == nil),
-                    metrics: self.registry.backend(service: self.settings.name, name: spec.name)
+                    metrics: self.registry.backend(service: self.settings.name, name: spec.name),
+                    tracking: BackendTracking()
                 )
             )
             self.versionCounter.add(1, ordering: .releasing)
             return nil
         }
         if let problem { throw problem }
-        return self.backend(named: spec.name)!
+        let added = self.backend(named: spec.name)!
+        let now = Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+        self.outliers.withLock { $0?.backendAdded(ObjectIdentifier(added.state), now: now) }
+        if added.state.isAvailable { self.startRamp(added, now: now) }
+        return added
     }
 
     /// Removes the backend named `name`; requests in flight to it finish.
@@ -124,6 +153,7 @@ public final class ServiceRuntime: Sendable {
             return members.remove(at: index)
         }
         guard let removed else { throw .unknownBackend(name) }
+        self.outliers.withLock { $0?.backendRemoved(ObjectIdentifier(removed.state)) }
         self.registry.remove(removed.metrics)
         return removed
     }
@@ -151,4 +181,5 @@ public struct BackendRuntime: Sendable {
     public internal(set) var spec: BackendSpec
     public let state: BackendState
     let metrics: BackendMetrics
+    let tracking: BackendTracking
 }
