@@ -34,6 +34,9 @@ final class ProxyExchange {
     var attemptStartNanos: UInt64 = 0
     /// When the response's head must have arrived, while it is awaited (uptime nanoseconds).
     var headerDeadline = UInt64.max
+    /// The backend whose queue the request waits in, with its place in it, and until when.
+    var waiting: (backend: LoopBackend, id: Int)?
+    var queueDeadline = UInt64.max
     /// Body bytes received and not yet sent (while connecting), or kept for a retry.
     var body: [ByteBuffer] = []
     var bodyBytes = 0
@@ -91,6 +94,8 @@ final class ProxyExchange {
         self.upstream = nil
         self.attemptStartNanos = 0
         self.headerDeadline = .max
+        self.waiting = nil
+        self.queueDeadline = .max
         self.body.removeAll()
         self.bodyBytes = 0
         self.bodyReplayable = true
@@ -114,6 +119,7 @@ final class ProxyExchange {
         self.body.removeAll()
         self.upstream = nil
         self.backend = nil
+        self.waiting = nil
         self.firstFailed = nil
         self.lastBackend = nil
     }

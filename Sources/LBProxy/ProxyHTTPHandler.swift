@@ -308,12 +308,51 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.respondError(.serviceUnavailable, "no backend of service \(service.settings.name) is available")
             return
         }
-        backend.state.requestStarted()
-        exchange.backend = backend
         exchange.lastBackend = backend
         exchange.tried.append(ObjectIdentifier(backend.state))
+        exchange.pickedNanos = NIODeadline.now().uptimeNanoseconds
+        let attemptID = exchange.attemptID
+        let limiter = backend.runtime.limiter
+        let handler = NIOLoopBound(self, eventLoop: self.loop.eventLoop)
+        let eventLoop = self.loop.eventLoop
+        let admission = limiter.admit(now: Instant(nanoseconds: Int64(exchange.pickedNanos))) {
+            eventLoop.execute {
+                // The request may be gone (answered, or its client left): the place goes on.
+                if !handler.value.placeGranted(attemptID) { limiter.release() }
+            }
+        }
+        switch admission {
+        case .proceed:
+            self.proceed(to: backend)
+        case .reject:
+            let limits = limiter.limits
+            self.respondError(
+                .serviceUnavailable,
+                "\(backend.spec.name) has \(limits.maxConnections) requests in flight and \(limits.maxQueued) waiting, its limits"
+            )
+        case .wait(let id, let deadline):
+            exchange.waiting = (backend, id)
+            exchange.queueDeadline = UInt64(max(0, deadline.nanoseconds))
+            self.armTimer(exchange.queueDeadline)
+        }
+    }
+
+    /// A place with the backend the request waits for came free; `false` if the request no longer
+    /// waits for it.
+    private func placeGranted(_ attemptID: Int) -> Bool {
+        guard let exchange = self.exchange, exchange.attemptID == attemptID, let (backend, _) = exchange.waiting else { return false }
+        exchange.waiting = nil
+        exchange.queueDeadline = .max
+        self.proceed(to: backend)
+        return true
+    }
+
+    /// Sends the current attempt to `backend`, which has a place for it.
+    private func proceed(to backend: LoopBackend) {
+        guard let exchange = self.exchange, let service = self.service else { return }
+        backend.state.requestStarted()
+        exchange.backend = backend
         exchange.attemptStartNanos = NIODeadline.now().uptimeNanoseconds
-        exchange.pickedNanos = exchange.attemptStartNanos
         let pool = backend.pool
         if let idle = pool.takeIdle() {
             self.connected(idle)
@@ -524,6 +563,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         let now = NIODeadline.now().uptimeNanoseconds
         let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
+        backend.runtime.limiter.release()
         self.loop.services[exchange.service].finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
         backend.runtime.metrics.record(status: exchange.status, latency: latency)
         let service = self.loop.runtime.services[exchange.service]
@@ -560,7 +600,15 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
         }
-        exchange.backend?.state.requestFinished()
+        if let backend = exchange.backend {
+            backend.state.requestFinished()
+            backend.runtime.limiter.release()
+        }
+        if let (backend, id) = exchange.waiting {
+            backend.runtime.limiter.cancel(id)
+            exchange.waiting = nil
+            exchange.queueDeadline = .max
+        }
         self.exchange?.upstream = nil
         self.exchange?.backend = nil
     }
@@ -647,6 +695,14 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let exchange = self.exchange {
             if exchange.deadline <= now {
                 self.requestTimedOut()
+            } else if exchange.queueDeadline <= now, let (backend, id) = exchange.waiting {
+                exchange.queueDeadline = .max
+                // `false`: a place was granted meanwhile and is on its way to this loop; it proceeds then.
+                if backend.runtime.limiter.timedOut(id) {
+                    exchange.waiting = nil
+                    let limit = GoDuration.format(backend.runtime.limiter.limits.queueTimeout)
+                    self.respondError(.serviceUnavailable, "waited \(limit) in the queue of \(backend.spec.name) for a place")
+                }
             } else if exchange.headerDeadline <= now, let service = self.service {
                 let limit = GoDuration.format(service.settings.timeouts.responseHeader)
                 self.attemptFailed(.responseTimedOut, detail: "no response header from \(self.backendName) within \(limit)")
@@ -656,7 +712,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         if let exchange = self.exchange {
-            self.armTimer(min(exchange.deadline, exchange.headerDeadline))
+            self.armTimer(min(exchange.deadline, exchange.headerDeadline, exchange.queueDeadline))
         } else if !self.closing {
             self.armTimer(self.idleDeadline)
         }

@@ -65,7 +65,8 @@ public final class ServiceRuntime: Sendable {
                 spec: $0,
                 state: BackendState(name: $0.name),
                 metrics: metrics.backend(service: settings.name, name: $0.name),
-                tracking: BackendTracking()
+                tracking: BackendTracking(),
+                limiter: BackendLimiter(settings.limits)
             )
         }
         self.members = Mutex(members)
@@ -130,7 +131,8 @@ public final class ServiceRuntime: Sendable {
                     spec: spec,
                     state: BackendState(name: spec.name, healthy: self.settings.health == nil),
                     metrics: self.registry.backend(service: self.settings.name, name: spec.name),
-                    tracking: BackendTracking()
+                    tracking: BackendTracking(),
+                    limiter: BackendLimiter(self.settings.limits)
                 )
             )
             self.versionCounter.add(1, ordering: .releasing)
@@ -182,4 +184,5 @@ public struct BackendRuntime: Sendable {
     public let state: BackendState
     let metrics: BackendMetrics
     let tracking: BackendTracking
+    let limiter: BackendLimiter
 }

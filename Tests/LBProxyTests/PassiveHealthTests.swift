@@ -104,3 +104,30 @@ struct PassiveHealthTests {
         }
     }
 }
+
+/// The per-backend connection limit and its queue.
+@Suite("Connection limits", .serialized)
+struct ConnectionLimitTests {
+    @Test("beyond max-connections requests wait in the queue; beyond the queue, or past its timeout, they get a 503", arguments: [false, true])
+    func limits(queueTimesOut: Bool) async throws {
+        try await withSyntheticBackend(name: "b1", { $0.settings.latency = .fixed(.milliseconds(300)) }) { b1 in
+            var service = Service(name: "web", algorithm: .roundRobin, backends: [BackendSpec(name: "b1", address: b1)])
+            service.limits = Service.Limits(maxConnections: 2, maxQueued: 2, queueTimeout: queueTimesOut ? .milliseconds(100) : .seconds(5))
+            service.retries.maxRetries = 0
+            var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service])
+            configuration.threads = 2
+            configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
+            let server = try ProxyServer(configuration: configuration)
+            let port = try await server.start()[0].port!
+            var load = LoadConfiguration(target: .init(host: "127.0.0.1", port: port, path: "/"), clients: 6, pacing: .closedLoop(connections: 6))
+            load.requests = 6
+            load.timeout = .seconds(10)
+            let statistics = try await LoadRun(configuration: load, sink: nil).run().statistics
+            // Two at once; two wait for them (300 ms, within a 5 s queue timeout, not within 100 ms);
+            // the other two find the queue full.
+            #expect(statistics.statuses == (queueTimesOut ? [200: 2, 503: 4] : [200: 4, 503: 2]), "\(statistics.statuses)")
+            #expect(server.runtime.services[0].backends[0].state.inFlight == 0)
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
+}
