@@ -32,8 +32,9 @@ final class BackendLimiter: Sendable {
         case reject
     }
 
-    /// Asks for a place; `wake` is kept if the request must wait.
-    func admit(now: Instant, wake: @escaping @Sendable () -> Void) -> Admission {
+    /// Asks for a place; `wake` is made and kept only if the request must wait (so the common case
+    /// allocates nothing).
+    func admit(now: Instant, wake: @autoclosure () -> @Sendable () -> Void) -> Admission {
         let id = Self.waiterIDs.add(1, ordering: .relaxed).newValue
         return self.state.withLock { state in
             switch state.limiter.requestArrived(id, now: now) {
@@ -42,7 +43,7 @@ final class BackendLimiter: Sendable {
             case .reject:
                 return .reject
             case .wait(let deadline):
-                state.wake[id] = wake
+                state.wake[id] = wake()
                 return .wait(id: id, deadline: deadline)
             }
         }

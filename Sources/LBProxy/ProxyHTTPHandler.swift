@@ -313,14 +313,10 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.pickedNanos = NIODeadline.now().uptimeNanoseconds
         let attemptID = exchange.attemptID
         let limiter = backend.runtime.limiter
-        let handler = NIOLoopBound(self, eventLoop: self.loop.eventLoop)
-        let eventLoop = self.loop.eventLoop
-        let admission = limiter.admit(now: Instant(nanoseconds: Int64(exchange.pickedNanos))) {
-            eventLoop.execute {
-                // The request may be gone (answered, or its client left): the place goes on.
-                if !handler.value.placeGranted(attemptID) { limiter.release() }
-            }
-        }
+        let admission = limiter.admit(
+            now: Instant(nanoseconds: Int64(exchange.pickedNanos)),
+            wake: self.waker(attempt: attemptID, limiter: limiter)
+        )
         switch admission {
         case .proceed:
             self.proceed(to: backend)
@@ -334,6 +330,18 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.waiting = (backend, id)
             exchange.queueDeadline = UInt64(max(0, deadline.nanoseconds))
             self.armTimer(exchange.queueDeadline)
+        }
+    }
+
+    /// What a freed place calls (on any thread) to let attempt `attemptID` proceed on this loop.
+    private func waker(attempt attemptID: Int, limiter: BackendLimiter) -> @Sendable () -> Void {
+        let handler = NIOLoopBound(self, eventLoop: self.loop.eventLoop)
+        let eventLoop = self.loop.eventLoop
+        return {
+            eventLoop.execute {
+                // The request may be gone (answered, or its client left): the place goes on.
+                if !handler.value.placeGranted(attemptID) { limiter.release() }
+            }
         }
     }
 
