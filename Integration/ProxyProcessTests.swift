@@ -102,4 +102,56 @@ struct ProxyProcessTests {
         #expect(result.status == 0, "\(result.stderr)")
         await backend.stop()
     }
+
+    @Test("SIGHUP: backends of the file are taken up while serving; a file with a problem changes nothing and says why")
+    func reload() async throws {
+        let (b1, port1) = try await startBackend(name: "b1")
+        let (b2, port2) = try await startBackend(name: "b2")
+        defer { Task { await b1.stop(); await b2.stop() } }
+        let port = try freePort()
+        let adminPort = try freePort()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lblab-reload-\(UUID().uuidString).yml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        func write(_ backends: [(String, Int)], extra: String = "") throws {
+            let lines = backends.map { "      - { name: \($0.0), address: 127.0.0.1:\($0.1) }" }.joined(separator: "\n")
+            let text = "listen: 127.0.0.1:\(port)\nadmin:\n  listen: 127.0.0.1:\(adminPort)\n\(extra)services:\n  - name: web\n    backends:\n\(lines)\n"
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        func backends() async -> [String]? {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(adminPort)/backends")!)
+            request.timeoutInterval = 5
+            guard let (data, _) = try? await URLSession.shared.data(for: request),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let services = object["services"] as? [[String: Any]]
+            else { return nil }
+            return services.flatMap { ($0["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
+        }
+        try write([("b1", port1)])
+        let proxy = try ChildProcess("lbctl", ["proxy", "--config", file, "-threads", "1"])
+        var names: [String]?
+        for _ in 0..<200 where names == nil {
+            names = await backends()
+            if names == nil { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        #expect(names == ["b1"])
+        try write([("b2", port2)])
+        proxy.send(SIGHUP)
+        for _ in 0..<100 where names != ["b2"] {
+            try await Task.sleep(for: .milliseconds(20))
+            names = await backends()
+        }
+        #expect(names == ["b2"], "b1 removed, b2 added")
+        try write([("b1", port1)], extra: "colour: blue\n")
+        proxy.send(SIGHUP)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await backends() == ["b2"], "the running configuration stays")
+        proxy.send(SIGTERM)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("reload: \(file): web: removed b1; web: added b2"), "\(result.stderr)")
+        #expect(result.stderr.contains("reload: keeping the running configuration: \(file):4:"), "\(result.stderr)")
+        #expect(result.stderr.contains("colour"), "\(result.stderr)")
+        await b1.stop()
+        await b2.stop()
+    }
 }

@@ -76,3 +76,22 @@ public final class ProgressLine: Sendable {
         }
     }
 }
+
+/// Calls `onHangup` at each SIGHUP (the reload signal of daemons), until cancelled.
+public final class HangupListener {
+    private let source: any DispatchSourceSignal
+
+    /// Starts listening; call ``cancel()`` to restore the default handling.
+    public init(_ onHangup: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        self.source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "lblab.hangup"))
+        self.source.setEventHandler(handler: onHangup)
+        self.source.resume()
+    }
+
+    /// Stops listening and restores the default handling.
+    public func cancel() {
+        self.source.cancel()
+        signal(SIGHUP, SIG_DFL)
+    }
+}

@@ -119,7 +119,9 @@ struct ProxyCommand: AsyncParsableCommand {
         printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
+        let hangup = HangupListener { [self] in self.reload(server) }
         for await _ in signals { break }
+        hangup.cancel()
         let left = await server.shutdown(grace: configuration.shutdownGrace)
         forwarder.cancel()
         if let run {
@@ -132,6 +134,33 @@ struct ProxyCommand: AsyncParsableCommand {
             printError("stopped after \(GoDuration.format(configuration.shutdownGrace)) with \(left) requests still in flight")
         } else {
             printError("stopped; every request in flight finished")
+        }
+    }
+
+    /// SIGHUP: reads the configuration file again; a file with problems changes nothing, and says why.
+    private func reload(_ server: ProxyServer) {
+        guard let path = self.config else {
+            printError("reload: no configuration file to read (started from flags); nothing changed")
+            return
+        }
+        var configuration: ProxyConfiguration
+        do {
+            configuration = try ProxyConfiguration.load(path: path)
+        } catch {
+            printError("reload: keeping the running configuration: \(error)")
+            return
+        }
+        if let threads = self.threads { configuration.threads = threads }
+        if let admin = self.admin, let address = try? HostPort(parsing: admin) { configuration.admin.address = address }
+        if let accessLog = self.accessLog { configuration.accessLog = accessLog }
+        if let problem = configuration.problems().first {
+            printError("reload: keeping the running configuration: \(problem)")
+            return
+        }
+        let outcome = server.reload(configuration)
+        printError("reload: \(path): " + (outcome.applied.isEmpty ? "no backend changes" : outcome.applied.joined(separator: "; ")))
+        if !outcome.needsRestart.isEmpty {
+            printError("reload: not applied (they take a restart): \(outcome.needsRestart.joined(separator: "; "))")
         }
     }
 

@@ -128,6 +128,32 @@ struct AdminAPITests {
         #expect(runtime.services[0].backends.count == 1)
     }
 
+    @Test("a reload applies backend changes and lists what takes a restart")
+    func reload() async throws {
+        let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
+        let b2 = BackendSpec(name: "b2", address: HostPort(host: "127.0.0.1", port: 9002))
+        var configuration = ProxyConfiguration(
+            listen: HostPort(host: "127.0.0.1", port: 0),
+            services: [Service(name: "web", algorithm: .roundRobin, backends: [b1, b2])]
+        )
+        configuration.threads = 1
+        let server = try ProxyServer(configuration: configuration)
+        var changed = configuration
+        var reweighted = b1
+        reweighted.weight = 4
+        let moved = BackendSpec(name: "b2", address: HostPort(host: "127.0.0.1", port: 9012))
+        changed.services[0].backends = [reweighted, moved, BackendSpec(name: "b3", address: HostPort(host: "127.0.0.1", port: 9003))]
+        changed.services[0].algorithm = .leastConnections
+        changed.services.append(Service(name: "other", backends: [b1]))
+        changed.services[1].route = Service.Route(hosts: ["other.test"])
+        let outcome = server.reload(changed)
+        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3"])
+        #expect(outcome.needsRestart == ["service other (new)", "service web: settings other than backends"])
+        let backends = server.runtime.services[0].backends
+        #expect(backends.map(\.spec) == [reweighted, moved, changed.services[0].backends[2]])
+        await server.shutdown(grace: .zero)
+    }
+
     // MARK: On a running proxy
 
     private func admin(_ address: HostPort, _ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
