@@ -68,10 +68,12 @@ public final class ProxyServer: Sendable {
         try await health.eventLoop.submit { health.value.start() }.get()
         var bound: [SocketAddress] = []
         for listener in self.runtime.configuration.listeners {
-            guard listener.mode == .http else {
-                throw ProxyError.unsupported("listener \(listener.address): protocol tcp is not implemented yet")
-            }
             let contexts = self.contexts
+            // A TCP listener forwards to its one service (the configuration names it and checks it).
+            let tcpService = listener.mode == .tcp ? self.runtime.services.firstIndex { $0.settings.name == listener.service } : nil
+            if listener.mode == .tcp && tcpService == nil {
+                throw ProxyError.unsupported("listener \(listener.address): protocol tcp needs a service")
+            }
             let channel = try await ServerBootstrap(group: self.group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -85,7 +87,11 @@ public final class ProxyServer: Sendable {
                         guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                             throw ProxyError.unsupported("a channel on an event loop the server does not own")
                         }
-                        try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
+                        if let tcpService {
+                            try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(loop: loop.value, service: tcpService))
+                        } else {
+                            try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
+                        }
                     }
                 }
                 .bind(host: listener.address.host, port: listener.address.port)
