@@ -142,8 +142,9 @@ let package = Package(
         .testTarget(
             name: "LBProxyTests",
             dependencies: [
-                "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting",
+                "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting", "LBHTTP",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

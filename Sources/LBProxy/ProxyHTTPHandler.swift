@@ -208,7 +208,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             requestID: generatedID,
             into: &upstreamHead
         )
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = self.loop.eventLoop.now.uptimeNanoseconds
         let pick = PickRequest(
             now: Instant(nanoseconds: Int64(now)),
             clientKey: clientKey,
@@ -310,7 +310,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         exchange.lastBackend = backend
         exchange.tried.append(ObjectIdentifier(backend.state))
-        exchange.pickedNanos = NIODeadline.now().uptimeNanoseconds
+        exchange.pickedNanos = self.loop.eventLoop.now.uptimeNanoseconds
         let attemptID = exchange.attemptID
         let limiter = backend.runtime.limiter
         let admission = limiter.admit(
@@ -360,7 +360,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange = self.exchange, let service = self.service else { return }
         backend.state.requestStarted()
         exchange.backend = backend
-        exchange.attemptStartNanos = NIODeadline.now().uptimeNanoseconds
+        exchange.attemptStartNanos = self.loop.eventLoop.now.uptimeNanoseconds
         let pool = backend.pool
         if let idle = pool.takeIdle() {
             self.connected(idle)
@@ -373,7 +373,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 guard let current = self.exchange, current.attemptID == attemptID, current.upstream == nil else {
                     // The exchange ended (client gone, timed out) while connecting.
                     if case .success(let connection) = result {
-                        pool.release(connection, nowNanos: NIODeadline.now().uptimeNanoseconds)
+                        pool.release(connection, nowNanos: self.loop.eventLoop.now.uptimeNanoseconds)
                     }
                     return
                 }
@@ -397,12 +397,12 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             upstream.channel.setAutoRead(false)
         }
         upstream.channel.write(exchange.head, promise: nil)
-        if self.loop.records != nil { exchange.upstreamStartNanos = NIODeadline.now().uptimeNanoseconds }
+        if self.loop.records != nil { exchange.upstreamStartNanos = self.loop.eventLoop.now.uptimeNanoseconds }
         for part in exchange.body {
             upstream.channel.write(part, promise: nil)
         }
         if !exchange.bodyReplayable { exchange.body.removeAll() }
-        exchange.headerDeadline = NIODeadline.now().uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
+        exchange.headerDeadline = self.loop.eventLoop.now.uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
         exchange.requestSent = exchange.requestComplete
         self.armTimer(exchange.headerDeadline)
         upstream.channel.flush()
@@ -568,7 +568,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func finishExchange() {
         guard let exchange = self.exchange, let backend = exchange.backend, let upstream = exchange.upstream else { return }
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = self.loop.eventLoop.now.uptimeNanoseconds
         let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
         backend.runtime.limiter.release()
@@ -681,7 +681,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func becomeIdle() {
         let idle = self.loop.runtime.clientIdleNanos
-        self.idleDeadline = NIODeadline.now().uptimeNanoseconds &+ idle
+        self.idleDeadline = self.loop.eventLoop.now.uptimeNanoseconds &+ idle
         self.armTimer(self.idleDeadline)
     }
 
@@ -699,7 +699,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.timer = nil
         self.timerDeadline = .max
         guard self.context != nil else { return }
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = self.loop.eventLoop.now.uptimeNanoseconds
         if let exchange = self.exchange {
             if exchange.deadline <= now {
                 self.requestTimedOut()
@@ -744,7 +744,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The request's row and access-log line.
     private func record(_ exchange: ProxyExchange, into records: LoopRecords) {
         let recorder = records.recorder
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = self.loop.eventLoop.now.uptimeNanoseconds
         let backend = exchange.backend ?? exchange.lastBackend
         let backendID = backend.map { recorder.backendID($0.runtime) }
         let row = ProxyRequestRecord(

@@ -131,3 +131,34 @@ struct ConnectionLimitTests {
         }
     }
 }
+
+/// Stopping with requests in flight.
+@Suite("Graceful shutdown", .serialized)
+struct GracefulShutdownTests {
+    @Test("shutdown stops accepting and lets every request in flight finish")
+    func drains() async throws {
+        try await withSyntheticBackend(name: "b1", { $0.settings.latency = .fixed(.milliseconds(400)) }) { b1 in
+            var configuration = ProxyConfiguration(
+                listen: HostPort(host: "127.0.0.1", port: 0),
+                services: [Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])]
+            )
+            configuration.threads = 2
+            configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
+            let server = try ProxyServer(configuration: configuration)
+            let port = try await server.start()[0].port!
+            var load = LoadConfiguration(target: .init(host: "127.0.0.1", port: port, path: "/"), clients: 20, pacing: .closedLoop(connections: 20))
+            load.requests = 20
+            load.timeout = .seconds(10)
+            let run = Task { try await LoadRun(configuration: load, sink: nil).run().statistics }
+            var waited = 0
+            while server.requestsInFlight < 20 && waited < 200 {
+                try await Task.sleep(for: .milliseconds(5))
+                waited += 1
+            }
+            #expect(server.requestsInFlight == 20, "all twenty at the backend before the shutdown")
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+            let statistics = try await run.value
+            #expect(statistics.statuses == [200: 20] && statistics.errors.isEmpty, "\(statistics.statuses) \(statistics.errors)")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import LBConfig
+import LBCore
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import LBProxy
+
+/// The proxy's connection handler on an `EmbeddedChannel`: what it answers by itself, byte for byte.
+@Suite("Proxy handler on an embedded channel")
+struct ProxyHandlerTests {
+    /// A channel with the handler over a runtime of `services`, its peer at 192.0.2.9.
+    private func channel(_ services: [Service]) throws -> EmbeddedChannel {
+        var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: services)
+        configuration.threads = 1
+        let runtime = ProxyRuntime(configuration: configuration)
+        let channel = EmbeddedChannel()
+        let loop = try LoopContext(eventLoop: channel.embeddedEventLoop, runtime: runtime, index: 0)
+        try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop))
+        try channel.connect(to: SocketAddress(ipAddress: "192.0.2.9", port: 40_000)).wait()
+        return channel
+    }
+
+    private func answer(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            text += buffer.readString(length: buffer.readableBytes) ?? ""
+        }
+        return text
+    }
+
+    @Test("a malformed request gets a 400 naming the problem, and the connection closes")
+    func malformed() throws {
+        let channel = try self.channel([Service(name: "s", backends: [])])
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"))
+        let text = try self.answer(channel)
+        #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
+        #expect(text.contains("Connection: close\r\n") && text.hasSuffix("400 Bad Request: both Content-Length and Transfer-Encoding\n"), "\(text)")
+        #expect(!channel.isActive)
+    }
+
+    @Test("a request no service takes gets a 404; a service without backends answers 503 and keeps the connection")
+    func ownAnswers() throws {
+        var routed = Service(name: "api", backends: [])
+        routed.route = Service.Route(hosts: ["api.test"])
+        let channel = try self.channel([routed])
+        try channel.writeInbound(ByteBuffer(string: "GET /x HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+        let unavailable = try self.answer(channel)
+        #expect(unavailable.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && !unavailable.contains("Connection: close"), "\(unavailable)")
+        #expect(unavailable.hasSuffix("503 Service Unavailable: no backend of service api is available\n"))
+        #expect(channel.isActive)
+        try channel.writeInbound(ByteBuffer(string: "HEAD /y HTTP/1.1\r\nHost: other.test\r\n\r\n"))
+        let missing = try self.answer(channel)
+        #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n") && missing.hasSuffix("\r\n\r\n"), "HEAD: no body: \(missing)")
+        #expect(!channel.isActive)
+    }
+
+    @Test("a head that arrives in pieces is read once whole")
+    func pieces() throws {
+        let channel = try self.channel([Service(name: "s", backends: [])])
+        for piece in ["GET / HT", "TP/1.1\r\nHo", "st: a\r\n", "\r\n"] {
+            #expect(try self.answer(channel).isEmpty)
+            try channel.writeInbound(ByteBuffer(string: piece))
+        }
+        #expect(try self.answer(channel).hasPrefix("HTTP/1.1 503 "))
+    }
+
+    @Test("the client-idle timeout closes a connection that sends nothing")
+    func idle() throws {
+        var service = Service(name: "s", backends: [])
+        service.timeouts.clientIdle = .seconds(5)
+        let channel = try self.channel([service])
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(4_900))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(200))
+        #expect(!channel.isActive)
+    }
+}
