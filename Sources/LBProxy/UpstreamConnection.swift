@@ -160,3 +160,10 @@ final class UpstreamConnection: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}
+
+extension Channel {
+    /// Sets `autoRead` from the channel's own event loop.
+    func setAutoRead(_ on: Bool) {
+        _ = try? self.syncOptions?.setOption(.autoRead, value: on)
+    }
+}

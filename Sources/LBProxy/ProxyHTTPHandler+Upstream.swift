@@ -1,0 +1,275 @@
+import LBConfig
+import LBCore
+import LBHTTP
+import NIOCore
+
+/// The attempts of a request: picking a backend, waiting for a place with it, connecting, sending,
+/// and what follows a failure; and what the backend's connection reports.
+extension ProxyHTTPHandler {
+    // MARK: Attempts
+
+    func attempt() {
+        guard let exchange = self.exchange, let service = self.service else { return }
+        exchange.attempt += 1
+        self.attempts += 1
+        exchange.attemptID = self.attempts
+        guard let backend = self.loop.services[exchange.service].pick(exchange.pick, excluded: exchange.tried) else {
+            self.respondError(.serviceUnavailable, "no backend of service \(service.settings.name) is available")
+            return
+        }
+        exchange.lastBackend = backend
+        exchange.tried.append(ObjectIdentifier(backend.state))
+        exchange.pickedNanos = self.loop.eventLoop.now.uptimeNanoseconds
+        let attemptID = exchange.attemptID
+        let limiter = backend.runtime.limiter
+        let admission = limiter.admit(
+            now: Instant(nanoseconds: Int64(exchange.pickedNanos)),
+            wake: self.waker(attempt: attemptID, limiter: limiter)
+        )
+        switch admission {
+        case .proceed:
+            self.proceed(to: backend)
+        case .reject:
+            let limits = limiter.limits
+            self.respondError(
+                .serviceUnavailable,
+                "\(backend.spec.name) has \(limits.maxConnections) requests in flight and \(limits.maxQueued) waiting, its limits"
+            )
+        case .wait(let id, let deadline):
+            exchange.waiting = (backend, id)
+            exchange.queueDeadline = UInt64(max(0, deadline.nanoseconds))
+            self.armTimer(exchange.queueDeadline)
+        }
+    }
+
+    /// What a freed place calls (on any thread) to let attempt `attemptID` proceed on this loop.
+    func waker(attempt attemptID: Int, limiter: BackendLimiter) -> @Sendable () -> Void {
+        let handler = NIOLoopBound(self, eventLoop: self.loop.eventLoop)
+        let eventLoop = self.loop.eventLoop
+        return {
+            eventLoop.execute {
+                // The request may be gone (answered, or its client left): the place goes on.
+                if !handler.value.placeGranted(attemptID) { limiter.release() }
+            }
+        }
+    }
+
+    /// A place with the backend the request waits for came free; `false` if the request no longer
+    /// waits for it.
+    func placeGranted(_ attemptID: Int) -> Bool {
+        guard let exchange = self.exchange, exchange.attemptID == attemptID, let (backend, _) = exchange.waiting else { return false }
+        exchange.waiting = nil
+        exchange.queueDeadline = .max
+        self.proceed(to: backend)
+        return true
+    }
+
+    /// Sends the current attempt to `backend`, which has a place for it.
+    func proceed(to backend: LoopBackend) {
+        guard let exchange = self.exchange, let service = self.service else { return }
+        backend.state.requestStarted()
+        exchange.backend = backend
+        exchange.attemptStartNanos = self.loop.eventLoop.now.uptimeNanoseconds
+        let pool = backend.pool
+        if let idle = pool.takeIdle() {
+            self.connected(idle)
+            return
+        }
+        let attemptID = exchange.attemptID
+        pool.connect(timeout: service.settings.timeouts.connect)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let current = self.exchange, current.attemptID == attemptID, current.upstream == nil else {
+                    // The exchange ended (client gone, timed out) while connecting.
+                    if case .success(let connection) = result {
+                        pool.release(connection, nowNanos: self.loop.eventLoop.now.uptimeNanoseconds)
+                    }
+                    return
+                }
+                switch result {
+                case .success(let connection):
+                    self.connected(connection)
+                case .failure(let error):
+                    let failure: AttemptFailure
+                    if case ChannelError.connectTimeout = error { failure = .connectTimedOut } else { failure = .connectFailed }
+                    self.attemptFailed(failure, detail: "could not connect to \(backend.spec.name) (\(backend.spec.address)): \(error)")
+                }
+            }
+    }
+
+    func connected(_ upstream: UpstreamConnection) {
+        guard let exchange = self.exchange, let service = self.service else { return }
+        upstream.delegate = self
+        upstream.expectResponse(toHEAD: exchange.isHEAD)
+        exchange.upstream = upstream
+        if let client = self.context?.channel, !client.isWritable {
+            upstream.channel.setAutoRead(false)
+        }
+        upstream.channel.write(exchange.head, promise: nil)
+        if self.loop.records != nil { exchange.upstreamStartNanos = self.loop.eventLoop.now.uptimeNanoseconds }
+        for part in exchange.body {
+            upstream.channel.write(part, promise: nil)
+        }
+        if !exchange.bodyReplayable { exchange.body.removeAll() }
+        exchange.headerDeadline = self.loop.eventLoop.now.uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
+        exchange.requestSent = exchange.requestComplete
+        self.armTimer(exchange.headerDeadline)
+        upstream.channel.flush()
+        if !exchange.requestComplete {
+            self.resumeReads()
+            self.processInbound()
+        }
+    }
+
+    /// Decides what follows `failure` of the current attempt (see ``LoopContext/nextStep(after:service:method:attempt:canReplay:holdsRetry:)``).
+    func nextStep(after failure: AttemptFailure) -> LoopContext.NextStep {
+        guard let exchange = self.exchange else { return .giveUp }
+        let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
+        let step = self.loop.nextStep(
+            after: failure,
+            service: exchange.service,
+            method: exchange.method,
+            attempt: exchange.attempt,
+            canReplay: canReplay,
+            holdsRetry: &exchange.isRetry
+        )
+        return step
+    }
+
+    /// The current attempt failed before any of the response reached the client: its connection (if
+    /// any) is closed, and the request retried or answered with an error. `step` is the decision, when
+    /// the caller has made it already.
+    func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: LoopContext.NextStep? = nil) {
+        guard self.exchange?.backend != nil else { return }
+        let step = decided ?? self.nextStep(after: failure)
+        if let exchange = self.exchange, let failed = exchange.backend {
+            if exchange.firstFailed == nil { exchange.firstFailed = failed }
+            self.loop.runtime.services[exchange.service].outlierFailed(failed.runtime, eventLoop: self.loop.eventLoop)
+        }
+        self.abandonUpstream()
+        self.exchange?.headerDeadline = .max
+        self.exchange?.requestSent = false
+        switch step {
+        case .requeue:
+            self.service?.metrics.retries.increment()
+            let failed = self.attempts
+            self.loop.eventLoop.assumeIsolated().execute {
+                guard self.exchange?.attemptID == failed else { return }
+                self.attempt()
+            }
+        case .retry(let delay):
+            self.service?.metrics.retries.increment()
+            let failed = self.attempts
+            self.loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, delay.nanoseconds))) {
+                guard self.exchange?.attemptID == failed else { return }
+                self.attempt()
+            }
+        case .giveUp:
+            switch failure {
+            case .responseTimedOut:
+                self.respondError(.gatewayTimeout, detail)
+            case .status(let code):
+                self.respondError(HTTPStatus(code: code), detail)
+            default:
+                self.respondError(.badGateway, detail)
+            }
+        }
+    }
+
+    var backendName: String {
+        self.exchange?.backend?.spec.name ?? "?"
+    }
+
+    // MARK: UpstreamDelegate
+
+    func upstreamInterim(_ head: HTTPHead) {
+        // `100 Continue` and the like go on to an HTTP/1.1 client as they came.
+        guard let context = self.context, let exchange = self.exchange, !exchange.clientIsHTTP10 else { return }
+        context.writeAndFlush(self.wrapOutboundOut(head.bytes), promise: nil)
+    }
+
+    func upstreamHead(_ head: HTTPHead, fields: [HTTPHeaderField]) {
+        guard let context = self.context, let exchange = self.exchange else { return }
+        if head.status >= 500, let service = self.service,
+            service.settings.retries.retryOn.contains(where: { $0.matches(.status(head.status)) })
+        {
+            // A status worth another backend: retried when policy and budget allow, and then this
+            // response is dropped with its connection; otherwise it goes to the client as it is.
+            let step = self.nextStep(after: .status(head.status))
+            if case .giveUp = step {} else {
+                self.attemptFailed(.status(head.status), detail: "\(self.backendName) answered \(head.status)", step: step)
+                return
+            }
+        }
+        exchange.headerDeadline = .max
+        exchange.responseStarted = true
+        exchange.status = head.status
+        exchange.clientStatus = head.status
+        let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
+        exchange.keepClient = keepAlive
+        let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
+        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: connection, into: &out)
+        self.pendingOut = out
+    }
+
+    /// Bodies up to this size are copied behind the head they came with, to go out in one write.
+    static let coalesceLimit = 8 * 1024
+
+    func upstreamBody(_ bytes: ByteBuffer) {
+        guard let context = self.context, self.exchange?.responseStarted == true else { return }
+        if var pending = self.pendingOut {
+            self.pendingOut = nil
+            if bytes.readableBytes <= Self.coalesceLimit {
+                pending.writeImmutableBuffer(bytes)
+                self.pendingOut = pending
+                return
+            }
+            context.write(self.wrapOutboundOut(pending), promise: nil)
+        }
+        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        if !context.channel.isWritable { context.flush() }
+    }
+
+    /// Writes the head (and body) held back, if any, and flushes.
+    func flushResponse() {
+        guard let context = self.context else { return }
+        if let pending = self.pendingOut {
+            self.pendingOut = nil
+            context.write(self.wrapOutboundOut(pending), promise: nil)
+        }
+        context.flush()
+    }
+
+    func upstreamEnd() {
+        guard self.context != nil, self.exchange?.responseStarted == true else { return }
+        self.flushResponse()
+        self.finishExchange()
+    }
+
+    func upstreamReadComplete() {
+        guard self.exchange?.responseStarted == true else { return }
+        self.flushResponse()
+    }
+
+    func upstreamClosed() {
+        guard let exchange = self.exchange, exchange.upstream != nil else { return }
+        if exchange.responseStarted {
+            // Part of the response went out: the client cannot be told otherwise.
+            self.flushResponse()
+            self.abandonUpstream()
+            self.endExchange()
+            self.context?.close(promise: nil)
+        } else {
+            self.attemptFailed(.connectionReset, detail: "\(self.backendName) closed the connection before a response")
+        }
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable {
+            self.resumeReads()
+        } else {
+            self.pauseReads()
+        }
+    }
+}
