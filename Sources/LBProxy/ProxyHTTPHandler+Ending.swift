@@ -34,12 +34,7 @@ extension ProxyHTTPHandler {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
         }
-        if !exchange.keepClient || !exchange.requestComplete {
-            self.endExchange()
-            self.closeAfterAnswer()
-        } else {
-            self.endExchange()
-        }
+        self.endExchange(close: !exchange.keepClient || !exchange.requestComplete)
     }
 
     /// Drops the current upstream connection (closing it) and the backend's in-flight count.
@@ -62,8 +57,15 @@ extension ProxyHTTPHandler {
         self.exchange?.backend = nil
     }
 
-    func endExchange() {
+    /// Ends the current exchange: its record, its retry budget, the connection idle again. Then the
+    /// next pipelined request is served, or with `close` the connection closes after the answer and
+    /// whatever the client sent after this request is dropped unread.
+    func endExchange(close: Bool = false) {
         guard let exchange = self.exchange else { return }
+        if close {
+            self.closing = true
+            self.inbound = nil
+        }
         if let records = self.loop.records { self.record(exchange, into: records) }
         if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
         self.loop.retryBudgets[exchange.service].requestFinished()
@@ -71,8 +73,10 @@ extension ProxyHTTPHandler {
         exchange.clear()
         self.spare = exchange
         self.becomeIdle()
-        // Serve the next pipelined request, if its bytes are here.
-        if !self.closing {
+        if close {
+            self.context?.close(promise: nil)
+        } else if !self.closing {
+            // Serve the next pipelined request, if its bytes are here.
             self.resumeReads()
             self.processInbound()
         }
@@ -85,13 +89,8 @@ extension ProxyHTTPHandler {
         self.service?.metrics.proxyAnswered(status.code)
         exchange.clientStatus = status.code
         self.writeError(status, message, isHEAD: exchange.isHEAD, keepAlive: keepAlive, http10: exchange.clientIsHTTP10)
-        if keepAlive {
-            // After the answer is written: ending may start the next pipelined request.
-            self.endExchange()
-        } else {
-            self.endExchange()
-            self.closeAfterAnswer()
-        }
+        // After the answer is written: ending may start the next pipelined request.
+        self.endExchange(close: !keepAlive)
     }
 
     /// Writes a response of `status` whose body is one line saying `message`, with `Connection: close`
@@ -172,8 +171,7 @@ extension ProxyHTTPHandler {
         self.abandonUpstream()
         if exchange.responseStarted {
             // Part of the response went out: all the client can be told is the connection closing.
-            self.endExchange()
-            self.closeAfterAnswer()
+            self.endExchange(close: true)
         } else {
             let limit = GoDuration.format(service.settings.timeouts.request)
             self.respondError(.gatewayTimeout, "no response within the request timeout (\(limit))")

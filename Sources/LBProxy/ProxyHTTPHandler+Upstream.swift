@@ -258,8 +258,7 @@ extension ProxyHTTPHandler {
             // Part of the response went out: the client cannot be told otherwise.
             self.flushResponse()
             self.abandonUpstream()
-            self.endExchange()
-            self.context?.close(promise: nil)
+            self.endExchange(close: true)
         } else {
             self.attemptFailed(.connectionReset, detail: "\(self.backendName) closed the connection before a response")
         }

@@ -131,7 +131,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
                 if available > 0 { self.pauseReads() }
                 break
             }
-            if self.inbound?.readableBytes == 0 { self.inbound = nil }
         }
         if self.inbound?.readableBytes == 0 { self.inbound = nil }
     }
@@ -290,8 +289,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange = self.exchange else { return }
         self.abandonUpstream()
         if exchange.responseStarted {
-            self.endExchange()
-            self.context?.close(promise: nil)
+            self.endExchange(close: true)
         } else {
             self.respondError(.badRequest, reason, keepAlive: false)
         }

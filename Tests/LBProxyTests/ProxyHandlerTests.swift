@@ -55,6 +55,15 @@ struct ProxyHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test("after a request that asks to close, a pipelined one behind it is not served")
+    func closeEndsPipeline() throws {
+        let channel = try self.channel([Service(name: "s", backends: [])])
+        try channel.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let text = try self.answer(channel)
+        #expect(text.components(separatedBy: "HTTP/1.1 503").count == 2 && text.contains("Connection: close\r\n"), "\(text)")
+        #expect(!channel.isActive)
+    }
+
     @Test("a head that arrives in pieces is read once whole")
     func pieces() throws {
         let channel = try self.channel([Service(name: "s", backends: [])])

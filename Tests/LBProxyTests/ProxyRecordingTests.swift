@@ -62,4 +62,24 @@ struct ProxyRecordingTests {
             #expect(first["backend"] as? String == "b1" && first["status"] as? Int == 200 && first["client"] as? String != nil)
         }
     }
+
+    @Test("a request that asks to close is the connection's last: one behind it on the same connection never reaches a backend")
+    func closeEndsPipeline() async throws {
+        try await withSyntheticBackend(name: "b1") { b1 in
+            let sink = InMemoryRecordSink()
+            var configuration = ProxyConfiguration(
+                listen: HostPort(host: "127.0.0.1", port: 0),
+                services: [Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])]
+            )
+            configuration.threads = 1
+            configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
+            let server = try ProxyServer(configuration: configuration, recorder: try ProxyRecorder(sink: sink, accessLogPath: nil))
+            let port = try await server.start()[0].port!
+            let request = "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+            let text = try ProxyEndToEndTests().rawExchange(port, request, responses: 2)
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 2, "one answer, then the close: \(text)")
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+            #expect(sink.snapshot.proxyRequests.map(\.status) == [200], "\(sink.snapshot.proxyRequests)")
+        }
+    }
 }
