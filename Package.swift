@@ -93,6 +93,7 @@ let package = Package(
             name: "LBLoad",
             dependencies: [
                 "LBCore",
+                "LBHTTP",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

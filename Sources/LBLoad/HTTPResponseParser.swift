@@ -1,3 +1,4 @@
+import LBHTTP
 import NIOCore
 
 /// Reads HTTP/1.1 responses off a connection for the load generator: where each one ends, its status,
@@ -139,7 +140,7 @@ struct HTTPResponseParser {
 
     private mutating func parseHead(_ buffer: inout ByteBuffer) throws(Malformed) -> Head? {
         let result: Result<(Head, Framing, Int)?, Malformed> = buffer.withUnsafeReadableBytes { bytes in
-            guard let end = Self.endOfHead(bytes) else {
+            guard let end = HTTPBytes.endOfHead(bytes) else {
                 return bytes.count > Self.maxHeadBytes ? .failure(Malformed(reason: "response head over 64 KiB")) : .success(nil)
             }
             return Result { () throws(Malformed) in try Self.readHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
@@ -155,24 +156,6 @@ struct HTTPResponseParser {
             self.framing = framing
             return head
         }
-    }
-
-    /// The offset of the `\r\n\r\n` that ends the head, if it has arrived.
-    private static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        var index = 0
-        let last = bytes.count - 4
-        while index <= last {
-            if bytes[index + 3] != 0x0A {  // the last byte of the terminator
-                index += bytes[index + 3] == 0x0D ? 1 : 4
-                continue
-            }
-            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A && bytes[index + 2] == 0x0D {
-                return index
-            }
-            index += 1
-        }
-        return nil
     }
 
     private static func readHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Head, Framing) {
@@ -197,9 +180,9 @@ struct HTTPResponseParser {
             lineStart = lineEnd + 2
             guard let colon = line.firstIndex(of: 0x3A) else { throw Malformed(reason: "header line without a colon") }
             let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-            let value = Self.trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+            let value = HTTPBytes.trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
             switch name.count {
-            case 14 where Self.equalsLowercased(name, "content-length"):
+            case 14 where HTTPBytes.equalsLowercased(name, "content-length"):
                 guard case .untilClose = framing else { continue }  // chunked wins over a length
                 var length = 0
                 for byte in value {
@@ -209,15 +192,15 @@ struct HTTPResponseParser {
                 }
                 guard !value.isEmpty else { throw Malformed(reason: "empty Content-Length") }
                 framing = .length(length)
-            case 17 where Self.equalsLowercased(name, "transfer-encoding"):
+            case 17 where HTTPBytes.equalsLowercased(name, "transfer-encoding"):
                 if Self.containsLowercased(value, "chunked") { framing = .chunked }
-            case 10 where Self.equalsLowercased(name, "connection"):
+            case 10 where HTTPBytes.equalsLowercased(name, "connection"):
                 if Self.containsLowercased(value, "close") {
                     keepAlive = false
                 } else if Self.containsLowercased(value, "keep-alive") {
                     keepAlive = true
                 }
-            case 15 where Self.equalsLowercased(name, "x-lblab-backend"):
+            case 15 where HTTPBytes.equalsLowercased(name, "x-lblab-backend"):
                 backend = String(decoding: value, as: UTF8.self)
             default:
                 continue
@@ -239,30 +222,12 @@ struct HTTPResponseParser {
         return bytes.count
     }
 
-    private static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var start = 0
-        var end = bytes.count
-        while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
-        while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
-        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-    }
-
-    /// Whether `bytes`, lowercased, equal `lowercase` (ASCII).
-    private static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] | 0x20 {
-            return false
-        }
-        return true
-    }
-
     /// Whether `bytes`, lowercased, contain `lowercase` (ASCII).
     private static func containsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         let count = lowercase.utf8CodeUnitCount
         guard bytes.count >= count else { return false }
         for start in 0...(bytes.count - count)
-        where Self.equalsLowercased(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + count)]), lowercase) {
+        where HTTPBytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + count)]), lowercase) {
             return true
         }
         return false
