@@ -22,10 +22,8 @@ struct TCPProxyTests {
                         BackendSpec(name: "b2", address: b2),
                     ]
                 )
-                var configuration = ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service])
+                var configuration = ProxyConfiguration.onLoopback([service], threads: 1)
                 configuration.listeners = [ProxyConfiguration.Listener(address: HostPort(host: "127.0.0.1", port: 0), mode: .tcp, service: "raw")]
-                configuration.threads = 1
-                configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
                 #expect(configuration.problems().isEmpty, "\(configuration.problems())")
                 let server = try ProxyServer(configuration: configuration)
                 let port = try await server.start()[0].port!
@@ -57,13 +55,8 @@ struct TCPProxyTests {
     @Test("4 MiB up and back through a TCP listener arrive intact")
     func largeTransfer() async throws {
         try await withSyntheticBackend(name: "b1", { $0.echo = true }) { b1 in
-            var configuration = ProxyConfiguration(
-                listen: HostPort(host: "127.0.0.1", port: 0),
-                services: [Service(name: "raw", backends: [BackendSpec(name: "b1", address: b1)])]
-            )
+            var configuration = ProxyConfiguration.onLoopback([Service(name: "raw", backends: [BackendSpec(name: "b1", address: b1)])], threads: 1)
             configuration.listeners = [ProxyConfiguration.Listener(address: HostPort(host: "127.0.0.1", port: 0), mode: .tcp, service: "raw")]
-            configuration.threads = 1
-            configuration.admin.address = HostPort(host: "127.0.0.1", port: 0)
             let server = try ProxyServer(configuration: configuration)
             let port = try await server.start()[0].port!
             var generator = SeededGenerator(seed: 4)
