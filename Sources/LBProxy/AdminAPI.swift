@@ -73,9 +73,7 @@ public struct AdminAPI: Sendable {
             return .json(200, ["status": "ok"])
         }
         if let token = self.token, request.authorization != "Bearer \(token)" {
-            var response = Response.error(401, "a bearer token is required (Authorization: Bearer ...)")
-            response.contentType = "application/json"
-            return response
+            return .error(401, "a bearer token is required (Authorization: Bearer ...)")
         }
         switch (request.method, parts.count, parts.first) {
         case ("GET", 1, "metrics"):

@@ -13,13 +13,13 @@ extension ProxyHTTPHandler {
         let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
         backend.runtime.limiter.release()
-        self.loop.services[exchange.service].finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
+        let service = self.loop.services[exchange.service]
+        service.finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
         backend.runtime.metrics.record(status: exchange.status, latency: latency)
-        let service = self.loop.runtime.services[exchange.service]
         if exchange.status >= 500 {
-            service.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
+            service.runtime.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
         } else {
-            service.outlierSucceeded(backend.runtime)
+            service.runtime.outlierSucceeded(backend.runtime)
         }
         let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
