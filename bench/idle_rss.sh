@@ -19,27 +19,8 @@ fi
 # as many connections as the limit allows, up to the count (per-connection figures stay comparable).
 haproxy_count=$(( ($(ulimit -n) - 400) / 2 < count ? ($(ulimit -n) - 400) / 2 : count ))
 bench_start_nginx 18201
-cat >"$BENCH_DIR/haproxy.cfg" <<CFG
-global
-    nbthread 1
-    maxconn $((haproxy_count + 50))
-    ulimit-n $(ulimit -n)
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-    http-reuse always
-frontend idle
-    bind 127.0.0.1:18210
-    default_backend nginx
-backend nginx
-    server b 127.0.0.1:18201
-CFG
-haproxy -f "$BENCH_DIR/haproxy.cfg" -db &
-BENCH_PIDS+=($!)
-haproxy_pid=$!
-bench_wait_port 18210
+bench_start_haproxy 18210 $((haproxy_count + 50)) 18201
+haproxy_pid=$BENCH_HAPROXY_PID
 .build/release/lbctl proxy -listen 127.0.0.1:18212 -admin 127.0.0.1:18222 -backend 127.0.0.1:18201 -threads 1 2>/dev/null &
 BENCH_PIDS+=($!)
 lblab_pid=$!

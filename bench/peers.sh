@@ -58,6 +58,35 @@ CONF
     bench_wait_port "$port"
 }
 
+# bench_start_haproxy PORT MAXCONN BACKEND_PORT…: HAProxy with one thread, round robin over the
+# backends, keep-alive to them (`http-reuse always`); its PID in BENCH_HAPROXY_PID.
+bench_start_haproxy() {
+    local port=$1 maxconn=$2
+    shift 2
+    cat >"$BENCH_DIR/haproxy-$port.cfg" <<CFG
+global
+    nbthread 1
+    maxconn $maxconn
+    ulimit-n $(ulimit -n)
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend lblab_bench
+    bind 127.0.0.1:$port
+    default_backend nginx
+backend nginx
+    balance roundrobin
+$(for backend in "$@"; do echo "    server b$backend 127.0.0.1:$backend"; done)
+CFG
+    haproxy -f "$BENCH_DIR/haproxy-$port.cfg" -db &
+    BENCH_HAPROXY_PID=$!
+    BENCH_PIDS+=($!)
+    bench_wait_port "$port"
+}
+
 # bench_start_backend PORT NAME [FLAGS…]: an `lbctl backend` (release build).
 bench_start_backend() {
     local port=$1 name=$2

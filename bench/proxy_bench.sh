@@ -16,26 +16,7 @@ swift build -c release --product lbctl >/dev/null
 backends=(18101 18102 18103)
 for port in "${backends[@]}"; do bench_start_nginx "$port"; done
 
-cat >"$BENCH_DIR/haproxy.cfg" <<CFG
-global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-frontend lblab_bench
-    bind 127.0.0.1:18110
-    default_backend nginx
-backend nginx
-    balance roundrobin
-$(for port in "${backends[@]}"; do echo "    server b$port 127.0.0.1:$port"; done)
-CFG
-haproxy -f "$BENCH_DIR/haproxy.cfg" -db &
-BENCH_PIDS+=($!)
-bench_wait_port 18110
+bench_start_haproxy 18110 8000 "${backends[@]}"
 
 mkdir -p "$BENCH_DIR/nginx-proxy"
 cat >"$BENCH_DIR/nginx-proxy/nginx.conf" <<CONF
