@@ -132,7 +132,7 @@ struct AdminAPITests {
     func reload() async throws {
         let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
         let b2 = BackendSpec(name: "b2", address: HostPort(host: "127.0.0.1", port: 9002))
-        var configuration = ProxyConfiguration.onLoopback([Service(name: "web", algorithm: .roundRobin, backends: [b1, b2])], threads: 1)
+        let configuration = ProxyConfiguration.onLoopback([Service(name: "web", algorithm: .roundRobin, backends: [b1, b2])], threads: 1)
         let server = try ProxyServer(configuration: configuration)
         var changed = configuration
         var reweighted = b1
@@ -184,7 +184,7 @@ struct AdminAPITests {
                         algorithm: .weightedRoundRobin,
                         backends: [BackendSpec(name: "b1", address: b1), BackendSpec(name: "b2", address: b2)]
                     )
-                    var configuration = ProxyConfiguration.onLoopback([service], threads: 2)
+                    let configuration = ProxyConfiguration.onLoopback([service], threads: 2)
                     let server = try ProxyServer(configuration: configuration)
                     let proxy = HostPort(host: "127.0.0.1", port: try await server.start()[0].port!)
                     let adminAddress = HostPort(host: "127.0.0.1", port: server.adminAddress!.port!)

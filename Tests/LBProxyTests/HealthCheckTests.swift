@@ -43,7 +43,7 @@ struct HealthCheckTests {
         let address = HostPort(host: "127.0.0.1", port: port)
         var service = Service(name: "s", backends: [BackendSpec(name: "b1", address: address)])
         service.health = Service.HealthCheck(probe: probe, timing: timing)
-        var configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+        let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
         let server = try ProxyServer(configuration: configuration) { heard.add($0) }
         let state = server.runtime.services[0].backends[0].state
         try await withSyntheticBackend({ $0.listen = address }) { _ in
@@ -79,7 +79,7 @@ struct HealthCheckTests {
                 probe: .http(path: "/health", expectStatus: 204),
                 timing: HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(40), rise: 1, fall: 1)
             )
-            var configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+            let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
             let server = try ProxyServer(configuration: configuration) { heard.add($0) }
             _ = try await server.start()
             try await waitFor { heard.changes.withLock { !$0.isEmpty } }

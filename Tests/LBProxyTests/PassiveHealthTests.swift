@@ -22,7 +22,7 @@ struct PassiveHealthTests {
         recorder: ProxyRecorder? = nil,
         _ body: (ProxyServer, Int) async throws -> Void
     ) async throws {
-        var configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+        let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
         #expect(configuration.problems().isEmpty)
         let server = try ProxyServer(configuration: configuration, recorder: recorder)
         let port = try await server.start()[0].port!
@@ -112,7 +112,7 @@ struct ConnectionLimitTests {
             var service = Service(name: "web", algorithm: .roundRobin, backends: [BackendSpec(name: "b1", address: b1)])
             service.limits = Service.Limits(maxConnections: 2, maxQueued: 2, queueTimeout: queueTimesOut ? .milliseconds(100) : .seconds(5))
             service.retries.maxRetries = 0
-            var configuration = ProxyConfiguration.onLoopback([service], threads: 2)
+            let configuration = ProxyConfiguration.onLoopback([service], threads: 2)
             let server = try ProxyServer(configuration: configuration)
             let port = try await server.start()[0].port!
             var load = LoadConfiguration(target: .init(host: "127.0.0.1", port: port, path: "/"), clients: 6, pacing: .closedLoop(connections: 6))
@@ -134,7 +134,7 @@ struct GracefulShutdownTests {
     @Test("shutdown stops accepting and lets every request in flight finish")
     func drains() async throws {
         try await withSyntheticBackend(name: "b1", { $0.settings.latency = .fixed(.milliseconds(400)) }) { b1 in
-            var configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])], threads: 2)
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])], threads: 2)
             let server = try ProxyServer(configuration: configuration)
             let port = try await server.start()[0].port!
             var load = LoadConfiguration(target: .init(host: "127.0.0.1", port: port, path: "/"), clients: 20, pacing: .closedLoop(connections: 20))

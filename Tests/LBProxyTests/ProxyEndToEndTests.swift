@@ -29,7 +29,7 @@ struct ProxyEndToEndTests {
         _ body: (HostPort) async throws -> Void
     ) async throws {
         try await self.withBackends(names, configure) { specs in
-            var configuration = ProxyConfiguration.onLoopback([makeService(specs)], threads: 2)
+            let configuration = ProxyConfiguration.onLoopback([makeService(specs)], threads: 2)
             #expect(configuration.problems().isEmpty)
             let server = try ProxyServer(configuration: configuration)
             let address = try await server.start()[0]
@@ -149,7 +149,7 @@ struct ProxyEndToEndTests {
             var service = Service(name: "s", algorithm: .roundRobin, backends: specs + [BackendSpec(name: "b3", address: victimAddress)])
             service.health = Service.HealthCheck(probe: .tcp, timing: timing)
             service.retries.retryOn = [.connectFailure, .reset, .badGateway, .serviceUnavailable, .gatewayTimeout]
-            var configuration = ProxyConfiguration.onLoopback([service], threads: 2)
+            let configuration = ProxyConfiguration.onLoopback([service], threads: 2)
             let server = try ProxyServer(configuration: configuration) { change in
                 if !change.isUp { downAt.withLock { $0 = $0 ?? DispatchTime.now().uptimeNanoseconds } }
             }

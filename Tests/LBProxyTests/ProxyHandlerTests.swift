@@ -11,7 +11,7 @@ import Testing
 struct ProxyHandlerTests {
     /// A channel with the handler over a runtime of `services`, its peer at 192.0.2.9.
     private func channel(_ services: [Service]) throws -> EmbeddedChannel {
-        var configuration = ProxyConfiguration.onLoopback(services, threads: 1)
+        let configuration = ProxyConfiguration.onLoopback(services, threads: 1)
         let runtime = ProxyRuntime(configuration: configuration)
         let channel = EmbeddedChannel()
         let loop = try LoopContext(eventLoop: channel.embeddedEventLoop, runtime: runtime, index: 0)

@@ -23,7 +23,7 @@ struct ProxyRecordingTests {
                 algorithm: .roundRobin,
                 backends: [BackendSpec(name: "b1", address: b1), BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))]
             )
-            var configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+            let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
             let server = try ProxyServer(configuration: configuration, recorder: recorder)
             let port = try await server.start()[0].port!
             var load = LoadConfiguration(target: .init(host: "127.0.0.1", port: port, path: "/x"), clients: 2, pacing: .closedLoop(connections: 2))
@@ -65,7 +65,7 @@ struct ProxyRecordingTests {
     func closeEndsPipeline() async throws {
         try await withSyntheticBackend(name: "b1") { b1 in
             let sink = InMemoryRecordSink()
-            var configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])], threads: 1)
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: [BackendSpec(name: "b1", address: b1)])], threads: 1)
             let server = try ProxyServer(configuration: configuration, recorder: try ProxyRecorder(sink: sink, accessLogPath: nil))
             let port = try await server.start()[0].port!
             let request = "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
