@@ -1,3 +1,4 @@
+import Foundation
 public import LBCore
 import Yams
 
@@ -17,6 +18,17 @@ public struct ConfigNode {
 
     /// The 1-based line the value starts on.
     public var line: Int { self.node.mark?.line ?? 0 }
+
+    /// The text of the file at `path`, which must be readable UTF-8.
+    public static func text(ofFile path: String) throws(ConfigError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 0, field: "", problem: "cannot be read (no such file, or not allowed)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, field: "", problem: "is not UTF-8 text")
+        }
+        return text
+    }
 
     /// Parses `text`, the contents of `file`, as one YAML document. An empty document is an empty
     /// mapping.

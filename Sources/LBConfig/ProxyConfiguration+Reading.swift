@@ -4,13 +4,7 @@ import LBCore
 extension ProxyConfiguration {
     /// Reads and validates the configuration file at `path`.
     public static func load(path: String) throws(ConfigError) -> ProxyConfiguration {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(file: path, line: 0, field: "", problem: "cannot be read (no such file, or not allowed)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError(file: path, line: 0, field: "", problem: "is not UTF-8 text")
-        }
-        return try Self.parse(text, file: path)
+        try Self.parse(try ConfigNode.text(ofFile: path), file: path)
     }
 
     /// Reads and validates a configuration from `text`, the contents of `file`.

@@ -1,0 +1,131 @@
+import Foundation
+
+/// An outcome a scenario exists to show, as written under `expect:`:
+/// `p99(peak-ewma) < 0.5 * p99(round-robin)`, `errors(least-connections) == 0`.
+///
+/// Each side is arithmetic (`+ - * /`, parentheses) over numbers and metrics of one algorithm,
+/// `metric(label)`; the comparison is one of `< <= > >= == !=`. A metric's value is its mean over the
+/// repeats. ``Metric`` lists what can be asked and in which unit.
+public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
+    /// The text as written.
+    public var text: String
+    /// The left side.
+    public var lhs: Expression
+    /// The comparison.
+    public var comparison: Comparison
+    /// The right side.
+    public var rhs: Expression
+    /// The line in the scenario file.
+    public var line: Int
+
+    public var description: String { self.text }
+
+    /// A figure of a run that `expect:` can name.
+    public enum Metric: String, Sendable, Hashable, CaseIterable {
+        case p50, p90, p99, p999 = "p99.9", max, mean
+        case serviceP50 = "service-p50", serviceP99 = "service-p99"
+        case errors, errorRate = "error-rate", throughput, requests
+        case imbalance, cov, jain
+        case retries
+        case ejectTime = "eject-time", readmitTime = "readmit-time"
+
+        /// What it is and its unit, for `lbctl run --help` and errors.
+        public var summary: String {
+            switch self {
+            case .p50, .p90, .p99, .p999, .max, .mean: "corrected latency (from the intended send time), ms"
+            case .serviceP50, .serviceP99: "service time (from the actual send), ms"
+            case .errors: "requests that failed or got a 5xx, count"
+            case .errorRate: "errors / requests"
+            case .throughput: "responses per second after the warm-up"
+            case .requests: "requests after the warm-up, count"
+            case .imbalance: "max / mean of the requests per backend"
+            case .cov: "coefficient of variation of the requests per backend"
+            case .jain: "Jain's fairness index of the requests per backend (1 = equal)"
+            case .retries: "retries per request at the proxy"
+            case .ejectTime: "s from the first kill/stop to the proxy marking that backend down or ejected"
+            case .readmitTime: "s from the first restart/resume to the proxy marking that backend up again"
+            }
+        }
+    }
+
+    /// A comparison between the two sides.
+    public enum Comparison: String, Sendable, Hashable, CaseIterable {
+        case less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">=", equal = "==", notEqual = "!="
+
+        func holds(_ lhs: Double, _ rhs: Double) -> Bool {
+            switch self {
+            case .less: lhs < rhs
+            case .lessOrEqual: lhs <= rhs
+            case .greater: lhs > rhs
+            case .greaterOrEqual: lhs >= rhs
+            case .equal: lhs == rhs
+            case .notEqual: lhs != rhs
+            }
+        }
+    }
+
+    /// One side of an expectation.
+    public indirect enum Expression: Sendable, Hashable, CustomStringConvertible {
+        case number(Double)
+        case metric(Metric, label: String)
+        case binary(Character, Expression, Expression)
+
+        /// Every `(metric, label)` the expression names.
+        public var metrics: [(Metric, String)] {
+            switch self {
+            case .number: []
+            case .metric(let metric, let label): [(metric, label)]
+            case .binary(_, let lhs, let rhs): lhs.metrics + rhs.metrics
+            }
+        }
+
+        /// The value, with `value` giving each metric's; `nil` when one is unknown.
+        public func evaluate(_ value: (Metric, String) -> Double?) -> Double? {
+            switch self {
+            case .number(let number):
+                return number
+            case .metric(let metric, let label):
+                return value(metric, label)
+            case .binary(let op, let lhs, let rhs):
+                guard let left = lhs.evaluate(value), let right = rhs.evaluate(value) else { return nil }
+                switch op {
+                case "+": return left + right
+                case "-": return left - right
+                case "*": return left * right
+                default: return left / right
+                }
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .number(let number): number == number.rounded() && abs(number) < 1e15 ? "\(Int(number))" : "\(number)"
+            case .metric(let metric, let label): "\(metric.rawValue)(\(label))"
+            case .binary(let op, let lhs, let rhs): "\(lhs) \(op) \(rhs)"
+            }
+        }
+    }
+
+    /// The verdict given each metric's value: `nil` when a metric is unknown.
+    public func holds(_ value: (Metric, String) -> Double?) -> Bool? {
+        guard let left = self.lhs.evaluate(value), let right = self.rhs.evaluate(value) else { return nil }
+        return self.comparison.holds(left, right)
+    }
+
+    /// Both sides evaluated, for the verdict line: `p99(rr) = 12.3 < 0.5 * p99(lc) = 4.1`.
+    public func explain(_ value: (Metric, String) -> Double?) -> String {
+        func show(_ expression: Expression) -> String {
+            guard let number = expression.evaluate(value) else { return "\(expression) = ?" }
+            if case .number = expression { return "\(expression)" }
+            return "\(expression) = \(Self.format(number))"
+        }
+        return "\(show(self.lhs)) \(self.comparison.rawValue) \(show(self.rhs))"
+    }
+
+    static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e12 { return "\(Int(value))" }
+        let magnitude = abs(value)
+        let digits = magnitude >= 100 ? 1 : magnitude >= 1 ? 3 : 4
+        return String(format: "%.\(digits)f", value)
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+public import LBCore
+
+extension ScenarioBackend {
+    static let keys = ["name", "latency", "cpu", "errors", "capacity", "queue", "weight", "limits", "in-service", "threads"]
+
+    init(reading map: ConfigMapping, defaultName: String) throws(ConfigError) {
+        self.init(name: try map["name"]?.string() ?? defaultName)
+        if let name = map["name"], self.name.isEmpty || self.name.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw name.error("a backend's name is one word without slashes")
+        }
+        if let latency = map["latency"] { self.latency = try latency.parsed(LatencyModel.init(parsing:)) }
+        if let cpu = map["cpu"] { self.cpuWork = try cpu.duration() }
+        if let errors = map["errors"] { self.errors = try errors.double(in: 0...1) }
+        if let capacity = map["capacity"] {
+            let value = try capacity.int(in: 0...1_000_000)
+            self.capacity = value == 0 ? nil : value
+        }
+        if let queue = map["queue"] { self.queue = try queue.int(in: 0...1_000_000) }
+        if let weight = map["weight"] { self.weight = try weight.int(in: 1...1_000_000) }
+        if let inService = map["in-service"] { self.inService = try inService.bool() }
+        if let threads = map["threads"] { self.threads = try threads.int(in: 1...64) }
+        if let limits = map["limits"] {
+            let limitsMap = try limits.mapping(keys: ["cpu", "memory"])
+            if let cpu = limitsMap["cpu"] { self.cpuLimit = try cpu.double(in: 0.01...1_024) }
+            if let memory = limitsMap["memory"] { self.memoryLimit = try memory.bytes(atLeast: 8 << 20) }
+        }
+    }
+}
+
+extension ScenarioLoad {
+    init(reading node: ConfigNode) throws(ConfigError) {
+        let map = try node.mapping(
+            keys: ["clients", "rate", "total-rate", "arrival", "keys", "path", "method", "timeout", "threads"]
+        )
+        let clients = try map.required("clients").int(in: 1...100_000)
+        let rate: Double
+        switch (map["rate"], map["total-rate"]) {
+        case (.some(let perClient), .none):
+            rate = try perClient.double(in: 0.001...1_000_000)
+        case (.none, .some(let total)):
+            rate = try total.double(in: 0.001...10_000_000) / Double(clients)
+        case (.some, .some(let total)):
+            throw total.error("give either rate (per client) or total-rate, not both")
+        case (.none, .none):
+            throw node.error("rate (requests per second per client) or total-rate is required")
+        }
+        self.init(
+            clients: clients,
+            ratePerClient: rate,
+            arrival: .poisson,
+            keyCount: nil,
+            zipf: 0,
+            path: "/",
+            method: "GET",
+            timeout: .seconds(10),
+            threads: 1
+        )
+        if let arrival = map["arrival"] {
+            self.arrival = ArrivalProcess(rawValue: try arrival.choice(ArrivalProcess.allCases.map(\.rawValue)))!
+        }
+        if let keys = map["keys"] {
+            let keysMap = try keys.mapping(keys: ["count", "zipf"])
+            self.keyCount = try keysMap.required("count").int(in: 1...100_000_000)
+            if let zipf = keysMap["zipf"] { self.zipf = try zipf.double(in: 0...10) }
+        }
+        if let path = map["path"] {
+            self.path = try path.string()
+            guard self.path.hasPrefix("/") else { throw path.error("must start with /") }
+        }
+        if let method = map["method"] { self.method = try method.string().uppercased() }
+        if let timeout = map["timeout"] { self.timeout = try timeout.duration(atLeast: .milliseconds(1)) }
+        if let threads = map["threads"] { self.threads = try threads.int(in: 1...64) }
+    }
+}
+
+extension TimelineStep {
+    static let actions = ["kill", "stop", "resume", "restart", "slow", "errors", "health", "weight", "add", "remove", "drain"]
+
+    init(reading node: ConfigNode) throws(ConfigError) {
+        let map = try node.mapping(keys: ["at"] + Self.actions)
+        let at = try map.required("at").duration()
+        let given = Self.actions.filter { map.has($0) }
+        guard given.count == 1, let name = given.first, let value = map[name] else {
+            throw node.error(
+                given.isEmpty
+                    ? "a step needs one action: \(Self.actions.joined(separator: ", "))"
+                    : "one action per step, found \(given.joined(separator: " and "))"
+            )
+        }
+        let action: Action
+        switch name {
+        case "kill": action = .kill(try value.string())
+        case "stop": action = .stop(try value.string())
+        case "resume": action = .resume(try value.string())
+        case "restart": action = .restart(try value.string())
+        case "add": action = .add(try value.string())
+        case "remove": action = .remove(try value.string())
+        case "drain": action = .drain(try value.string())
+        case "slow":
+            let detail = try value.mapping(keys: ["backend", "latency"])
+            action = .slow(try detail.required("backend").string(), try detail.required("latency").parsed(LatencyModel.init(parsing:)))
+        case "errors":
+            let detail = try value.mapping(keys: ["backend", "rate"])
+            action = .errors(try detail.required("backend").string(), try detail.required("rate").double(in: 0...1))
+        case "health":
+            let detail = try value.mapping(keys: ["backend", "healthy"])
+            action = .health(try detail.required("backend").string(), try detail.required("healthy").bool())
+        default:
+            let detail = try value.mapping(keys: ["backend", "weight"])
+            action = .weight(try detail.required("backend").string(), try detail.required("weight").int(in: 1...1_000_000))
+        }
+        self.init(at: at, action: action, line: node.line)
+    }
+}
+
+extension Scenario {
+    /// The label of every algorithm, in order.
+    public var labels: [String] { self.algorithms.map(\.label) }
+
+    /// The proxy's `config.yml` for one algorithm of the matrix: one service with the backends in service
+    /// at the start (at `backendAddresses`), the scenario's service settings, listening on `listen`, its
+    /// admin API on `admin`.
+    public func proxyConfigurationYAML(
+        for entry: AlgorithmUnderTest,
+        listen: HostPort,
+        admin: HostPort,
+        backendAddresses: [String: HostPort]
+    ) -> String {
+        var lines = [
+            "# The proxy of scenario \(self.name), algorithm \(entry.label) (written by lbctl run).",
+            "listen: \"\(listen)\"",
+            "admin:",
+            "  listen: \"\(admin)\"",
+            "threads: \(self.proxy.threads)",
+            "trusted-proxies: [127.0.0.0/8, \"::1\"]   # the load generator's X-Forwarded-For names each client",
+            "services:",
+            "  - name: main",
+            "    algorithm: \(entry.algorithm.name)",
+            "    backends:",
+        ]
+        for backend in self.backends where backend.inService {
+            let address = backendAddresses[backend.name].map(\.description) ?? "127.0.0.1:1"
+            lines.append("      - {name: \(backend.name), address: \"\(address)\", weight: \(backend.weight)}")
+        }
+        if let parameters = entry.parametersYAML {
+            lines.append("    parameters:")
+            lines.append(contentsOf: Self.indented(parameters, by: 6))
+        }
+        lines.append(contentsOf: Self.indented(self.proxy.serviceYAML, by: 4))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func indented(_ yaml: String, by spaces: Int) -> [String] {
+        let prefix = String(repeating: " ", count: spaces)
+        return yaml.split(separator: "\n", omittingEmptySubsequences: true).map { prefix + $0 }
+    }
+}
+
+extension ConfigNode {
+    /// A size in bytes with its unit: `512MiB`, `1GiB`, `64M` (powers of 1024 either way), `1000000B`.
+    func bytes(atLeast minimum: Int64) throws(ConfigError) -> Int64 {
+        let text = try self.string()
+        let digits = text.prefix { $0.isNumber || $0 == "." }
+        let unit = text.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        let scale: Double? =
+            switch unit.lowercased() {
+            case "b": 1
+            case "k", "kb", "kib": 1024
+            case "m", "mb", "mib": 1024 * 1024
+            case "g", "gb", "gib": 1024 * 1024 * 1024
+            default: nil
+            }
+        guard let number = Double(digits), let scale else {
+            throw self.error("\"\(text)\" is not a size; write e.g. 256MiB or 1GiB")
+        }
+        let value = Int64(number * scale)
+        guard value >= minimum else { throw self.error("must be at least \(minimum >> 20)MiB, got \(text)") }
+        return value
+    }
+}
+
