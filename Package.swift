@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LBStore", targets: ["LBStore"]),
         .library(name: "LBBackend", targets: ["LBBackend"]),
         .library(name: "LBLoad", targets: ["LBLoad"]),
+        .library(name: "LBStats", targets: ["LBStats"]),
         .executable(name: "loadgen", targets: ["loadgen"]),
         .executable(name: "lbctl", targets: ["lbctl"]),
     ],
@@ -101,6 +102,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Resource samplers: /proc, cgroup v1 and v2 (and the containers they limit), the Docker Engine API.
+        .target(
+            name: "LBStats",
+            dependencies: [
+                "LBCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // What both command lines share: Go-style flag names, flag errors that name the flag.
         .target(
             name: "LBCLI",
@@ -133,6 +145,11 @@ let package = Package(
                 "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBStatsTests",
+            dependencies: ["LBStats", "LBCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,37 @@
+import Foundation
+@testable import LBStats
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("/proc")
+struct ProcessStatsTests {
+    @Test("a stat line's CPU times are read after the command name, whatever it holds")
+    func statLine() {
+        // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+        let line = "4242 (a (strange) name) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 150 0 0 20 0 3 0 100 0 0"
+        #expect(ProcessStats.cpuMicros(statLine: line, ticksPerSecond: 100) == 4_000_000)
+        #expect(ProcessStats.statusKilobytes("Name:\tx\nVmRSS:\t   2048 kB\n", field: "VmRSS") == 2048)
+        #expect(ProcessStats.keyedCounters("rchar: 10\nwchar: 20\n") == ["rchar": 10, "wchar": 20])
+    }
+
+    @Test("this process: CPU time grows with work, memory and descriptors are counted, a gone PID is nil")
+    func ownProcess() throws {
+        let before = try #require(ProcessStats.read(pid: getpid()))
+        var x: UInt64 = 1
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .milliseconds(300) { x = x &* 6364136223846793005 &+ 1 }
+        #expect(x != 0)
+        let descriptor = open("/dev/null", O_RDONLY)
+        defer { close(descriptor) }
+        let after = try #require(ProcessStats.read(pid: getpid()))
+        // 300 ms of busy work shows as at least 200 ms at the kernel's tick granularity (10 ms).
+        #expect(after.cpuMicros - before.cpuMicros >= 200_000)
+        #expect(after.rssBytes > 1 << 20)
+        #expect((after.openFDs ?? 0) >= (before.openFDs ?? 0) + 1)
+        #expect(after.writtenBytes != nil)
+        #expect(ProcessStats.read(pid: 0x7FFF_FFF0) == nil)
+    }
+}
