@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LBBackend", targets: ["LBBackend"]),
         .library(name: "LBLoad", targets: ["LBLoad"]),
         .library(name: "LBStats", targets: ["LBStats"]),
+        .library(name: "LBHarness", targets: ["LBHarness"]),
         .executable(name: "loadgen", targets: ["loadgen"]),
         .executable(name: "lbctl", targets: ["lbctl"]),
     ],
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -113,6 +115,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The scenario runner: backends in containers, the proxy, the load, samples, the fault timeline.
+        .target(
+            name: "LBHarness",
+            dependencies: [
+                "LBCore",
+                "LBConfig",
+                "LBLoad",
+                "LBStats",
+                "LBStore",
+                "LBBackend",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // What both command lines share: Go-style flag names, flag errors that name the flag.
         .target(
             name: "LBCLI",
@@ -129,6 +147,7 @@ let package = Package(
                 "LBConfig",
                 "LBProxy",
                 "LBStore",
+                "LBHarness",
                 "LBCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -69,6 +69,13 @@ public final class ProgressLine: Sendable {
         }
     }
 
+    /// Removes the line on a terminal, so that another line can be printed in its place.
+    public func clear() {
+        if self.isTerminal {
+            printError("\r\u{1B}[K", terminator: "")
+        }
+    }
+
     /// Ends the progress display (moves past the line on a terminal).
     public func end() {
         if self.isTerminal {

@@ -22,10 +22,29 @@ public final class LoadRun: Sendable {
     private let workers = Mutex<[NIOLoopBound<LoadWorker>]>([])
     private let interrupted = Atomic<Bool>(false)
 
+    private let recordOrigin: UInt64?
+    private let startAt: UInt64?
+    private let backendIDs: [String: Int]
+
     /// A run of `configuration` that hands each request record to `sink`, if given.
-    public init(configuration: LoadConfiguration, sink: (any RecordSink)?) {
+    ///
+    /// Within a larger experiment (`lbctl run`), `recordOrigin` is the experiment's time zero (monotonic
+    /// uptime nanoseconds) that record times count from, `startAt` when the schedule starts (so that a
+    /// fault timeline can count from the same instant), and `backendIDs` the ids its backends already
+    /// have; by default records count from the load's own start, 20 ms after ``run(progress:)`` is
+    /// called, and backends are numbered as seen.
+    public init(
+        configuration: LoadConfiguration,
+        sink: (any RecordSink)?,
+        recordOrigin: UInt64? = nil,
+        startAt: UInt64? = nil,
+        backendIDs: [String: Int] = [:]
+    ) {
         self.configuration = configuration
         self.sink = sink
+        self.recordOrigin = recordOrigin
+        self.startAt = startAt
+        self.backendIDs = backendIDs
     }
 
     /// Whether ``interrupt()`` was called.
@@ -48,8 +67,9 @@ public final class LoadRun: Sendable {
         try await Self.checkReachable(configuration.target, group: group)
 
         let threads = max(1, configuration.threads)
-        let start = NIODeadline.now().uptimeNanoseconds + 20_000_000  // time for every worker to be ready
-        let context = LoadRunContext(t0Nanos: start, sink: self.sink)
+        // Time for every worker to be ready, unless the caller chose the start.
+        let start = max(self.startAt ?? 0, NIODeadline.now().uptimeNanoseconds + 20_000_000)
+        let context = LoadRunContext(t0Nanos: start, recordOriginNanos: self.recordOrigin, sink: self.sink, backendIDs: self.backendIDs)
         var bounds: [NIOLoopBound<LoadWorker>] = []
         for index in 0..<threads {
             let eventLoop = group.next()

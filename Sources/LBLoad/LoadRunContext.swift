@@ -6,14 +6,22 @@ import Synchronization
 final class LoadRunContext: Sendable {
     /// The monotonic time (nanoseconds) the schedule counts from; records count microseconds from it.
     let t0Nanos: UInt64
+    /// Time zero of the records (monotonic uptime nanoseconds): t0, or the start of the experiment the
+    /// load is part of.
+    let recordOriginNanos: UInt64
     /// Where request records go, if anywhere.
     let sink: (any RecordSink)?
     private let nextRequestID = Atomic<Int64>(0)
-    private let backendIDs = Mutex<[String: Int]>([:])
+    private let backendIDs: Mutex<[String: Int]>
+    /// Ids given before the run (by `lbctl run`), which are not recorded again.
+    private let knownBackendCount: Int
 
-    init(t0Nanos: UInt64, sink: (any RecordSink)?) {
+    init(t0Nanos: UInt64, recordOriginNanos: UInt64? = nil, sink: (any RecordSink)?, backendIDs: [String: Int] = [:]) {
         self.t0Nanos = t0Nanos
+        self.recordOriginNanos = recordOriginNanos ?? t0Nanos
         self.sink = sink
+        self.backendIDs = Mutex(backendIDs)
+        self.knownBackendCount = backendIDs.count
     }
 
     /// A request number unique in the run.
@@ -31,7 +39,7 @@ final class LoadRunContext: Sendable {
     func backendID(for name: String) -> Int {
         let (id, isNew) = self.backendIDs.withLock { ids -> (Int, Bool) in
             if let id = ids[name] { return (id, false) }
-            let id = ids.count
+            let id = self.knownBackendCount == 0 ? ids.count : (ids.values.max() ?? 0) + 1
             ids[name] = id
             return (id, true)
         }
@@ -43,6 +51,6 @@ final class LoadRunContext: Sendable {
 
     /// Microseconds from the run's start to `nanos`.
     func micros(_ nanos: UInt64) -> Int64 {
-        (Int64(bitPattern: nanos) - Int64(bitPattern: self.t0Nanos)) / 1_000
+        (Int64(bitPattern: nanos) - Int64(bitPattern: self.recordOriginNanos)) / 1_000
     }
 }

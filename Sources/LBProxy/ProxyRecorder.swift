@@ -15,12 +15,19 @@ public final class ProxyRecorder: Sendable {
     /// When the proxy started (uptime nanoseconds): time zero of the records.
     let startNanos: UInt64
     private let backendIDs = Mutex<[ObjectIdentifier: Int]>([:])
+    private let knownBackendIDs: [String: Int]
 
     /// A recorder to `sink` and/or an access log at `accessLogPath` (`-` for standard output).
-    public init(sink: (any RecordSink)?, accessLogPath: String?) throws {
+    ///
+    /// When the proxy records into a run that another process started (`lbctl run`), `clockOrigin` is
+    /// that run's time zero (monotonic uptime nanoseconds, the same clock in every process) and
+    /// `backendIDs` the ids the run already gave its backends by name; otherwise time zero is now and
+    /// backends are numbered as they are first seen.
+    public init(sink: (any RecordSink)?, accessLogPath: String?, clockOrigin: UInt64? = nil, backendIDs: [String: Int] = [:]) throws {
         self.sink = sink
         self.accessLog = try accessLogPath.map(AccessLog.init(path:))
-        self.startNanos = NIODeadline.now().uptimeNanoseconds
+        self.startNanos = clockOrigin ?? NIODeadline.now().uptimeNanoseconds
+        self.knownBackendIDs = backendIDs
     }
 
     /// Microseconds since the proxy started, at uptime `nanos`.
@@ -33,7 +40,11 @@ public final class ProxyRecorder: Sendable {
         let key = ObjectIdentifier(backend.state)
         let (id, isNew) = self.backendIDs.withLock { ids -> (Int, Bool) in
             if let id = ids[key] { return (id, false) }
-            let id = ids.count + 1
+            if let known = self.knownBackendIDs[backend.spec.name] {
+                ids[key] = known
+                return (known, false)
+            }
+            let id = max(ids.values.max() ?? 0, self.knownBackendIDs.values.max() ?? 0) + 1
             ids[key] = id
             return (id, true)
         }

@@ -155,6 +155,26 @@ public struct ResultsDatabase: Sendable {
         return RunRecorder(database: self, runID: runID, uuid: uuid, bufferCapacity: bufferCapacity)
     }
 
+    /// Records into run `id`, which another process began and finishes (`lbctl proxy --run-id` under
+    /// `lbctl run`): the recorder's ``RunRecorder/finish(status:durationMicros:)`` writes what is
+    /// buffered and adds its dropped records, but leaves the run's status to its owner.
+    public func attachRun(id: Int64, bufferCapacity: Int = RunRecorder.defaultBufferCapacity) throws(StoreError) -> RunRecorder {
+        let uuid = try self.read { db in try String.fetchOne(db, sql: "SELECT uuid FROM runs WHERE id = ?", arguments: [id]) }
+        guard let uuid else { throw .noSuchRun(path: self.path, run: id) }
+        return RunRecorder(database: self, runID: id, uuid: uuid, bufferCapacity: bufferCapacity, ownsRun: false)
+    }
+
+    /// The ids of run `runID`'s backends by name.
+    public func backendIDs(runID: Int64) throws(StoreError) -> [String: Int] {
+        try self.read { db in
+            var ids: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, name FROM backends WHERE run_id = ?", arguments: [runID]) {
+                ids[row["name"]] = row["id"]
+            }
+            return ids
+        }
+    }
+
     /// Every run in the file, oldest first.
     public func runs() throws(StoreError) -> [RunSummary] {
         try self.read { db in

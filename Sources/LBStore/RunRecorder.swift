@@ -35,6 +35,10 @@ public final class RunRecorder: RecordSink {
     /// The file the records go to.
     public let database: ResultsDatabase
 
+    /// Whether this recorder began the run and so records how it ended; a recorder attached to a run
+    /// that another process owns (the proxy under `lbctl run`) only adds its dropped records.
+    public let ownsRun: Bool
+
     private let capacity: Int
     private let state: Mutex<State>
     private let writerFinished = DispatchSemaphore(value: 0)
@@ -49,8 +53,9 @@ public final class RunRecorder: RecordSink {
         var outcome: FinishedRun?
     }
 
-    init(database: ResultsDatabase, runID: Int64, uuid: String, bufferCapacity: Int) {
+    init(database: ResultsDatabase, runID: Int64, uuid: String, bufferCapacity: Int, ownsRun: Bool = true) {
         precondition(bufferCapacity > 0, "the record buffer needs room for at least one record")
+        self.ownsRun = ownsRun
         self.database = database
         self.runID = runID
         self.uuid = uuid
@@ -89,6 +94,18 @@ public final class RunRecorder: RecordSink {
 
     public func record(contentsOf requests: [ProxyRequestRecord]) {
         self.append(requests, to: \.proxyRequests)
+    }
+
+    /// Writes `backends` now, past the buffer, so that another process recording into the same run (the
+    /// proxy under `lbctl run`) finds their ids when it starts.
+    public func recordNow(_ backends: [BackendRecord]) throws(StoreError) {
+        var batch = PendingRecords()
+        batch.backends = backends
+        do {
+            try self.database.dbWriter.write { db in try BatchWriter(runID: self.runID).write(batch, to: db) }
+        } catch {
+            throw .sqlite(path: self.database.path, message: "could not record the backends of run \(self.runID): \(error)")
+        }
     }
 
     /// Appends as many of `records` as there is room for and counts the rest as dropped.
@@ -156,10 +173,17 @@ public final class RunRecorder: RecordSink {
         let finalStatus = writeError == nil ? status : .failed
         do {
             try self.database.dbWriter.write { db in
-                try db.execute(
-                    sql: "UPDATE runs SET status = ?, duration_us = ?, dropped_records = ? WHERE id = ?",
-                    arguments: [finalStatus.rawValue, durationMicros, dropped, self.runID]
-                )
+                if self.ownsRun {
+                    try db.execute(
+                        sql: "UPDATE runs SET status = ?, duration_us = ?, dropped_records = dropped_records + ? WHERE id = ?",
+                        arguments: [finalStatus.rawValue, durationMicros, dropped, self.runID]
+                    )
+                } else if dropped > 0 || writeError != nil {
+                    try db.execute(
+                        sql: "UPDATE runs SET dropped_records = dropped_records + ?" + (writeError != nil ? ", status = 'failed'" : "") + " WHERE id = ?",
+                        arguments: [dropped, self.runID]
+                    )
+                }
             }
         } catch {
             throw .sqlite(path: self.database.path, message: "could not record the end of run \(self.runID): \(error)")

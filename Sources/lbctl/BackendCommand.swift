@@ -62,6 +62,7 @@ struct BackendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try self.makeConfiguration()
+        ParentWatch.startIfAsked()
         let backend = try SyntheticBackend(configuration: configuration)
         let logger = Logger(label: "lbctl.backend")
         let group = ServiceGroup(

@@ -54,7 +54,16 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
     var threads: Int?
 
+    @Option(name: .customLong("run-id"), help: .hidden)
+    var runID: Int64?
+
+    @Option(name: .customLong("clock-origin"), help: .hidden)
+    var clockOrigin: UInt64?
+
     func validate() throws {
+        if self.runID != nil || self.clockOrigin != nil {
+            try requireFlag("run-id", self.db != nil, "records into a run of the -db file; give -db")
+        }
         if self.config != nil {
             for (flag, given) in [("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")] where given {
                 throw ValidationError("-\(flag): give it in the configuration file, not beside --config")
@@ -89,11 +98,19 @@ struct ProxyCommand: AsyncParsableCommand {
             return
         }
         if let accessLog = self.accessLog { configuration.accessLog = accessLog }
+        ParentWatch.startIfAsked()
         let store = try self.db.map { path in try flagValue("db") { try ResultsDatabase.open(path: path) } }
-        let run = try store.map { try self.beginRun($0, configuration) }
+        // Under lbctl run the proxy records into the run the harness began, on its clock and ids.
+        let run = try store.map { store in
+            try self.runID.map { id in try flagValue("run-id") { try store.attachRun(id: id) } } ?? self.beginRun(store, configuration)
+        }
+        let backendIDs = try run.map { run in try flagValue("run-id") { try run.database.backendIDs(runID: run.runID) } } ?? [:]
         let recorder: ProxyRecorder?
         do {
-            recorder = run != nil || configuration.accessLog != nil ? try ProxyRecorder(sink: run, accessLogPath: configuration.accessLog) : nil
+            recorder =
+                run != nil || configuration.accessLog != nil
+                ? try ProxyRecorder(sink: run, accessLogPath: configuration.accessLog, clockOrigin: self.clockOrigin, backendIDs: backendIDs)
+                : nil
         } catch {
             printError("lbctl proxy: -access-log: \(error)")
             throw ExitCode.failure

@@ -1,0 +1,176 @@
+import Foundation
+import LBBackend
+import LBConfig
+import LBCore
+import LBStats
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The synthetic backends of one run: each an `lbctl backend` process on its own loopback port, in its
+/// own container when cgroups can be made, started, killed, stopped, resumed and restarted as the
+/// timeline says.
+final class BackendFleet: Sendable {
+    /// One backend: its scenario entry, address, container, and current process.
+    final class Member: Sendable {
+        let spec: ScenarioBackend
+        let address: HostPort
+        let container: CgroupContainer?
+        let process = Mutex<ChildProcess?>(nil)
+
+        init(spec: ScenarioBackend, address: HostPort, container: CgroupContainer?) {
+            self.spec = spec
+            self.address = address
+            self.container = container
+        }
+    }
+
+    let members: [Member]
+    private let executable: String
+    private let logDirectory: String
+    private let seed: UInt64
+    private let group: any EventLoopGroup
+
+    /// Places every backend of `scenario`: a free port each and, with `cgroups`, a container each with the
+    /// scenario's limits. Nothing is started yet.
+    init(
+        scenario: Scenario,
+        seed: UInt64,
+        executable: String,
+        logDirectory: String,
+        cgroups: CgroupGroup?,
+        group: any EventLoopGroup
+    ) throws(HarnessError) {
+        var members: [Member] = []
+        for backend in scenario.backends {
+            let port = try FreePort.next()
+            var container: CgroupContainer?
+            if let cgroups {
+                do {
+                    container = try cgroups.makeContainer(name: backend.name, cpuLimit: backend.cpuLimit, memoryLimit: backend.memoryLimit)
+                } catch {
+                    throw .spawn(command: "the container of \(backend.name)", reason: "\(error)")
+                }
+            }
+            members.append(Member(spec: backend, address: HostPort(host: "127.0.0.1", port: port), container: container))
+        }
+        self.members = members
+        self.executable = executable
+        self.logDirectory = logDirectory
+        self.seed = seed
+        self.group = group
+    }
+
+    subscript(name: String) -> Member? {
+        self.members.first { $0.spec.name == name }
+    }
+
+    /// Starts every backend and waits until each answers on its control endpoint.
+    func startAll() async throws(HarnessError) {
+        for member in self.members {
+            try self.start(member)
+        }
+        for member in self.members {
+            try await self.waitReady(member)
+        }
+    }
+
+    /// Starts (or restarts) `member`'s process.
+    func start(_ member: Member) throws(HarnessError) {
+        let spec = member.spec
+        var arguments = [
+            "backend", "-listen", member.address.description, "-name", spec.name,
+            "-latency", spec.latency.description, "-cpu", GoDuration.format(spec.cpuWork), "-errors", "\(spec.errors)",
+            "-threads", "\(spec.threads)", "-seed", "\(self.seed &+ UInt64(self.members.firstIndex { $0 === member } ?? 0))",
+        ]
+        if let capacity = spec.capacity { arguments += ["-capacity", "\(capacity)"] }
+        if let queue = spec.queue { arguments += ["-queue", "\(queue)"] }
+        let process = try ChildProcess(
+            executable: self.executable,
+            arguments: arguments,
+            logPath: "\(self.logDirectory)/backend-\(spec.name).log",
+            environment: [ParentWatchVariable.name: "\(getpid())"],
+            joining: member.container?.procsFiles ?? []
+        )
+        member.process.withLock { $0 = process }
+    }
+
+    /// Waits until `member` answers, failing after 10 s or as soon as its process ends.
+    func waitReady(_ member: Member) async throws(HarnessError) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var lastError = "no answer"
+        while ContinuousClock.now < deadline {
+            guard let process = member.process.withLock({ $0 }), process.isRunning else {
+                let log = member.process.withLock { $0 }?.logTail() ?? ""
+                throw .notReady(what: "backend \(member.spec.name)", reason: "its process ended", log: log)
+            }
+            do {
+                let answer = try await LoopbackHTTP.call("GET", member.address, BackendConfiguration.controlPath, timeout: .milliseconds(500), group: self.group)
+                if answer.status == 200 { return }
+                lastError = "status \(answer.status)"
+            } catch {
+                lastError = "\(error)"
+            }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        throw .notReady(what: "backend \(member.spec.name)", reason: lastError, log: member.process.withLock { $0 }?.logTail() ?? "")
+    }
+
+    /// Changes `member`'s behaviour through its control endpoint (`{"latency": "50ms"}`).
+    func control(_ member: Member, _ change: [String: Any]) async throws(HarnessError) {
+        let body = String(decoding: (try? JSONSerialization.data(withJSONObject: change, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        let answer = try await LoopbackHTTP.call("POST", member.address, BackendConfiguration.controlPath, body: body, group: self.group)
+        guard answer.status == 200 else {
+            throw .control(what: "backend \(member.spec.name) control", reason: "status \(answer.status): \(answer.body)")
+        }
+    }
+
+    /// Sends `signal` to `member`'s process.
+    func signal(_ member: Member, _ signal: Int32) {
+        member.process.withLock { $0 }?.signal(signal)
+    }
+
+    /// Stops every backend (SIGCONT, SIGTERM, then SIGKILL after `grace`).
+    func stopAll(grace: Duration) async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for member in self.members {
+                if let process = member.process.withLock({ $0 }) {
+                    tasks.addTask { await process.stop(grace: grace) }
+                }
+            }
+        }
+    }
+
+    /// PIDs of processes started and still running (for the end-of-run check).
+    var runningPIDs: [Int32] {
+        self.members.compactMap { $0.process.withLock { $0 } }.filter(\.isRunning).map(\.pid)
+    }
+}
+
+/// The variable a child of `lbctl run` watches its parent by (LBCLI's `ParentWatch`).
+enum ParentWatchVariable {
+    static let name = "LBLAB_PARENT_PID"
+}
+
+/// A loopback port free right now: bound to port 0, read, released. Another process could take it
+/// before the child binds it; the child then fails to listen and says so.
+enum FreePort {
+    static func next() throws(HarnessError) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .spawn(command: "a free port", reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw .spawn(command: "a free port", reason: String(cString: strerror(errno))) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

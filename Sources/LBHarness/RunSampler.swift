@@ -1,0 +1,92 @@
+import LBCore
+import LBStats
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Samples every backend, the proxy and the load generator on one timer into `samples` (DESIGN §5):
+/// CPU used (the container's counter when there is one, else the process's), CPU throttled (containers
+/// only), resident memory, open descriptors, bytes read and written through system calls, and requests
+/// in flight (backends and proxy: the proxy's own counts from its admin API; the load generator: sent
+/// less completed at its last progress report).
+final class RunSampler: Sendable {
+    private let fleet: BackendFleet
+    private let proxy: ProxyProcess
+    private let sink: any RecordSink
+    private let clockOrigin: UInt64
+    private let interval: Duration
+    /// The load generator's requests in flight, updated by its progress reports.
+    let loadInFlight = Atomic<Int>(0)
+    private let taken = Atomic<Int>(0)
+
+    init(fleet: BackendFleet, proxy: ProxyProcess, sink: any RecordSink, clockOrigin: UInt64, interval: Duration) {
+        self.fleet = fleet
+        self.proxy = proxy
+        self.sink = sink
+        self.clockOrigin = clockOrigin
+        self.interval = interval
+    }
+
+    /// Samples taken so far.
+    var samplesTaken: Int { self.taken.load(ordering: .relaxed) }
+
+    /// Samples until cancelled, on ticks of the interval from the run's origin.
+    func run() async {
+        let intervalNanos = UInt64(self.interval.nanoseconds)
+        var tick = (NIODeadline.now().uptimeNanoseconds - self.clockOrigin) / intervalNanos + 1
+        while !Task.isCancelled {
+            let due = self.clockOrigin + tick * intervalNanos
+            let now = NIODeadline.now().uptimeNanoseconds
+            if due > now { try? await Task.sleep(for: .nanoseconds(Int64(due - now))) }
+            if Task.isCancelled { break }
+            await self.sampleAll()
+            tick = max(tick + 1, (NIODeadline.now().uptimeNanoseconds - self.clockOrigin) / intervalNanos + 1)
+        }
+    }
+
+    /// One sample of every source, all stamped with the same time.
+    func sampleAll() async {
+        let tMicros = Int64(bitPattern: NIODeadline.now().uptimeNanoseconds &- self.clockOrigin) / 1_000
+        // A stopped backend holds its connections; the proxy still answers, so this stays short.
+        let inFlight = await self.proxy.inFlight(timeout: self.interval / 2)
+        for member in self.fleet.members {
+            guard let process = member.process.withLock({ $0 }), process.isRunning else { continue }
+            var sample = Self.processSample(pid: process.pid, tMicros: tMicros, source: member.spec.name)
+            if let stats = member.container?.stats() {
+                sample.cpuUsageMicros = stats.cpuUsageMicros ?? sample.cpuUsageMicros
+                sample.cpuThrottledMicros = stats.cpuThrottledMicros
+            }
+            sample.inFlight = inFlight[member.spec.name]
+            self.record(sample)
+        }
+        if self.proxy.process.isRunning {
+            var sample = Self.processSample(pid: self.proxy.process.pid, tMicros: tMicros, source: "proxy")
+            sample.inFlight = inFlight.isEmpty ? nil : inFlight.values.reduce(0, +)
+            self.record(sample)
+        }
+        var load = Self.processSample(pid: getpid(), tMicros: tMicros, source: "loadgen")
+        load.inFlight = self.loadInFlight.load(ordering: .relaxed)
+        self.record(load)
+    }
+
+    private func record(_ sample: ResourceSample) {
+        self.sink.record(sample)
+        self.taken.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    static func processSample(pid: Int32, tMicros: Int64, source: String) -> ResourceSample {
+        guard let stats = ProcessStats.read(pid: pid) else { return ResourceSample(tMicros: tMicros, source: source) }
+        return ResourceSample(
+            tMicros: tMicros,
+            source: source,
+            cpuUsageMicros: stats.cpuMicros,
+            rssBytes: stats.rssBytes,
+            openFDs: stats.openFDs,
+            rxBytes: stats.readBytes,
+            txBytes: stats.writtenBytes
+        )
+    }
+}

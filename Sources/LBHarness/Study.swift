@@ -1,0 +1,215 @@
+import Foundation
+public import LBConfig
+import LBCore
+import LBLoad
+import LBStats
+import LBStore
+import NIOPosix
+import Synchronization
+
+/// How `lbctl run` runs a scenario: where records and logs go, what runs the children, and the
+/// command line's overrides of the scenario.
+public struct StudySettings: Sendable {
+    /// The results file.
+    public var databasePath: String
+    /// Where each run's logs and the proxy's configuration go (`OUT/run-ID/`).
+    public var outDirectory: String
+    /// The `lbctl` executable the backends and the proxy run as.
+    public var executable: String
+    /// Overrides the scenario's duration.
+    public var duration: Duration?
+    /// Overrides the scenario's repeats.
+    public var repeats: Int?
+    /// Runs only these algorithm labels (in the scenario's order).
+    public var labels: [String]?
+    /// Put backends in cgroup containers when the machine allows it.
+    public var containers: Bool
+    /// The LBLab commit, when known.
+    public var gitCommit: String?
+    /// The LBLab version.
+    public var version: String
+
+    /// Settings with the given paths and the scenario's own choices.
+    public init(databasePath: String, outDirectory: String, executable: String, version: String) {
+        self.databasePath = databasePath
+        self.outDirectory = outDirectory
+        self.executable = executable
+        self.duration = nil
+        self.repeats = nil
+        self.labels = nil
+        self.containers = true
+        self.gitCommit = nil
+        self.version = version
+    }
+}
+
+/// Stops a study from outside (Ctrl-C, SIGTERM): the run in progress stops its load, keeps every
+/// record and is marked `interrupted`; no further run starts.
+public final class StudyControl: Sendable {
+    private let interrupted = Atomic<Bool>(false)
+    private let current = Mutex<LoadRun?>(nil)
+
+    public init() {}
+
+    /// Whether ``interrupt()`` was called.
+    public var isInterrupted: Bool { self.interrupted.load(ordering: .relaxed) }
+
+    /// Stops the study.
+    public func interrupt() {
+        self.interrupted.store(true, ordering: .relaxed)
+        self.current.withLock { $0 }?.interrupt()
+    }
+
+    func setCurrent(_ run: LoadRun?) {
+        self.current.withLock { $0 = run }
+        if let run, self.isInterrupted { run.interrupt() }
+    }
+}
+
+/// What a study printed and decided.
+public struct StudyResult: Sendable {
+    /// Every run, in order.
+    public var outcomes: [RunOutcome]
+    /// The reports of runs that recorded anything.
+    public var comparison: Comparison
+    /// Each expectation's verdict.
+    public var verdicts: [(expectation: ExpectedOutcome, holds: Bool?, explanation: String)]
+    /// Whether the study was interrupted.
+    public var interrupted: Bool
+
+    /// Every run completed and every expectation holds.
+    public var succeeded: Bool {
+        !self.interrupted && self.outcomes.allSatisfy { $0.status == .completed } && self.verdicts.allSatisfy { $0.holds == true }
+    }
+}
+
+/// A scenario's whole matrix: every algorithm × every repeat, one after another, then the comparison
+/// and the verdicts of `expect:`.
+public final class Study: Sendable {
+    public let scenario: Scenario
+    public let settings: StudySettings
+    public let control: StudyControl
+
+    public init(scenario: Scenario, settings: StudySettings, control: StudyControl = StudyControl()) {
+        self.scenario = scenario
+        self.settings = settings
+        self.control = control
+    }
+
+    /// The algorithms that run, after `--algorithms`.
+    public var entries: [Scenario.AlgorithmUnderTest] {
+        guard let labels = self.settings.labels else { return self.scenario.algorithms }
+        return self.scenario.algorithms.filter { labels.contains($0.label) }
+    }
+
+    /// Runs the study. `line` prints a line; `status` shows the progress line (`nil` clears it).
+    public func run(line: @escaping @Sendable (String) -> Void, status: @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult {
+        let database: ResultsDatabase
+        do {
+            database = try ResultsDatabase.open(path: self.settings.databasePath)
+        } catch {
+            throw .store("\(error)")
+        }
+        defer { try? database.close() }
+        try? FileManager.default.createDirectory(atPath: self.settings.outDirectory, withIntermediateDirectories: true)
+        let cgroups = self.makeContainers(line: line)
+        defer {
+            if let cgroups {
+                let left = cgroups.removeAll()
+                if !left.isEmpty { line("could not remove cgroups: \(left.joined(separator: ", "))") }
+            }
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let outcomes = await self.runMatrix(database: database, cgroups: cgroups, group: group, line: line, status: status)
+        try? await group.shutdownGracefully()
+        var reports: [RunReport] = []
+        for outcome in outcomes {
+            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
+        }
+        let comparison = Comparison(reports: reports)
+        // Expectations about algorithms that did not run (--algorithms) cannot be told, and are left out.
+        let ran = Set(outcomes.map(\.label))
+        let expectations = self.scenario.expectations.filter { expectation in
+            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
+        }
+        return StudyResult(outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), interrupted: self.control.isInterrupted)
+    }
+
+    private func runMatrix(
+        database: ResultsDatabase,
+        cgroups: CgroupGroup?,
+        group: MultiThreadedEventLoopGroup,
+        line: @escaping @Sendable (String) -> Void,
+        status: @escaping @Sendable (String?) -> Void
+    ) async -> [RunOutcome] {
+        let repeats = self.settings.repeats ?? self.scenario.repeats
+        let plan = (0..<repeats).flatMap { repeatIndex in self.entries.map { (entry: $0, repeatIndex: repeatIndex) } }
+        var outcomes: [RunOutcome] = []
+        for (index, item) in plan.enumerated() where !self.control.isInterrupted {
+            let title = "run \(index + 1)/\(plan.count) \(item.entry.label)" + (repeats > 1 ? " #\(item.repeatIndex + 1)" : "")
+            line("\(title): starting \(self.scenario.backends.count) backends and the proxy")
+            let run = ScenarioRun(
+                scenario: self.scenario, entry: item.entry, repeatIndex: item.repeatIndex, settings: self.settings,
+                database: database, cgroups: cgroups, control: self.control, group: group
+            )
+            let outcome = await run.perform(
+                progress: { progress in status(Self.progressLine(title, progress)) },
+                note: { note in
+                    status(nil)
+                    line("  \(note)")
+                }
+            )
+            status(nil)
+            line(Self.outcomeLine(title, outcome))
+            outcomes.append(outcome)
+        }
+        return outcomes
+    }
+
+    private func makeContainers(line: (String) -> Void) -> CgroupGroup? {
+        guard self.settings.containers else {
+            line("containers: off (--no-containers); backends run as plain processes")
+            return nil
+        }
+        switch CgroupLayout.detect() {
+        case .failure(let error):
+            line("containers: none (\(error)); backends run as plain processes without CPU or memory limits")
+            return nil
+        case .success(let layout):
+            do {
+                let group = try CgroupGroup(layout: layout)
+                line("containers: cgroup \(layout.version.rawValue), one per backend")
+                return group
+            } catch {
+                line("containers: none (cannot make cgroups: \(error)); backends run as plain processes without CPU or memory limits")
+                return nil
+            }
+        }
+    }
+
+    static func progressLine(_ title: String, _ progress: RunProgress) -> String {
+        let statistics = progress.statistics
+        // The figures count from the end of the warm-up.
+        let seconds = progress.elapsed.seconds - progress.warmup.seconds
+        guard seconds > 0 else {
+            return "\(title)  \(Int(progress.elapsed.seconds))/\(Int(progress.total.seconds))s  warming up"
+        }
+        let p99 = statistics.completed > 0 ? String(format: "%.1f", Double(statistics.corrected.valueAtPercentile(99)) / 1_000) : "-"
+        let served = max(1, statistics.backends.values.reduce(0, +))
+        let shares = statistics.backends.sorted { $0.key < $1.key }.map { "\($0.key) \(Int((Double($0.value) * 100 / Double(served)).rounded()))%" }
+        return "\(title)  \(Int(progress.elapsed.seconds))/\(Int(progress.total.seconds))s  "
+            + "\(Int(Double(statistics.sent) / seconds)) req/s  errors \(statistics.failed)  p99 \(p99) ms  "
+            + shares.joined(separator: " ")
+    }
+
+    static func outcomeLine(_ title: String, _ outcome: RunOutcome) -> String {
+        var text = "\(title): \(outcome.status.rawValue)"
+        if let id = outcome.runID { text += " (run \(id))" }
+        if let load = outcome.load {
+            text += String(format: ", %.0f req/s, %d requests", load.achievedRate, load.statistics.sent)
+        }
+        if outcome.dropped > 0 { text += ", \(outcome.dropped) records dropped" }
+        if let failure = outcome.failure { text += "\n  \(failure)" }
+        return text
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import LBConfig
+import LBCore
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Applies a scenario's fault timeline at its times (from the start of the load) and records each step
+/// in `events`, at the time it was applied, with what it did; a step that fails is recorded as
+/// `timeline_error` with the reason, and the run goes on.
+struct TimelineDriver: Sendable {
+    let steps: [TimelineStep]
+    let fleet: BackendFleet
+    let proxy: ProxyProcess
+    let sink: any RecordSink
+    let clockOrigin: UInt64
+    /// Called with a line for the terminal when a step is applied or fails.
+    let report: @Sendable (String) -> Void
+
+    /// Runs the timeline; `loadStart` is the load's t0 (uptime nanoseconds). Returns when every step is
+    /// done or the task is cancelled.
+    func run(loadStart: UInt64) async {
+        for step in self.steps {
+            let due = loadStart + UInt64(step.at.nanoseconds)
+            let now = NIODeadline.now().uptimeNanoseconds
+            if due > now { try? await Task.sleep(for: .nanoseconds(Int64(due - now))) }
+            if Task.isCancelled { return }
+            let tMicros = self.micros(NIODeadline.now().uptimeNanoseconds)
+            do {
+                try await self.apply(step.action)
+                self.sink.record(RunEvent(tMicros: tMicros, kind: step.action.kind, subject: step.action.backend, detailJSON: Self.json(step.action.detail.merging(["at": GoDuration.format(step.at)]) { a, _ in a })))
+                self.report("\(GoDuration.format(step.at)): \(step.action.kind) \(step.action.backend)")
+            } catch {
+                self.sink.record(RunEvent(tMicros: tMicros, kind: "timeline_error", subject: step.action.backend, detailJSON: Self.json(["step": step.action.kind, "error": "\(error)"])))
+                self.report("\(GoDuration.format(step.at)): \(step.action.kind) \(step.action.backend) failed: \(error)")
+            }
+        }
+    }
+
+    private func apply(_ action: TimelineStep.Action) async throws(HarnessError) {
+        guard let member = self.fleet[action.backend] else {
+            throw .control(what: action.kind, reason: "no backend \(action.backend)")
+        }
+        let name = action.backend
+        switch action {
+        case .kill:
+            self.fleet.signal(member, SIGKILL)
+        case .stop:
+            self.fleet.signal(member, SIGSTOP)
+        case .resume:
+            self.fleet.signal(member, SIGCONT)
+        case .restart:
+            if let old = member.process.withLock({ $0 }) { _ = await old.wait(timeout: .seconds(2)) }
+            try self.fleet.start(member)
+            try await self.fleet.waitReady(member)
+        case .slow(_, let latency):
+            try await self.fleet.control(member, ["latency": latency.description])
+        case .errors(_, let rate):
+            try await self.fleet.control(member, ["errors": rate])
+        case .health(_, let healthy):
+            try await self.fleet.control(member, ["healthy": healthy])
+        case .weight(_, let weight):
+            try await self.proxy.adminCall("PUT", "/backends/\(name)/weight", body: ["weight": weight])
+        case .add:
+            try await self.proxy.adminCall(
+                "POST", "/backends", body: ["name": name, "address": member.address.description, "weight": member.spec.weight]
+            )
+        case .remove:
+            try await self.proxy.adminCall("DELETE", "/backends/\(name)")
+        case .drain:
+            try await self.proxy.adminCall("POST", "/backends/\(name)/drain")
+        }
+    }
+
+    private func micros(_ nanos: UInt64) -> Int64 {
+        Int64(bitPattern: nanos &- self.clockOrigin) / 1_000
+    }
+
+    static func json(_ object: [String: String]) -> String? {
+        guard !object.isEmpty, let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

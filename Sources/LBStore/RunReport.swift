@@ -1,0 +1,222 @@
+import Foundation
+import GRDB
+
+/// The figures of one run (DESIGN §7), computed from its raw rows in SQL: throughput, corrected and
+/// service latency, errors by kind, each backend's share and the imbalance between them, retries per
+/// request at the proxy, and how long the proxy took to eject and readmit a backend after a fault.
+///
+/// Only the measured window counts: requests due from the `phase measure` event (the end of the
+/// warm-up) until `phase drain` (the end of the load); a run without phase events (plain `loadgen -db`)
+/// counts all of its requests.
+public struct RunReport: Sendable {
+    /// The run.
+    public var run: RunSummary
+    /// The measured window, in microseconds since the run's start.
+    public var window: ClosedRange<Int64>
+    /// Requests due in the window.
+    public var requests: Int
+    /// Of those, requests that got a response (any status).
+    public var responses: Int
+    /// Requests that failed or got a 5xx.
+    public var errors: Int
+    /// Errors by kind (`refused`, `timeout`, `status 503`, …), most frequent first.
+    public var errorsByKind: [(kind: String, count: Int)]
+    /// Responses per second over the window.
+    public var throughput: Double
+    /// Latency from the intended send time (coordinated omission corrected), of responses.
+    public var corrected: LatencySummary
+    /// Latency from the actual send, of responses.
+    public var service: LatencySummary
+    /// Every backend of the run with the requests it served in the window.
+    public var backends: [BackendShare]
+    /// max / mean of the requests per backend in service at the start.
+    public var imbalance: Double?
+    /// Coefficient of variation (population standard deviation / mean) of the same.
+    public var coefficientOfVariation: Double?
+    /// Jain's fairness index of the same: (Σx)² / (n·Σx²), 1 when equal.
+    public var jainIndex: Double?
+    /// Retries per request at the proxy, when the proxy recorded its rows.
+    public var retriesPerRequest: Double?
+    /// Rows the proxy recorded in the window.
+    public var proxyRequests: Int
+    /// Seconds from the first kill or stop of a backend to the proxy marking it down or ejecting it.
+    public var ejectSeconds: Double?
+    /// Seconds from the first restart or resume of a backend to the proxy marking it up again.
+    public var readmitSeconds: Double?
+
+    /// Percentiles of a latency distribution, in microseconds (nearest rank).
+    public struct LatencySummary: Sendable, Hashable {
+        public var p50: Int64?
+        public var p90: Int64?
+        public var p99: Int64?
+        public var p999: Int64?
+        public var max: Int64?
+        public var mean: Double?
+    }
+
+    /// One backend's part of a run.
+    public struct BackendShare: Sendable, Hashable {
+        public var id: Int
+        public var name: String
+        /// Whether it was in the proxy's service when the run began.
+        public var inServiceAtStart: Bool
+        /// Requests it served in the window (as `X-LBLab-Backend` said).
+        public var requests: Int
+        /// Its share of the requests served by any backend.
+        public var share: Double
+    }
+}
+
+extension ResultsDatabase {
+    /// The run with id `id`, if there is one.
+    public func run(id: Int64) throws(StoreError) -> RunSummary? {
+        try self.runs().first { $0.id == id }
+    }
+
+    /// The report of run `id`.
+    public func report(runID id: Int64) throws(StoreError) -> RunReport {
+        guard let run = try self.run(id: id) else { throw .noSuchRun(path: self.path, run: id) }
+        return try self.read { db in try Self.report(run, db) }
+    }
+
+    private static func report(_ run: RunSummary, _ db: Database) throws -> RunReport {
+        let id = run.id
+        let phases = try Row.fetchAll(db, sql: "SELECT subject, min(t_us) AS t FROM events WHERE run_id = ? AND kind = 'phase' GROUP BY subject", arguments: [id])
+        let phase = Dictionary(uniqueKeysWithValues: phases.map { ($0["subject"] as String, $0["t"] as Int64) })
+        let bounds = try Row.fetchOne(db, sql: "SELECT min(intended_us) AS first, max(done_us) AS last FROM requests WHERE run_id = ?", arguments: [id])
+        let first: Int64? = bounds?["first"]
+        let last: Int64? = bounds?["last"]
+        let start: Int64 = phase["measure"] ?? first ?? 0
+        let end: Int64 = max(start, phase["drain"] ?? last ?? start)
+        let window = start...end
+        let inWindow = "run_id = ? AND intended_us >= ? AND intended_us <= ?"
+        let arguments: StatementArguments = [id, start, end]
+
+        let counts = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT count(*) AS requests, count(status) AS responses,
+                    sum(CASE WHEN error IS NOT NULL OR status >= 500 THEN 1 ELSE 0 END) AS errors
+                FROM requests WHERE \(inWindow)
+                """,
+            arguments: arguments
+        )
+        let requests: Int = counts?["requests"] ?? 0
+        let responses: Int = counts?["responses"] ?? 0
+        let kinds = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT COALESCE(error, 'status ' || status) AS kind, count(*) AS n FROM requests
+                WHERE \(inWindow) AND (error IS NOT NULL OR status >= 500) GROUP BY kind ORDER BY n DESC, kind
+                """,
+            arguments: arguments
+        ).map { (kind: $0["kind"] as String, count: $0["n"] as Int) }
+
+        let served = try Row.fetchAll(
+            db,
+            sql: "SELECT backend_id, count(*) AS n FROM requests WHERE \(inWindow) AND backend_id IS NOT NULL GROUP BY backend_id",
+            arguments: arguments
+        )
+        let servedBy = Dictionary(uniqueKeysWithValues: served.map { ($0["backend_id"] as Int, $0["n"] as Int) })
+        let totalServed = max(1, servedBy.values.reduce(0, +))
+        let backends = try Row.fetchAll(
+            db,
+            sql: "SELECT id, name, COALESCE(json_extract(spec_json, '$.in_service'), 1) AS in_service FROM backends WHERE run_id = ? ORDER BY id",
+            arguments: [id]
+        ).map { row in
+            let backendID: Int = row["id"]
+            let count = servedBy[backendID] ?? 0
+            return RunReport.BackendShare(
+                id: backendID, name: row["name"], inServiceAtStart: (row["in_service"] as Int?) != 0, requests: count,
+                share: Double(count) / Double(totalServed)
+            )
+        }
+        let spread = Self.spread(backends.filter(\.inServiceAtStart).map { Double($0.requests) })
+
+        let proxy = try Row.fetchOne(
+            db,
+            sql: "SELECT count(*) AS n, avg(attempts - 1) AS retries FROM proxy_requests WHERE run_id = ? AND received_us >= ? AND received_us <= ?",
+            arguments: arguments
+        )
+        let proxyRequests: Int = proxy?["n"] ?? 0
+        let windowSeconds = Double(max(1, end - start)) / 1e6
+        return RunReport(
+            run: run,
+            window: window,
+            requests: requests,
+            responses: responses,
+            errors: counts?["errors"] ?? 0,
+            errorsByKind: kinds,
+            throughput: Double(responses) / windowSeconds,
+            corrected: try Self.latency("done_us - intended_us", db, inWindow, arguments, responses),
+            service: try Self.latency("done_us - sent_us", db, inWindow, arguments, responses),
+            backends: backends,
+            imbalance: spread?.imbalance,
+            coefficientOfVariation: spread?.cov,
+            jainIndex: spread?.jain,
+            retriesPerRequest: proxyRequests > 0 ? proxy?["retries"] : nil,
+            proxyRequests: proxyRequests,
+            ejectSeconds: try Self.reaction(db, id, faults: ["kill", "stop"], reactions: ["health_down", "ejected"]),
+            readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"])
+        )
+    }
+
+    /// Nearest-rank percentiles and the mean of `expression` over the responses in the window, in one
+    /// sorted pass.
+    private static func latency(
+        _ expression: String,
+        _ db: Database,
+        _ inWindow: String,
+        _ arguments: StatementArguments,
+        _ count: Int
+    ) throws -> RunReport.LatencySummary {
+        guard count > 0 else { return RunReport.LatencySummary() }
+        let ranks = [50.0, 90, 99, 99.9].map { max(1, Int((Double(count) * $0 / 100).rounded(.up))) } + [count]
+        let placeholders = ranks.map { _ in "?" }.joined(separator: ", ")
+        var rankArguments = arguments
+        rankArguments += StatementArguments(ranks)
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT v, rn FROM (
+                    SELECT \(expression) AS v, row_number() OVER (ORDER BY \(expression)) AS rn
+                    FROM requests WHERE \(inWindow) AND status IS NOT NULL
+                ) WHERE rn IN (\(placeholders))
+                """,
+            arguments: rankArguments
+        )
+        let byRank = Dictionary(uniqueKeysWithValues: rows.map { ($0["rn"] as Int, $0["v"] as Int64) })
+        let mean = try Double.fetchOne(db, sql: "SELECT avg(\(expression)) FROM requests WHERE \(inWindow) AND status IS NOT NULL", arguments: arguments)
+        return RunReport.LatencySummary(
+            p50: byRank[ranks[0]], p90: byRank[ranks[1]], p99: byRank[ranks[2]], p999: byRank[ranks[3]], max: byRank[ranks[4]], mean: mean
+        )
+    }
+
+    /// max/mean, CoV and Jain's index of per-backend counts.
+    static func spread(_ counts: [Double]) -> (imbalance: Double, cov: Double, jain: Double)? {
+        guard !counts.isEmpty else { return nil }
+        let sum = counts.reduce(0, +)
+        guard sum > 0 else { return nil }
+        let mean = sum / Double(counts.count)
+        let variance = counts.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(counts.count)
+        let squares = counts.reduce(0) { $0 + $1 * $1 }
+        return (counts.max()! / mean, variance.squareRoot() / mean, sum * sum / (Double(counts.count) * squares))
+    }
+
+    /// Seconds from the first event of a kind in `faults` to the first event of a kind in `reactions`
+    /// about the same backend at or after it.
+    private static func reaction(_ db: Database, _ runID: Int64, faults: [String], reactions: [String]) throws -> Double? {
+        let list = { (kinds: [String]) in kinds.map { "'\($0)'" }.joined(separator: ", ") }
+        let micros = try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT (SELECT min(r.t_us) FROM events r WHERE r.run_id = f.run_id AND r.subject = f.subject
+                        AND r.kind IN (\(list(reactions))) AND r.t_us >= f.t_us) - f.t_us
+                FROM events f WHERE f.run_id = ? AND f.kind IN (\(list(faults)))
+                ORDER BY f.t_us LIMIT 1
+                """,
+            arguments: [runID]
+        )
+        return micros.map { Double($0) / 1e6 }
+    }
+}

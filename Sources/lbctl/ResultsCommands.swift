@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import LBCLI
+import LBHarness
+import LBStore
+
+/// `lbctl runs`: every run in a results file.
+struct RunsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "List the runs in a results file.")
+
+    @Option(name: .goStyle("db"), help: "The results file.")
+    var db = "lblab.db"
+
+    func run() throws {
+        let database = try openExisting(self.db)
+        let runs = try database.runs()
+        var rows = [["id", "kind", "scenario", "algorithm", "repeat", "status", "started", "seconds", "requests", "dropped"]]
+        for run in runs {
+            rows.append([
+                "\(run.id)", run.kind, run.scenario ?? "-", run.algorithm ?? "-", "\(run.repeat + 1)", run.status.rawValue, run.startedAt,
+                run.durationMicros.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", "\(run.requestCount)", "\(run.droppedRecords)",
+            ])
+        }
+        print(runs.isEmpty ? "\(self.db): no runs yet" : Comparison.render(rows))
+    }
+}
+
+/// `lbctl report [RUN…]`: the figures of runs, computed from their raw rows.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Print each run's throughput, latency percentiles, errors, backend shares, imbalance, retries and fault reactions.",
+        discussion: "Without RUN ids, every run of the file."
+    )
+
+    @Option(name: .goStyle("db"), help: "The results file.")
+    var db = "lblab.db"
+
+    @Argument(help: "Run ids (see lbctl runs).")
+    var runs: [Int64] = []
+
+    func run() throws {
+        let database = try openExisting(self.db)
+        let ids = self.runs.isEmpty ? try database.runs().map(\.id) : self.runs
+        if ids.isEmpty { print("\(self.db): no runs yet") }
+        for id in ids {
+            do {
+                print(try database.report(runID: id).text + "\n")
+            } catch {
+                printError("lbctl report: \(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
+}
+
+/// `lbctl compare --scenario NAME`: the scenario's algorithms side by side over their repeats.
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Put a scenario's algorithms side by side: each figure's mean and standard deviation over the repeats.",
+        discussion: "Runs that did not complete are left out."
+    )
+
+    @Option(name: .goStyle("db"), help: "The results file.")
+    var db = "lblab.db"
+
+    @Option(name: .goStyle("scenario"), help: "The scenario's name (or its file).")
+    var scenario: String
+
+    func run() throws {
+        let database = try openExisting(self.db)
+        let name = ((self.scenario as NSString).lastPathComponent as NSString).deletingPathExtension
+        let runs = try database.runs().filter { $0.scenario == name && $0.status == .completed }
+        guard !runs.isEmpty else {
+            printError("lbctl compare: \(self.db) has no completed runs of scenario \(name)")
+            throw ExitCode.failure
+        }
+        let comparison = Comparison(reports: try runs.map { try database.report(runID: $0.id) })
+        print("scenario \(name): \(runs.count) completed runs\n")
+        print(comparison.table())
+    }
+}
+
+/// `lbctl export --format csv --out DIR [--run ID]`: one CSV per table.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write one CSV file per table (runs, backends, requests, proxy_requests, samples, events), RFC 4180 with a header row."
+    )
+
+    @Option(name: .goStyle("db"), help: "The results file.")
+    var db = "lblab.db"
+
+    @Option(name: .goStyle("format"), help: "The format: csv.")
+    var format = "csv"
+
+    @Option(name: .goStyle("out"), help: "The directory the files go to.")
+    var out = "results"
+
+    @Option(name: .goStyle("run"), help: "Only this run's rows.")
+    var runID: Int64?
+
+    func validate() throws {
+        try requireFlag("format", self.format == "csv", "\"\(self.format)\" is not a format this version writes; use csv")
+    }
+
+    func run() throws {
+        let database = try openExisting(self.db)
+        do {
+            for file in try database.exportCSV(to: self.out, runID: self.runID) {
+                print("\(file.path): \(file.rows) rows")
+            }
+        } catch {
+            printError("lbctl export: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Opens a results file that must already exist (reading commands never create one).
+func openExisting(_ path: String) throws -> ResultsDatabase {
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw ValidationError("-db: \(path) does not exist; run lbctl run or loadgen -db first")
+    }
+    return try flagValue("db") { try ResultsDatabase.open(path: path) }
+}

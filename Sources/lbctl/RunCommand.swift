@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import LBCLI
+import LBConfig
+import LBCore
+import LBHarness
+
+/// `lbctl run --scenario scenarios/NAME.yml`: the whole experiment (backends in containers, proxy,
+/// load, samples, faults), every algorithm × repeat recorded in SQLite, then the comparison and the
+/// verdicts of the scenario's `expect:`.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a scenario: every algorithm it compares, recorded, compared, and checked against its expect:.",
+        discussion: """
+            Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
+            fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C keeps every \
+            record taken so far and marks the run interrupted). Metrics for expect: \
+            \(ExpectedOutcome.Metric.allCases.map(\.rawValue).joined(separator: ", ")).
+            """
+    )
+
+    @Option(name: .goStyle("scenario"), help: "The scenario file (scenarios/NAME.yml).")
+    var scenario: String
+
+    @Option(name: .goStyle("db"), help: "The results file (SQLite), created when missing.")
+    var db = "lblab.db"
+
+    @Option(name: .goStyle("algorithms"), help: "Only these of the scenario's algorithms, by label or alias, comma-separated.")
+    var algorithms: String?
+
+    @Option(name: .goStyle("repeat"), help: "Repeats of each algorithm (overrides the scenario's repeats).")
+    var repeats: Int?
+
+    @Option(name: .goStyle("duration"), help: "Length of each run's load (overrides the scenario's duration), e.g. 10s.")
+    var duration: String?
+
+    @Option(name: .goStyle("out"), help: "Where each run's logs and proxy configuration go.")
+    var out = "results"
+
+    @Flag(name: .goStyle("no-containers"), help: "Run backends as plain processes, without cgroup limits.")
+    var noContainers = false
+
+    func run() async throws {
+        let scenario: Scenario
+        do {
+            scenario = try Scenario.load(path: self.scenario)
+        } catch {
+            printError("lbctl run: \(error)")
+            throw ExitCode(64)
+        }
+        var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
+        settings.containers = !self.noContainers
+        settings.gitCommit = BuildInfo.gitCommit()
+        settings.repeats = self.repeats
+        if let repeats {
+            try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")
+        }
+        if let duration {
+            settings.duration = try flagValue("duration") { try GoDuration.parse(duration) }
+            try requireFlag("duration", settings.duration! > scenario.warmup, "must be longer than the scenario's warm-up (\(GoDuration.format(scenario.warmup)))")
+            for step in scenario.timeline where step.at >= settings.duration! {
+                printError("note: the timeline step at \(GoDuration.format(step.at)) (line \(step.line)) falls after -duration and will not happen")
+            }
+        }
+        if let algorithms {
+            settings.labels = try algorithms.split(separator: ",").map { name in
+                let text = name.trimmingCharacters(in: .whitespaces)
+                let label = scenario.labels.contains(text) ? text : Algorithm(name: text)?.name ?? text
+                try requireFlag("algorithms", scenario.labels.contains(label), "\"\(text)\" is not one of the scenario's: \(scenario.labels.joined(separator: ", "))")
+                return label
+            }
+        }
+        let study = Study(scenario: scenario, settings: settings)
+        let progress = ProgressLine()
+        let forwarder = SignalForwarder { study.control.interrupt() }
+        defer { forwarder.cancel() }
+        print("scenario \(scenario.name): \(scenario.question)")
+        let result: StudyResult
+        do {
+            result = try await study.run(
+                line: { line in
+                    progress.clear()
+                    printError(line)
+                },
+                status: { line in
+                    if let line { progress.show(line) } else { progress.clear() }
+                }
+            )
+        } catch {
+            printError("lbctl run: \(error)")
+            throw ExitCode.failure
+        }
+        print("")
+        print(result.comparison.table())
+        if !result.verdicts.isEmpty {
+            print("\nexpect:")
+            for verdict in result.verdicts {
+                let mark = verdict.holds.map { $0 ? "PASS" : "FAIL" } ?? "????"
+                print("  \(mark)  \(verdict.expectation.text)\n        \(verdict.explanation)")
+            }
+        }
+        print("\nrecorded in \(self.db): runs \(result.outcomes.compactMap(\.runID).map(String.init).joined(separator: ", ")) (lbctl report, lbctl export)")
+        if result.interrupted { throw ExitCode(130) }
+        if !result.succeeded { throw ExitCode.failure }
+    }
+}
