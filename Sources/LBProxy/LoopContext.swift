@@ -70,8 +70,12 @@ final class LoopService {
         self.rampCheckNanos = ramping ? now.nanoseconds + self.runtime.settings.slowStart.step.nanoseconds : .max
     }
 
-    /// A backend for `request`, avoiding those in `excluded` when the picker offers another within a
-    /// few tries, or `nil` when none is available.
+    /// A backend for `request` other than those in `excluded` (the backends a retried request already
+    /// failed on) whenever another is available, or `nil` when none is.
+    ///
+    /// The picker is asked a few times first, so that its own choice among the others stands (a rotation
+    /// moves on, a random draw draws again). Load-aware pickers keep choosing a backend that fails fast,
+    /// since it never holds a request; then the least loaded of the other available backends is taken.
     func pick(_ request: PickRequest, excluded: [ObjectIdentifier]) -> LoopBackend? {
         self.refreshIfChanged()
         if request.now.nanoseconds >= self.rampCheckNanos { self.rebuildPicker(now: request.now) }
@@ -80,6 +84,15 @@ final class LoopService {
         while let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)), tries < 4 {
             choice = self.picker.pick(request)
             tries += 1
+        }
+        if let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)) {
+            let others = self.backends.indices.filter { index in
+                let state = self.backends[index].state
+                return state.isAvailable && !excluded.contains(ObjectIdentifier(state))
+            }
+            if let least = others.min(by: { self.backends[$0].state.inFlight < self.backends[$1].state.inFlight }) {
+                choice = least
+            }
         }
         return choice.map { self.backends[$0] }
     }

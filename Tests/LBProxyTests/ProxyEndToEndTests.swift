@@ -108,11 +108,16 @@ struct ProxyEndToEndTests {
         }
     }
 
-    @Test("a backend that refuses connections is retried on another: no client sees an error")
-    func deadBackendRetried() async throws {
+    /// Least-connections and the other load-aware algorithms keep choosing a backend that fails fast (it
+    /// never holds a request); a retry must still go elsewhere.
+    @Test(
+        "a backend that refuses connections is retried on another: no client sees an error",
+        arguments: [Algorithm.roundRobin, .leastConnections, .powerOfTwo, .peakEWMA]
+    )
+    func deadBackendRetried(_ algorithm: Algorithm) async throws {
         let deadPort = try await withSyntheticBackend { address in address.port }  // stopped: now refuses
         try await withProxy({ specs in
-            Service(name: "s", algorithm: .roundRobin, backends: specs.dropLast() + [BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))])
+            Service(name: "s", algorithm: algorithm, backends: specs.dropLast() + [BackendSpec(name: "dead", address: HostPort(host: "127.0.0.1", port: deadPort))])
         }) { proxy in
             let statistics = try await closedLoad(proxy, requests: 300)
             #expect(statistics.statuses == [200: 300] && statistics.errors.isEmpty)
