@@ -66,7 +66,7 @@ struct ScenarioRunTests {
         #expect(exported.status == 0, "\(exported.stderr)")
         let requests = try String(contentsOfFile: scratch.path("csv/requests.csv"), encoding: .utf8)
         let lines = requests.components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        #expect(lines.first == "run_id,id,client_id,client_ip,intended_us,sent_us,first_byte_us,done_us,status,backend_id,attempts,bytes_in,bytes_out,error")
+        #expect(lines.first == "run_id,id,client_id,client_ip,intended_us,sent_us,first_byte_us,done_us,status,backend_id,attempts,bytes_in,bytes_out,error,key")
         let rows = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE run_id = 2") ?? 0 }
         #expect(lines.count == rows + 1 && lines.dropFirst().allSatisfy { $0.hasPrefix("2,") })
         let runsCSV = try String(contentsOfFile: scratch.path("csv/runs.csv"), encoding: .utf8)

@@ -28,6 +28,7 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
         case imbalance, cov, jain
         case retries
         case ejectTime = "eject-time", readmitTime = "readmit-time"
+        case remappedOnAdd = "remapped-add", remappedOnRemove = "remapped-remove"
 
         /// What it is and its unit, for `lbctl run --help` and errors.
         public var summary: String {
@@ -44,6 +45,8 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .retries: "retries per request at the proxy"
             case .ejectTime: "s from the first kill/stop to the proxy marking that backend down or ejected"
             case .readmitTime: "s from the first restart/resume to the proxy marking that backend up again"
+            case .remappedOnAdd: "share of keys served by another backend after the first add than before"
+            case .remappedOnRemove: "share of keys served by another backend after the first remove than before"
             }
         }
     }

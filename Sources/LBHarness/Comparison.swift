@@ -51,6 +51,8 @@ public struct Comparison: Sendable {
         case .retries: return report.retriesPerRequest
         case .ejectTime: return report.ejectSeconds
         case .readmitTime: return report.readmitSeconds
+        case .remappedOnAdd: return report.remappedOnAdd
+        case .remappedOnRemove: return report.remappedOnRemove
         }
     }
 

@@ -38,6 +38,11 @@ extension RunReport {
             let readmit = self.readmitSeconds.map { String(format: "%.2f s", $0) } ?? "-"
             lines.append("  after faults: ejected in \(eject), readmitted in \(readmit)")
         }
+        if self.remappedOnAdd != nil || self.remappedOnRemove != nil {
+            let add = self.remappedOnAdd.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            let remove = self.remappedOnRemove.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            lines.append("  keys moved to another backend: \(add) when one was added, \(remove) when one was removed")
+        }
         if run.droppedRecords > 0 { lines.append("  \(run.droppedRecords) records were dropped (the store could not keep up)") }
         return lines.joined(separator: "\n")
     }

@@ -298,11 +298,12 @@ final class LoadWorker {
     // MARK: Requests
 
     private func send(_ request: LoadRequest, on connection: Connection) {
-        let key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
+        var request = request
+        request.key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
         let bytes = self.template.request(
             id: request.id,
             clientIP: self.clientIPs[request.client],
-            key: key,
+            key: request.key,
             allocator: connection.channel.allocator
         )
         let timeoutNanos = UInt64(self.configuration.timeout.nanoseconds)
@@ -381,7 +382,8 @@ final class LoadWorker {
                 attempts: 1,
                 bytesIn: outcome.bytesIn,
                 bytesOut: Int64(self.template.bodyCount),
-                error: outcome.error
+                error: outcome.error,
+                key: request.key
             )
         )
         if self.unsentRecords.count >= Self.recordChunk {
@@ -423,4 +425,6 @@ struct LoadRequest {
     var id: Int64
     var client: Int
     var intendedNanos: UInt64
+    /// The key it carries, drawn when it is sent.
+    var key: Int? = nil
 }

@@ -12,6 +12,11 @@ extension ResultsDatabase {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: Self.schemaV1)
         }
+        // v2: the key a request carried (X-LBLab-Key), so that the share of keys a membership change
+        // moves to another backend can be measured.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "ALTER TABLE requests ADD COLUMN key INTEGER")
+        }
         return migrator
     }
 

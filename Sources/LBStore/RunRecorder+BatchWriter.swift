@@ -23,7 +23,7 @@ struct BatchWriter {
             }
         }
         if !batch.requests.isEmpty {
-            try self.insert(batch.requests, into: "requests", columns: 14, db) { statement, offset, request in
+            try self.insert(batch.requests, into: "requests", columns: 15, db) { statement, offset, request in
                 statement.bind(offset + 1, self.runID)
                 statement.bind(offset + 2, request.id)
                 statement.bind(offset + 3, Int64(request.clientID))
@@ -38,6 +38,7 @@ struct BatchWriter {
                 statement.bind(offset + 12, request.bytesIn)
                 statement.bind(offset + 13, request.bytesOut)
                 statement.bind(offset + 14, request.error?.rawValue)
+                statement.bind(offset + 15, request.key.map(Int64.init))
             }
         }
         if !batch.proxyRequests.isEmpty {

@@ -43,6 +43,11 @@ public struct RunReport: Sendable {
     public var ejectSeconds: Double?
     /// Seconds from the first restart or resume of a backend to the proxy marking it up again.
     public var readmitSeconds: Double?
+    /// Share of keys (`X-LBLab-Key`) served by another backend after the first backend was added than
+    /// before it (see `remappedShare`).
+    public var remappedOnAdd: Double?
+    /// The same across the first removal of a backend.
+    public var remappedOnRemove: Double?
 
     /// Percentiles of a latency distribution, in microseconds (nearest rank).
     public struct LatencySummary: Sendable, Hashable {
@@ -157,8 +162,45 @@ extension ResultsDatabase {
             retriesPerRequest: proxyRequests > 0 ? proxy?["retries"] : nil,
             proxyRequests: proxyRequests,
             ejectSeconds: try Self.reaction(db, id, faults: ["kill", "stop"], reactions: ["health_down", "ejected"]),
-            readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"])
+            readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"]),
+            remappedOnAdd: try Self.remappedShare(db, runID: id, change: "add", window: window),
+            remappedOnRemove: try Self.remappedShare(db, runID: id, change: "remove", window: window)
         )
+    }
+
+    /// The share of keys whose backend changed across the first `change` event (`add` or `remove`):
+    /// each key's backend is the one that served most of its requests before the change (since the
+    /// previous membership change, or the window's start) and after it (from 1 s after, the time the
+    /// proxy takes to apply it, until the next change or the window's end); keys seen on both sides
+    /// count. `nil` when the run has no such change or no keys.
+    static func remappedShare(_ db: Database, runID: Int64, change: String, window: ClosedRange<Int64>) throws -> Double? {
+        let changes = try Row.fetchAll(
+            db, sql: "SELECT t_us, kind FROM events WHERE run_id = ? AND kind IN ('add', 'remove') ORDER BY t_us", arguments: [runID]
+        ).map { (t: $0["t_us"] as Int64, kind: $0["kind"] as String) }
+        guard let index = changes.firstIndex(where: { $0.kind == change }) else { return nil }
+        let at = changes[index].t
+        let settle: Int64 = 1_000_000
+        let before = (index > 0 ? changes[index - 1].t + settle : window.lowerBound)..<at
+        let after = (at + settle)..<(index + 1 < changes.count ? changes[index + 1].t : window.upperBound)
+        guard !before.isEmpty, !after.isEmpty else { return nil }
+        let majority = """
+            SELECT key, backend_id FROM (
+                SELECT key, backend_id, row_number() OVER (PARTITION BY key ORDER BY count(*) DESC, backend_id) AS rank
+                FROM requests WHERE run_id = ? AND key IS NOT NULL AND backend_id IS NOT NULL AND intended_us >= ? AND intended_us < ?
+                GROUP BY key, backend_id
+            ) WHERE rank = 1
+            """
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT count(*) AS keys, sum(CASE WHEN a.backend_id <> b.backend_id THEN 1 ELSE 0 END) AS moved
+                FROM (\(majority)) a JOIN (\(majority)) b ON a.key = b.key
+                """,
+            arguments: [runID, before.lowerBound, before.upperBound, runID, after.lowerBound, after.upperBound]
+        )
+        let keys: Int = row?["keys"] ?? 0
+        guard keys > 0 else { return nil }
+        return Double(row?["moved"] as Int? ?? 0) / Double(keys)
     }
 
     /// Nearest-rank percentiles and the mean of `expression` over the responses in the window, in one

@@ -30,6 +30,8 @@ public struct RequestRecord: Sendable, Hashable {
     public var bytesOut: Int64
     /// Why it failed without a response, or `nil`.
     public var error: RequestFailure?
+    /// The key sent in `X-LBLab-Key` (for hashing algorithms), or `nil` when the load sends none.
+    public var key: Int?
 
     /// A record with every field given.
     public init(
@@ -45,7 +47,8 @@ public struct RequestRecord: Sendable, Hashable {
         attempts: Int = 1,
         bytesIn: Int64,
         bytesOut: Int64,
-        error: RequestFailure?
+        error: RequestFailure?,
+        key: Int? = nil
     ) {
         self.id = id
         self.clientID = clientID
@@ -60,6 +63,7 @@ public struct RequestRecord: Sendable, Hashable {
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.error = error
+        self.key = key
     }
 }
 
