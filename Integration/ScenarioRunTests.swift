@@ -20,9 +20,14 @@ struct ScenarioRunTests {
         let database = scratch.path("lblab.db")
         let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("quickstart"), "--duration", "4s", "--db", database, "--out", scratch.path("out")])
         let result = await run.wait(timeout: .seconds(120))
-        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
-        #expect(result.stdout.contains("PASS  errors(round-robin) == 0"), "\(result.stdout)")
-        #expect(!result.stdout.contains("FAIL"), "\(result.stdout)")
+        // Latency comparisons hold on a quiet machine; on a virtual machine whose host steals CPU time
+        // they may not, and the run then says so (a warning naming the run). Errors and shares hold anyway.
+        let noisy = result.stdout.contains("(steal)")
+        #expect(result.status == 0 || (result.status == 1 && noisy), "\(result.stderr)\n\(result.stdout)")
+        for expectation in ["errors(round-robin) == 0", "errors(least-connections) == 0", "errors(power-of-two) == 0", "imbalance(round-robin) < 1.05"] {
+            #expect(result.stdout.contains("PASS  \(expectation)"), "\(result.stdout)")
+        }
+        if !noisy { #expect(!result.stdout.contains("FAIL"), "\(result.stdout)") }
         try Self.expectNothingLeft(harness: run.pid, database: database)
 
         let queue = try DatabaseQueue(path: database)
@@ -48,8 +53,8 @@ struct ScenarioRunTests {
                 #expect(ips == 50)
                 // A sample every 250 ms of each backend, the proxy and the load generator over a ~5 s run.
                 let samples = try Row.fetchAll(db, sql: "SELECT source, count(*) AS n, max(cpu_usage_us) - min(cpu_usage_us) AS cpu, max(rss_bytes) AS rss FROM samples WHERE run_id = ? GROUP BY source", arguments: [id])
-                #expect(Set(samples.map { $0["source"] as String }) == ["b1", "b2", "b3", "proxy", "loadgen"])
-                for sample in samples {
+                #expect(Set(samples.map { $0["source"] as String }) == ["b1", "b2", "b3", "proxy", "loadgen", "host"])
+                for sample in samples where (sample["source"] as String) != "host" {
                     #expect((sample["n"] as Int) >= 14, "\(sample)")
                     #expect((sample["cpu"] as Int64) > 0 && (sample["rss"] as Int64) > 1 << 20, "\(sample)")
                 }

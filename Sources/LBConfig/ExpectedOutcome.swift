@@ -29,6 +29,7 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
         case retries
         case ejectTime = "eject-time", readmitTime = "readmit-time"
         case remappedOnAdd = "remapped-add", remappedOnRemove = "remapped-remove"
+        case hostSteal = "host-steal"
 
         /// What it is and its unit, for `lbctl run --help` and errors.
         public var summary: String {
@@ -47,6 +48,7 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .readmitTime: "s from the first restart/resume to the proxy marking that backend up again"
             case .remappedOnAdd: "share of keys served by another backend after the first add than before"
             case .remappedOnRemove: "share of keys served by another backend after the first remove than before"
+            case .hostSteal: "share of the machine's CPU time its hypervisor took during the run (steal)"
             }
         }
     }

@@ -53,6 +53,7 @@ public struct Comparison: Sendable {
         case .readmitTime: return report.readmitSeconds
         case .remappedOnAdd: return report.remappedOnAdd
         case .remappedOnRemove: return report.remappedOnRemove
+        case .hostSteal: return report.hostSteal
         }
     }
 
@@ -84,7 +85,7 @@ public struct Comparison: Sendable {
     public func table() -> String {
         let columns: [(String, ExpectedOutcome.Metric, Int)] = [
             ("req/s", .throughput, 0), ("p50 ms", .p50, 2), ("p90 ms", .p90, 2), ("p99 ms", .p99, 2), ("p99.9 ms", .p999, 2),
-            ("max ms", .max, 1), ("errors", .errors, 0), ("max/mean", .imbalance, 3), ("Jain", .jain, 4), ("retries/req", .retries, 4),
+            ("max ms", .max, 1), ("errors", .errors, 0), ("max/mean", .imbalance, 3), ("Jain", .jain, 4), ("retries/req", .retries, 4), ("steal", .hostSteal, 3),
         ]
         var rows = [["algorithm", "runs"] + columns.map(\.0)]
         for group in self.groups {

@@ -2,6 +2,9 @@ import Foundation
 public import LBStore
 
 extension RunReport {
+    /// Steal above this share of the CPU time makes a run's latency figures suspect.
+    public static let stealWarning = 0.05
+
     /// The report as `lbctl report` prints it.
     public var text: String {
         let run = self.run
@@ -42,6 +45,9 @@ extension RunReport {
             let add = self.remappedOnAdd.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
             let remove = self.remappedOnRemove.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
             lines.append("  keys moved to another backend: \(add) when one was added, \(remove) when one was removed")
+        }
+        if let steal = self.hostSteal {
+            lines.append(String(format: "  host: the hypervisor took %.1f%% of the CPU time (steal)", steal * 100) + (steal > Self.stealWarning ? "; latency figures are not reliable, repeat the run" : ""))
         }
         if run.droppedRecords > 0 { lines.append("  \(run.droppedRecords) records were dropped (the store could not keep up)") }
         return lines.joined(separator: "\n")

@@ -7,7 +7,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Samples every backend, the proxy and the load generator on one timer into `samples` (DESIGN §5):
+/// Samples every backend, the proxy, the load generator and the host on one timer into `samples` (DESIGN §5):
 /// CPU used (the container's counter when there is one, else the process's), CPU throttled (containers
 /// only), resident memory, open descriptors, bytes read and written through system calls, and requests
 /// in flight (backends and proxy: the proxy's own counts from its admin API; the load generator: sent
@@ -66,6 +66,11 @@ final class RunSampler: Sendable {
             var sample = Self.processSample(pid: self.proxy.process.pid, tMicros: tMicros, source: "proxy")
             sample.inFlight = inFlight.isEmpty ? nil : inFlight.values.reduce(0, +)
             self.record(sample)
+        }
+        // The machine as a whole: busy time, and the hypervisor's steal as time throttled (the report
+        // divides both by the time passed; the CPU count is in the run's parameters).
+        if let host = HostStats.read() {
+            self.record(ResourceSample(tMicros: tMicros, source: "host", cpuUsageMicros: host.busyMicros, cpuThrottledMicros: host.stealMicros))
         }
         var load = Self.processSample(pid: getpid(), tMicros: tMicros, source: "loadgen")
         load.inFlight = self.loadInFlight.load(ordering: .relaxed)

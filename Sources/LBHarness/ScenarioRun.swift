@@ -202,6 +202,7 @@ final class ScenarioRun: Sendable {
             "total_rate": self.scenario.load.totalRate,
             "duration": GoDuration.format(self.settings.duration ?? self.scenario.duration),
             "containers": self.cgroups.map { $0.layout.version.rawValue } ?? "none",
+            "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if let parameters = self.entry.parametersYAML { params["parameters"] = parameters }
         info.paramsJSON = (try? JSONSerialization.data(withJSONObject: params, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }

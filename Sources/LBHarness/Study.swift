@@ -74,6 +74,8 @@ public struct StudyResult: Sendable {
     public var comparison: Comparison
     /// Each expectation's verdict.
     public var verdicts: [(expectation: ExpectedOutcome, holds: Bool?, explanation: String)]
+    /// Runs whose figures are suspect, and why (a host that stole CPU time).
+    public var warnings: [String]
     /// Whether the study was interrupted.
     public var interrupted: Bool
 
@@ -132,7 +134,14 @@ public final class Study: Sendable {
         let expectations = self.scenario.expectations.filter { expectation in
             (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
         }
-        return StudyResult(outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), interrupted: self.control.isInterrupted)
+        let warnings = reports.compactMap { report -> String? in
+            guard let steal = report.hostSteal, steal > RunReport.stealWarning else { return nil }
+            return String(format: "run %lld (%@): the hypervisor took %.0f%% of this machine's CPU time (steal); its latency figures say more about the host than the algorithm — repeat it", report.run.id, report.run.algorithm ?? "?", steal * 100)
+        }
+        return StudyResult(
+            outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: warnings,
+            interrupted: self.control.isInterrupted
+        )
     }
 
     private func runMatrix(

@@ -48,6 +48,9 @@ public struct RunReport: Sendable {
     public var remappedOnAdd: Double?
     /// The same across the first removal of a backend.
     public var remappedOnRemove: Double?
+    /// Share of the machine's CPU time the hypervisor took (steal) during the window, when the run
+    /// sampled the host: above a few percent, latency figures say more about the host than the algorithm.
+    public var hostSteal: Double?
 
     /// Percentiles of a latency distribution, in microseconds (nearest rank).
     public struct LatencySummary: Sendable, Hashable {
@@ -164,8 +167,24 @@ extension ResultsDatabase {
             ejectSeconds: try Self.reaction(db, id, faults: ["kill", "stop"], reactions: ["health_down", "ejected"]),
             readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"]),
             remappedOnAdd: try Self.remappedShare(db, runID: id, change: "add", window: window),
-            remappedOnRemove: try Self.remappedShare(db, runID: id, change: "remove", window: window)
+            remappedOnRemove: try Self.remappedShare(db, runID: id, change: "remove", window: window),
+            hostSteal: try Self.hostSteal(db, runID: id, window: window)
         )
+    }
+
+    /// Steal time over the window as a share of all CPUs' time (CPU count from `params_json.host_cpus`).
+    private static func hostSteal(_ db: Database, runID: Int64, window: ClosedRange<Int64>) throws -> Double? {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT max(cpu_throttled_us) - min(cpu_throttled_us) AS steal, max(t_us) - min(t_us) AS span,
+                    (SELECT json_extract(params_json, '$.host_cpus') FROM runs WHERE id = ?) AS cpus
+                FROM samples WHERE run_id = ? AND source = 'host' AND t_us >= ? AND t_us <= ?
+                """,
+            arguments: [runID, runID, window.lowerBound, window.upperBound]
+        )
+        guard let steal: Int64 = row?["steal"], let span: Int64 = row?["span"], span > 0, let cpus: Int = row?["cpus"], cpus > 0 else { return nil }
+        return Double(steal) / (Double(span) * Double(cpus))
     }
 
     /// The share of keys whose backend changed across the first `change` event (`add` or `remove`):

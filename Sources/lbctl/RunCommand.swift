@@ -93,6 +93,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         print("")
         print(result.comparison.table())
+        for warning in result.warnings {
+            print("warning: \(warning)")
+        }
         if !result.verdicts.isEmpty {
             print("\nexpect:")
             for verdict in result.verdicts {

@@ -35,3 +35,16 @@ struct ProcessStatsTests {
         #expect(ProcessStats.read(pid: 0x7FFF_FFF0) == nil)
     }
 }
+
+@Suite("/proc/stat")
+struct HostStatsTests {
+    @Test("busy and steal from the aggregate cpu line, guest time not counted twice")
+    func parse() throws {
+        let text = "cpu  100 5 50 1000 20 3 2 40 7 0\ncpu0 50 2 25 500 10 1 1 20 0 0\nintr 1\n"
+        let host = try #require(HostStats.parse(text, ticksPerSecond: 100))
+        #expect(host.busyMicros == (100 + 5 + 50 + 3 + 2) * 10_000)
+        #expect(host.stealMicros == 40 * 10_000)
+        #expect(host.totalMicros == (100 + 5 + 50 + 1000 + 20 + 3 + 2 + 40) * 10_000)
+        #expect(HostStats.read() != nil)
+    }
+}
