@@ -15,8 +15,10 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
             fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C keeps every \
-            record taken so far and marks the run interrupted). Metrics for expect: \
-            \(ExpectedOutcome.Metric.allCases.map(\.rawValue).joined(separator: ", ")).
+            record taken so far and marks the run interrupted).
+
+            Metrics for expect (each the mean over an algorithm's repeats):
+            \(ExpectedOutcome.Metric.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
             """
     )
 
