@@ -107,9 +107,10 @@ final class ScenarioRun: Sendable {
         }
         // Stop what was started: the proxy first (it writes its records as it stops), then the backends.
         recorder.record(RunEvent(tMicros: Self.micros(origin), kind: "phase", subject: "stop"))
-        if let proxy, await proxy.stop(grace: .seconds(15)) != 0, status == .completed {
+        if let proxy, let exit = await proxy.stop(grace: .seconds(15)), exit != 0, status == .completed {
             status = .failed
-            failure = "the proxy did not stop cleanly; its last output:\n\(proxy.process.logTail())"
+            let how = exit < 0 ? "was killed by signal \(-exit) after its grace" : "exited with status \(exit)"
+            failure = "the proxy did not stop cleanly (it \(how)); its last output:\n\(proxy.process.logTail())"
         }
         await fleet?.stopAll(grace: .seconds(2))
         let finished: RunRecorder.FinishedRun?

@@ -188,8 +188,10 @@ public final class RunRecorder: RecordSink {
         } catch {
             throw .sqlite(path: self.database.path, message: "could not record the end of run \(self.runID): \(error)")
         }
-        // The run's WAL frames go into the file now that nothing competes with the work.
-        self.database.checkpoint()
+        // The run's WAL frames go into the file now that nothing competes with the work; a recorder
+        // attached to another process's run leaves that to the owner, whose writer is still busy (a
+        // truncating checkpoint would wait for it).
+        if self.ownsRun { self.database.checkpoint() }
         let outcome = FinishedRun(status: finalStatus, written: written, dropped: dropped)
         self.state.withLock { $0.outcome = outcome }
         if let writeError {
