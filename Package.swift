@@ -168,7 +168,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBStatsTests",
-            dependencies: ["LBStats", "LBCore"],
+            dependencies: ["LBStats", "LBCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

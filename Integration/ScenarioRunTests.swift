@@ -82,6 +82,34 @@ struct ScenarioRunTests {
             #expect(FileManager.default.fileExists(atPath: scratch.path("csv/\(table).csv")))
         }
 
+        // The analysis script reads the same file to the same figures (nearest-rank percentiles).
+        let python = try ChildProcess(
+            executableURL: URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", repositoryRoot.appendingPathComponent("analysis/report.py").path, database, "--out", scratch.path("analysis")]
+        )
+        let analysed = await python.wait(timeout: .seconds(120))
+        #expect(analysed.status == 0, "\(analysed.stderr)")
+        for file in ["summary.csv", "latency_cdf.png", "shares_run1.png", "cpu_run3.png"] {
+            #expect(FileManager.default.fileExists(atPath: scratch.path("analysis/\(file)")), "\(file)")
+        }
+        let summary = try String(contentsOfFile: scratch.path("analysis/summary.csv"), encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let columns = summary.first.map { $0.map(String.init) } ?? []
+        let p99Column = try #require(columns.firstIndex(of: "p99_ms"))
+        let requestsColumn = try #require(columns.firstIndex(of: "requests"))
+        for line in summary.dropFirst() {
+            let id = Int64(line[0])!
+            let (count, p99) = try await queue.read { db -> (Int, Double) in
+                let window = try Row.fetchOne(db, sql: "SELECT (SELECT t_us FROM events WHERE run_id = ? AND subject = 'measure') AS start, (SELECT t_us FROM events WHERE run_id = ? AND subject = 'drain') AS end", arguments: [id, id])!
+                let latencies = try Int64.fetchAll(
+                    db, sql: "SELECT done_us - intended_us FROM requests WHERE run_id = ? AND intended_us >= ? AND intended_us <= ? AND status IS NOT NULL ORDER BY 1",
+                    arguments: [id, window["start"] as Int64, window["end"] as Int64]
+                )
+                return (latencies.count, Double(latencies[Int((Double(latencies.count) * 0.99).rounded(.up)) - 1]) / 1_000)
+            }
+            #expect(Int(line[requestsColumn]) == count, "run \(id)")
+            #expect(abs(Double(line[p99Column])! - p99) < 1e-6, "run \(id): \(line[p99Column]) vs \(p99)")
+        }
+
         let report = try ChildProcess("lbctl", ["compare", "--scenario", "quickstart", "--db", database])
         let compared = await report.wait(timeout: .seconds(30))
         #expect(compared.status == 0 && compared.stdout.contains("least-connections"), "\(compared.stderr)")

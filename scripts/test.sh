@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The analysis scripts (pandas, matplotlib) run in the integration tests against a recorded experiment.
+python3 -m pip install -q --disable-pip-version-check -r analysis/requirements.txt
 swift build --build-tests
 # One test at a time: several tests measure time (achieved rates within 1%, health checks within
 # fall x interval), and on a 2-core machine suites running side by side take each other's CPU.
