@@ -219,7 +219,12 @@ let package = Package(
         // Real processes on loopback, end to end (needs the executables built: `swift build`).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LBCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "LBCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Integration",
             swiftSettings: strictSettings
         ),

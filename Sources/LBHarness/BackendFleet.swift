@@ -1,5 +1,4 @@
 import Foundation
-import LBBackend
 import LBConfig
 import LBCore
 import LBStats
@@ -13,7 +12,7 @@ import Glibc
 /// The synthetic backends of one run: each an `lbctl backend` process on its own loopback port, in its
 /// own container when cgroups can be made, started, killed, stopped, resumed and restarted as the
 /// timeline says.
-final class BackendFleet: Sendable {
+final class BackendFleet: BackendSet {
     /// One backend: its scenario entry, address, container, and current process.
     final class Member: Sendable {
         let spec: ScenarioBackend
@@ -68,6 +67,43 @@ final class BackendFleet: Sendable {
         self.members.first { $0.spec.name == name }
     }
 
+    var placements: [(spec: ScenarioBackend, address: HostPort)] {
+        self.members.map { ($0.spec, $0.address) }
+    }
+
+    var isolation: String {
+        self.members.first?.container.map { "cgroup \($0.version.rawValue)" } ?? "none"
+    }
+
+    func fault(_ action: TimelineStep.Action) async throws(HarnessError) {
+        guard let member = self[action.backend] else { throw .control(what: action.kind, reason: "no backend \(action.backend)") }
+        switch action {
+        case .kill: self.signal(member, SIGKILL)
+        case .stop: self.signal(member, SIGSTOP)
+        case .resume: self.signal(member, SIGCONT)
+        case .restart:
+            if let old = member.process.withLock({ $0 }) { _ = await old.wait(timeout: .seconds(2)) }
+            try self.start(member)
+            try await self.waitReady(member)
+        default: throw .control(what: action.kind, reason: "not a fault of the backend's process")
+        }
+    }
+
+    func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError) {
+        guard let member = self[name] else { throw .control(what: "control", reason: "no backend \(name)") }
+        try await ControlEndpoint.post(member.address, name: name, change, group: self.group)
+    }
+
+    func sample(_ name: String, tMicros: Int64) async -> ResourceSample? {
+        guard let member = self[name], let process = member.process.withLock({ $0 }), process.isRunning else { return nil }
+        var sample = RunSampler.processSample(pid: process.pid, tMicros: tMicros, source: name)
+        if let stats = member.container?.stats() {
+            sample.cpuUsageMicros = stats.cpuUsageMicros ?? sample.cpuUsageMicros
+            sample.cpuThrottledMicros = stats.cpuThrottledMicros
+        }
+        return sample
+    }
+
     /// Starts every backend and waits until each answers on its control endpoint.
     func startAll() async throws(HarnessError) {
         for member in self.members {
@@ -100,31 +136,11 @@ final class BackendFleet: Sendable {
 
     /// Waits until `member` answers, failing after 10 s or as soon as its process ends.
     func waitReady(_ member: Member) async throws(HarnessError) {
-        let deadline = ContinuousClock.now + .seconds(10)
-        var lastError = "no answer"
-        while ContinuousClock.now < deadline {
+        try await ControlEndpoint.waitReady(member.address, name: member.spec.name, group: self.group) {
             guard let process = member.process.withLock({ $0 }), process.isRunning else {
-                let log = member.process.withLock { $0 }?.logTail() ?? ""
-                throw .notReady(what: "backend \(member.spec.name)", reason: "its process ended", log: log)
+                return member.process.withLock { $0 }?.logTail() ?? ""
             }
-            do {
-                let answer = try await LoopbackHTTP.call("GET", member.address, BackendConfiguration.controlPath, timeout: .milliseconds(500), group: self.group)
-                if answer.status == 200 { return }
-                lastError = "status \(answer.status)"
-            } catch {
-                lastError = "\(error)"
-            }
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        throw .notReady(what: "backend \(member.spec.name)", reason: lastError, log: member.process.withLock { $0 }?.logTail() ?? "")
-    }
-
-    /// Changes `member`'s behaviour through its control endpoint (`{"latency": "50ms"}`).
-    func control(_ member: Member, _ change: [String: Any]) async throws(HarnessError) {
-        let body = String(decoding: (try? JSONSerialization.data(withJSONObject: change, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
-        let answer = try await LoopbackHTTP.call("POST", member.address, BackendConfiguration.controlPath, body: body, group: self.group)
-        guard answer.status == 200 else {
-            throw .control(what: "backend \(member.spec.name) control", reason: "status \(answer.status): \(answer.body)")
+            return nil
         }
     }
 

@@ -21,7 +21,7 @@ final class ProxyProcess: Sendable {
     init(
         scenario: Scenario,
         entry: Scenario.AlgorithmUnderTest,
-        backends: BackendFleet,
+        backends: any BackendSet,
         database: String,
         runID: Int64,
         clockOrigin: UInt64,
@@ -32,7 +32,7 @@ final class ProxyProcess: Sendable {
         self.listen = HostPort(host: "127.0.0.1", port: try FreePort.next())
         self.admin = HostPort(host: "127.0.0.1", port: try FreePort.next())
         self.group = group
-        let addresses = Dictionary(uniqueKeysWithValues: backends.members.map { ($0.spec.name, $0.address) })
+        let addresses = Dictionary(uniqueKeysWithValues: backends.placements.map { ($0.spec.name, $0.address) })
         let text = scenario.proxyConfigurationYAML(for: entry, listen: self.listen, admin: self.admin, backendAddresses: addresses)
         let configPath = "\(logDirectory)/proxy.yml"
         do {

@@ -9,11 +9,11 @@ import Glibc
 
 /// Samples every backend, the proxy, the load generator and the host on one timer into `samples` (DESIGN §5):
 /// CPU used (the container's counter when there is one, else the process's), CPU throttled (containers
-/// only), resident memory, open descriptors, bytes read and written through system calls, and requests
+/// only), memory, open descriptors, bytes read and written (by system calls, or a container's network), and requests
 /// in flight (backends and proxy: the proxy's own counts from its admin API; the load generator: sent
 /// less completed at its last progress report).
 final class RunSampler: Sendable {
-    private let fleet: BackendFleet
+    private let fleet: any BackendSet
     private let proxy: ProxyProcess
     private let sink: any RecordSink
     private let clockOrigin: UInt64
@@ -22,7 +22,7 @@ final class RunSampler: Sendable {
     let loadInFlight = Atomic<Int>(0)
     private let taken = Atomic<Int>(0)
 
-    init(fleet: BackendFleet, proxy: ProxyProcess, sink: any RecordSink, clockOrigin: UInt64, interval: Duration) {
+    init(fleet: any BackendSet, proxy: ProxyProcess, sink: any RecordSink, clockOrigin: UInt64, interval: Duration) {
         self.fleet = fleet
         self.proxy = proxy
         self.sink = sink
@@ -52,14 +52,9 @@ final class RunSampler: Sendable {
         let tMicros = Int64(bitPattern: NIODeadline.now().uptimeNanoseconds &- self.clockOrigin) / 1_000
         // A stopped backend holds its connections; the proxy still answers, so this stays short.
         let inFlight = await self.proxy.inFlight(timeout: self.interval / 2)
-        for member in self.fleet.members {
-            guard let process = member.process.withLock({ $0 }), process.isRunning else { continue }
-            var sample = Self.processSample(pid: process.pid, tMicros: tMicros, source: member.spec.name)
-            if let stats = member.container?.stats() {
-                sample.cpuUsageMicros = stats.cpuUsageMicros ?? sample.cpuUsageMicros
-                sample.cpuThrottledMicros = stats.cpuThrottledMicros
-            }
-            sample.inFlight = inFlight[member.spec.name]
+        for (spec, _) in self.fleet.placements {
+            guard var sample = await self.fleet.sample(spec.name, tMicros: tMicros) else { continue }
+            sample.inFlight = inFlight[spec.name]
             self.record(sample)
         }
         if self.proxy.process.isRunning {

@@ -65,21 +65,30 @@ final class ScenarioRun: Sendable {
         }
         recorder.record(RunEvent(tMicros: 0, kind: "phase", subject: "setup"))
 
-        var fleet: BackendFleet?
+        var fleet: (any BackendSet)?
         var proxy: ProxyProcess?
         var status = RunStatus.completed
         var failure: String?
         var load: LoadReport?
         do {
-            let members = try BackendFleet(
-                scenario: self.scenario, seed: self.seed, executable: self.settings.executable, logDirectory: logDirectory,
-                cgroups: self.cgroups, group: self.group
-            )
+            let members: any BackendSet
+            switch self.settings.runtime {
+            case .processes:
+                members = try BackendFleet(
+                    scenario: self.scenario, seed: self.seed, executable: self.settings.executable, logDirectory: logDirectory,
+                    cgroups: self.cgroups, group: self.group
+                )
+            case .docker(let socket):
+                members = try await DockerFleet(scenario: self.scenario, socket: socket, group: self.group)
+            }
             fleet = members
             do {
                 try recorder.recordNow(
-                    members.members.enumerated().map { index, member in
-                        BackendRecord(id: index + 1, name: member.spec.name, address: member.address.description, weight: Double(member.spec.weight), specJSON: Self.specJSON(member))
+                    members.placements.enumerated().map { index, placement in
+                        BackendRecord(
+                            id: index + 1, name: placement.spec.name, address: placement.address.description, weight: Double(placement.spec.weight),
+                            specJSON: Self.specJSON(placement.spec, isolation: members.isolation)
+                        )
                     }
                 )
             } catch {
@@ -134,7 +143,7 @@ final class ScenarioRun: Sendable {
 
     /// The measured part: sampler, timeline and load, until the load ends.
     private func drive(
-        fleet: BackendFleet,
+        fleet: any BackendSet,
         proxy: ProxyProcess,
         recorder: RunRecorder,
         origin: UInt64,
@@ -202,7 +211,7 @@ final class ScenarioRun: Sendable {
             "clients": self.scenario.load.clients,
             "total_rate": self.scenario.load.totalRate,
             "duration": GoDuration.format(self.settings.duration ?? self.scenario.duration),
-            "containers": self.cgroups.map { $0.layout.version.rawValue } ?? "none",
+            "containers": self.settings.runtime == .processes ? self.cgroups.map { "cgroup " + $0.layout.version.rawValue } ?? "none" : "docker",
             "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if let parameters = self.entry.parametersYAML { params["parameters"] = parameters }
@@ -215,8 +224,7 @@ final class ScenarioRun: Sendable {
         return info
     }
 
-    private static func specJSON(_ member: BackendFleet.Member) -> String? {
-        let spec = member.spec
+    private static func specJSON(_ spec: ScenarioBackend, isolation: String) -> String? {
         var object: [String: Any] = [
             "latency": spec.latency.description, "cpu": GoDuration.format(spec.cpuWork), "errors": spec.errors,
             "in_service": spec.inService, "threads": spec.threads,
@@ -225,7 +233,7 @@ final class ScenarioRun: Sendable {
         if let queue = spec.queue { object["queue"] = queue }
         if let cpu = spec.cpuLimit { object["cpu_limit"] = cpu }
         if let memory = spec.memoryLimit { object["memory_limit"] = memory }
-        object["container"] = member.container?.version.rawValue ?? "none"
+        object["container"] = isolation
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
     }
 

@@ -22,8 +22,10 @@ public struct StudySettings: Sendable {
     public var repeats: Int?
     /// Runs only these algorithm labels (in the scenario's order).
     public var labels: [String]?
-    /// Put backends in cgroup containers when the machine allows it.
+    /// Put backends in cgroup containers when the machine allows it (process runtime).
     public var containers: Bool
+    /// Where the backends run.
+    public var runtime: BackendRuntime
     /// The LBLab commit, when known.
     public var gitCommit: String?
     /// The LBLab version.
@@ -38,9 +40,19 @@ public struct StudySettings: Sendable {
         self.repeats = nil
         self.labels = nil
         self.containers = true
+        self.runtime = .processes
         self.gitCommit = nil
         self.version = version
     }
+}
+
+/// Where a study's backends run.
+public enum BackendRuntime: Sendable, Hashable {
+    /// `lbctl backend` processes the harness starts, each in a cgroup of its own when it can make one.
+    case processes
+    /// The containers `lblab-NAME` of the Docker engine on this unix socket (compose.yml), which the
+    /// harness finds running, configures, faults and samples through the Engine API.
+    case docker(socket: String)
 }
 
 /// Stops a study from outside (Ctrl-C, SIGTERM): the run in progress stops its load, keeps every
@@ -176,6 +188,10 @@ public final class Study: Sendable {
     }
 
     private func makeContainers(line: (String) -> Void) -> CgroupGroup? {
+        if case .docker(let socket) = self.settings.runtime {
+            line("containers: Docker (\(socket)), lblab-NAME for each backend")
+            return nil
+        }
         guard self.settings.containers else {
             line("containers: off (--no-containers); backends run as plain processes")
             return nil

@@ -3,16 +3,13 @@ import LBConfig
 import LBCore
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Applies a scenario's fault timeline at its times (from the start of the load) and records each step
 /// in `events`, at the time it was applied, with what it did; a step that fails is recorded as
 /// `timeline_error` with the reason, and the run goes on.
 struct TimelineDriver: Sendable {
     let steps: [TimelineStep]
-    let fleet: BackendFleet
+    let fleet: any BackendSet
     let proxy: ProxyProcess
     let sink: any RecordSink
     let clockOrigin: UInt64
@@ -40,33 +37,24 @@ struct TimelineDriver: Sendable {
     }
 
     private func apply(_ action: TimelineStep.Action) async throws(HarnessError) {
-        guard let member = self.fleet[action.backend] else {
-            throw .control(what: action.kind, reason: "no backend \(action.backend)")
-        }
         let name = action.backend
+        guard let address = self.fleet.address(of: name) else {
+            throw .control(what: action.kind, reason: "no backend \(name)")
+        }
         switch action {
-        case .kill:
-            self.fleet.signal(member, SIGKILL)
-        case .stop:
-            self.fleet.signal(member, SIGSTOP)
-        case .resume:
-            self.fleet.signal(member, SIGCONT)
-        case .restart:
-            if let old = member.process.withLock({ $0 }) { _ = await old.wait(timeout: .seconds(2)) }
-            try self.fleet.start(member)
-            try await self.fleet.waitReady(member)
+        case .kill, .stop, .resume, .restart:
+            try await self.fleet.fault(action)
         case .slow(_, let latency):
-            try await self.fleet.control(member, ["latency": latency.description])
+            try await self.fleet.control(name, ["latency": latency.description])
         case .errors(_, let rate):
-            try await self.fleet.control(member, ["errors": rate])
+            try await self.fleet.control(name, ["errors": rate])
         case .health(_, let healthy):
-            try await self.fleet.control(member, ["healthy": healthy])
+            try await self.fleet.control(name, ["healthy": healthy])
         case .weight(_, let weight):
             try await self.proxy.adminCall("PUT", "/backends/\(name)/weight", body: ["weight": weight])
         case .add:
-            try await self.proxy.adminCall(
-                "POST", "/backends", body: ["name": name, "address": member.address.description, "weight": member.spec.weight]
-            )
+            let weight = self.fleet.placements.first { $0.spec.name == name }?.spec.weight ?? 1
+            try await self.proxy.adminCall("POST", "/backends", body: ["name": name, "address": address.description, "weight": weight])
         case .remove:
             try await self.proxy.adminCall("DELETE", "/backends/\(name)")
         case .drain:

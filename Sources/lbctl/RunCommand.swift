@@ -43,6 +43,19 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .goStyle("no-containers"), help: "Run backends as plain processes, without cgroup limits.")
     var noContainers = false
 
+    @Option(
+        name: .goStyle("runtime"),
+        help: "process: the harness starts each backend (in a cgroup where it can); docker: the backends are the running containers lblab-NAME (compose.yml)."
+    )
+    var runtime = "process"
+
+    @Option(name: .goStyle("docker-socket"), help: "With --runtime docker: the Docker Engine API's unix socket.")
+    var dockerSocket = "/var/run/docker.sock"
+
+    func validate() throws {
+        try requireFlag("runtime", ["process", "docker"].contains(self.runtime), "\"\(self.runtime)\" is not a runtime; use process or docker")
+    }
+
     func run() async throws {
         let scenario: Scenario
         do {
@@ -53,6 +66,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
         settings.containers = !self.noContainers
+        settings.runtime = self.runtime == "docker" ? .docker(socket: self.dockerSocket) : .processes
         settings.gitCommit = BuildInfo.gitCommit()
         settings.repeats = self.repeats
         if let repeats {
