@@ -25,7 +25,7 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
         case p50, p90, p99, p999 = "p99.9", max, mean
         case serviceP50 = "service-p50", serviceP99 = "service-p99"
         case errors, errorRate = "error-rate", throughput, requests
-        case imbalance, cov, jain
+        case imbalance, imbalancePerSecond = "imbalance-1s", cov, jain
         case retries
         case ejectTime = "eject-time", readmitTime = "readmit-time"
         case remappedOnAdd = "remapped-add", remappedOnRemove = "remapped-remove"
@@ -41,6 +41,7 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .throughput: "responses per second after the warm-up"
             case .requests: "requests after the warm-up, count"
             case .imbalance: "max / mean of the requests per backend"
+            case .imbalancePerSecond: "max / mean of the requests per backend in each second, averaged over the seconds"
             case .cov: "coefficient of variation of the requests per backend"
             case .jain: "Jain's fairness index of the requests per backend (1 = equal)"
             case .retries: "retries per request at the proxy"

@@ -46,6 +46,7 @@ public struct Comparison: Sendable {
         case .throughput: return report.throughput
         case .requests: return Double(report.requests)
         case .imbalance: return report.imbalance
+        case .imbalancePerSecond: return report.imbalancePerSecond
         case .cov: return report.coefficientOfVariation
         case .jain: return report.jainIndex
         case .retries: return report.retriesPerRequest

@@ -31,7 +31,7 @@ extension RunReport {
             lines.append("  backends: " + shares.joined(separator: ", "))
         }
         if let imbalance = self.imbalance, let cov = self.coefficientOfVariation, let jain = self.jainIndex {
-            lines.append(String(format: "  imbalance: max/mean %.3f, CoV %.4f, Jain %.4f", imbalance, cov, jain))
+            lines.append(String(format: "  imbalance: max/mean %.3f, CoV %.4f, Jain %.4f", imbalance, cov, jain) + (self.imbalancePerSecond.map { String(format: "; max/mean per second %.3f", $0) } ?? ""))
         }
         if let retries = self.retriesPerRequest {
             lines.append(String(format: "  proxy: %d requests recorded, %.4f retries per request", self.proxyRequests, retries))

@@ -35,6 +35,9 @@ public struct RunReport: Sendable {
     public var coefficientOfVariation: Double?
     /// Jain's fairness index of the same: (Σx)² / (n·Σx²), 1 when equal.
     public var jainIndex: Double?
+    /// max / mean of the requests per backend within each second of the window, averaged over the
+    /// seconds: the unevenness a backend feels moment to moment, which whole-run counts average away.
+    public var imbalancePerSecond: Double?
     /// Retries per request at the proxy, when the proxy recorded its rows.
     public var retriesPerRequest: Double?
     /// Rows the proxy recorded in the window.
@@ -140,6 +143,7 @@ extension ResultsDatabase {
             )
         }
         let spread = Self.spread(backends.filter(\.inServiceAtStart).map { Double($0.requests) })
+        let perSecond = try Self.imbalancePerSecond(db, arguments, inWindow, backends: backends.filter(\.inServiceAtStart).map(\.id), start: start)
 
         let proxy = try Row.fetchOne(
             db,
@@ -162,6 +166,7 @@ extension ResultsDatabase {
             imbalance: spread?.imbalance,
             coefficientOfVariation: spread?.cov,
             jainIndex: spread?.jain,
+            imbalancePerSecond: perSecond,
             retriesPerRequest: proxyRequests > 0 ? proxy?["retries"] : nil,
             proxyRequests: proxyRequests,
             ejectSeconds: try Self.reaction(db, id, faults: ["kill", "stop"], reactions: ["health_down", "ejected"]),
@@ -251,6 +256,33 @@ extension ResultsDatabase {
         return RunReport.LatencySummary(
             p50: byRank[ranks[0]], p90: byRank[ranks[1]], p99: byRank[ranks[2]], p999: byRank[ranks[3]], max: byRank[ranks[4]], mean: mean
         )
+    }
+
+    /// The mean over the window's whole seconds of each second's max/mean requests per backend (the
+    /// backends in service at the start, a backend that served nothing in a second counting 0).
+    private static func imbalancePerSecond(
+        _ db: Database,
+        _ arguments: StatementArguments,
+        _ inWindow: String,
+        backends: [Int],
+        start: Int64
+    ) throws -> Double? {
+        guard !backends.isEmpty else { return nil }
+        var counts: [Int64: [Int: Double]] = [:]
+        var startArguments = StatementArguments([start])
+        startArguments += arguments
+        for row in try Row.fetchAll(
+            db,
+            sql: "SELECT (intended_us - ?) / 1000000 AS second, backend_id, count(*) AS n FROM requests WHERE \(inWindow) AND backend_id IS NOT NULL GROUP BY second, backend_id",
+            arguments: startArguments
+        ) {
+            counts[row["second"], default: [:]][row["backend_id"]] = row["n"]
+        }
+        // The last second is partial: left out when there are others.
+        let seconds = counts.keys.sorted()
+        let whole = seconds.count > 1 ? Array(seconds.dropLast()) : seconds
+        let ratios = whole.compactMap { second in Self.spread(backends.map { counts[second]?[$0] ?? 0 })?.imbalance }
+        return ratios.isEmpty ? nil : ratios.reduce(0, +) / Double(ratios.count)
     }
 
     /// max/mean, CoV and Jain's index of per-backend counts.

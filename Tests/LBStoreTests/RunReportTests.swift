@@ -37,7 +37,7 @@ struct RunReportTests {
             // Keys 0..<40, five requests each: the first two and a half before the add at 7 s. After it,
             // keys 0..<10 move from b1 to b3.
             let key = index % 40
-            let backend = failed ? nil : index < 100 ? (key < 20 ? 1 : 2) : (key < 10 ? 3 : key < 20 ? 1 : key < 30 ? 2 : [1, 2, 3][index % 3])
+            let backend = Self.backend(for: index)
             recorder.record(
                 RequestRecord(
                     id: Int64(100 + index), clientID: Int32(index % 5), clientIP: "203.0.113.\(index % 5 + 1)", intendedMicros: intended,
@@ -52,6 +52,13 @@ struct RunReportTests {
         }
         try recorder.finish(status: .completed, durationMicros: 13_000_000)
         return (database, recorder.runID)
+    }
+
+    /// The backend of request `index` of the sample run (`nil`: it failed).
+    static func backend(for index: Int) -> Int? {
+        let key = index % 40
+        guard index % 20 != 19 else { return nil }
+        return index < 100 ? (key < 20 ? 1 : 2) : (key < 10 ? 3 : key < 20 ? 1 : key < 30 ? 2 : [1, 2, 3][index % 3])
     }
 
     @Test("counts, percentiles by nearest rank, errors by kind and throughput over the measured window")
@@ -92,6 +99,18 @@ struct RunReportTests {
         let remapped = try #require(report.remappedOnAdd)
         #expect(remapped >= 0.25 && remapped <= 0.5, "\(remapped)")
         #expect(report.remappedOnRemove == nil)
+        // Per second (20 requests each, the last second left out as partial): max/mean over b1..b3.
+        var ratios: [Double] = []
+        for second in 0..<9 {
+            var counts = [1: 0.0, 2: 0.0, 3: 0.0]
+            for index in second * 20..<(second + 1) * 20 {
+                if let backend = Self.backend(for: index) { counts[backend]! += 1 }
+            }
+            let mean = counts.values.reduce(0, +) / 3
+            ratios.append(counts.values.max()! / mean)
+        }
+        #expect(abs(report.imbalancePerSecond! - ratios.reduce(0, +) / 9) < 1e-9, "\(ratios)")
+        #expect(report.imbalancePerSecond! > report.imbalance!, "unevenness within seconds exceeds the whole run's")
         // 2 s of steal over 10 s of two CPUs.
         #expect(abs(report.hostSteal! - 0.1) < 1e-9)
     }
