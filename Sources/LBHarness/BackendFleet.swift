@@ -137,10 +137,8 @@ final class BackendFleet: BackendSet {
     /// Waits until `member` answers, failing after 10 s or as soon as its process ends.
     func waitReady(_ member: Member) async throws(HarnessError) {
         try await ControlEndpoint.waitReady(member.address, name: member.spec.name, group: self.group) {
-            guard let process = member.process.withLock({ $0 }), process.isRunning else {
-                return member.process.withLock { $0 }?.logTail() ?? ""
-            }
-            return nil
+            let process = member.process.withLock { $0 }
+            return process?.isRunning == true ? nil : process?.logTail() ?? ""
         }
     }
 

@@ -9,32 +9,20 @@ import NIOCore
 enum ControlEndpoint {
     /// Posts `change` as JSON; anything but 200 is an error naming the backend.
     static func post(_ address: HostPort, name: String, _ change: [String: any Sendable], group: any EventLoopGroup) async throws(HarnessError) {
-        let body = String(decoding: (try? JSONSerialization.data(withJSONObject: change, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        let body = JSONText.encode(change) ?? ""
         let answer = try await LoopbackHTTP.call("POST", address, BackendConfiguration.controlPath, body: body, group: group)
         guard answer.status == 200 else {
             throw .control(what: "backend \(name) control", reason: "status \(answer.status): \(answer.body)")
         }
     }
 
-    /// Waits until the backend answers, failing after 10 s, or as soon as `gone` returns its last
-    /// output (the backend ended).
-    static func waitReady(_ address: HostPort, name: String, group: any EventLoopGroup, gone: () -> String?) async throws(HarnessError) {
-        let deadline = ContinuousClock.now + .seconds(10)
-        var lastError = "no answer"
-        while ContinuousClock.now < deadline {
-            if let log = gone() {
-                throw .notReady(what: "backend \(name)", reason: "it ended", log: log)
-            }
-            do {
-                let answer = try await LoopbackHTTP.call("GET", address, BackendConfiguration.controlPath, timeout: .milliseconds(500), group: group)
-                if answer.status == 200 { return }
-                lastError = "status \(answer.status)"
-            } catch {
-                lastError = "\(error)"
-            }
-            try? await Task.sleep(for: .milliseconds(25))
+    /// Waits until the backend answers, failing after 10 s, or as soon as `ended` returns its last
+    /// output (the backend's process ended).
+    static func waitReady(_ address: HostPort, name: String, group: any EventLoopGroup, ended: () -> String?) async throws(HarnessError) {
+        try await Readiness.wait(for: "backend \(name)", ended: ended) { () async throws(HarnessError) -> String? in
+            let answer = try await LoopbackHTTP.call("GET", address, BackendConfiguration.controlPath, timeout: .milliseconds(500), group: group)
+            return answer.status == 200 ? nil : "status \(answer.status)"
         }
-        throw .notReady(what: "backend \(name)", reason: lastError, log: gone() ?? "")
     }
 
     /// The scenario's behaviour of a backend as a control change: what a container started with its own

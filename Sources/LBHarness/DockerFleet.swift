@@ -42,6 +42,10 @@ final class DockerFleet: BackendSet {
         self.members = members
     }
 
+    subscript(name: String) -> Member? {
+        self.members.first { $0.spec.name == name }
+    }
+
     var placements: [(spec: ScenarioBackend, address: HostPort)] {
         self.members.map { ($0.spec, $0.address) }
     }
@@ -67,7 +71,7 @@ final class DockerFleet: BackendSet {
     }
 
     func fault(_ action: TimelineStep.Action) async throws(HarnessError) {
-        guard let member = self.members.first(where: { $0.spec.name == action.backend }) else {
+        guard let member = self[action.backend] else {
             throw .control(what: action.kind, reason: "no backend \(action.backend)")
         }
         switch action {
@@ -82,12 +86,12 @@ final class DockerFleet: BackendSet {
     }
 
     func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError) {
-        guard let member = self.members.first(where: { $0.spec.name == name }) else { throw .control(what: "control", reason: "no backend \(name)") }
+        guard let member = self[name] else { throw .control(what: "control", reason: "no backend \(name)") }
         try await ControlEndpoint.post(member.address, name: name, change, group: self.group)
     }
 
     func sample(_ name: String, tMicros: Int64) async -> ResourceSample? {
-        guard let member = self.members.first(where: { $0.spec.name == name }),
+        guard let member = self[name],
             let stats = try? await DockerStats.read(container: member.container, socket: self.socket, group: self.group)
         else { return nil }
         return stats.sample(tMicros: tMicros, source: name)
@@ -126,7 +130,7 @@ final class DockerFleet: BackendSet {
         socket: String,
         group: any EventLoopGroup
     ) async throws(HarnessError) -> SocketHTTP.Response {
-        let text = body.map { String(decoding: (try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) ?? Data(), as: UTF8.self) }
+        let text = body.map { JSONText.encode($0) ?? "" }
         let answer: SocketHTTP.Response
         do {
             answer = try await SocketHTTP.call(method, .unix(socket), path, body: text, timeout: .seconds(10), group: group)

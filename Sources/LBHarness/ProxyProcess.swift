@@ -53,32 +53,19 @@ final class ProxyProcess: Sendable {
     /// Waits until the admin API answers and the listener accepts, failing after 10 s or when the
     /// process ends.
     func waitReady() async throws(HarnessError) {
-        let deadline = ContinuousClock.now + .seconds(10)
-        var lastError = "no answer"
-        while ContinuousClock.now < deadline {
-            guard self.process.isRunning else {
-                throw .notReady(what: "the proxy", reason: "its process ended", log: self.process.logTail())
-            }
-            do {
-                let health = try await LoopbackHTTP.call("GET", self.admin, "/health", timeout: .milliseconds(500), group: self.group)
-                if health.status == 200 {
-                    // The listener opens with the admin API; a request through it proves both.
-                    _ = try await LoopbackHTTP.call("GET", self.listen, "/", timeout: .seconds(2), group: self.group)
-                    return
-                }
-                lastError = "admin /health answered \(health.status)"
-            } catch {
-                lastError = "\(error)"
-            }
-            try? await Task.sleep(for: .milliseconds(25))
+        try await Readiness.wait(for: "the proxy", ended: { self.process.isRunning ? nil : self.process.logTail() }) { () async throws(HarnessError) -> String? in
+            let health = try await LoopbackHTTP.call("GET", self.admin, "/health", timeout: .milliseconds(500), group: self.group)
+            guard health.status == 200 else { return "admin /health answered \(health.status)" }
+            // The listener opens with the admin API; a request through it proves both.
+            _ = try await LoopbackHTTP.call("GET", self.listen, "/", timeout: .seconds(2), group: self.group)
+            return nil
         }
-        throw .notReady(what: "the proxy", reason: lastError, log: self.process.logTail())
     }
 
     /// Calls the admin API and returns the body; a status other than 2xx is an error.
     @discardableResult
     func adminCall(_ method: String, _ path: String, body: [String: Any]? = nil) async throws(HarnessError) -> String {
-        let text = body.map { String(decoding: (try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) ?? Data(), as: UTF8.self) }
+        let text = body.map { JSONText.encode($0) ?? "" }
         let answer = try await LoopbackHTTP.call(method, self.admin, path, body: text, group: self.group)
         guard (200..<300).contains(answer.status) else {
             throw .control(what: "proxy admin \(method) \(path)", reason: "status \(answer.status): \(answer.body.prefix(200))")

@@ -49,7 +49,7 @@ final class RunSampler: Sendable {
 
     /// One sample of every source, all stamped with the same time.
     func sampleAll() async {
-        let tMicros = Int64(bitPattern: NIODeadline.now().uptimeNanoseconds &- self.clockOrigin) / 1_000
+        let tMicros = ScenarioRun.micros(since: self.clockOrigin)
         // A stopped backend holds its connections; the proxy still answers, so this stays short.
         let inFlight = await self.proxy.inFlight(timeout: self.interval / 2)
         for (spec, _) in self.fleet.placements {

@@ -115,7 +115,7 @@ final class ScenarioRun: Sendable {
             failure = "\(error)"
         }
         // Stop what was started: the proxy first (it writes its records as it stops), then the backends.
-        recorder.record(RunEvent(tMicros: Self.micros(origin), kind: "phase", subject: "stop"))
+        recorder.record(RunEvent(tMicros: Self.micros(since: origin), kind: "phase", subject: "stop"))
         if let proxy, let exit = await proxy.stop(grace: .seconds(15)), exit != 0, status == .completed {
             status = .failed
             let how = exit < 0 ? "was killed by signal \(-exit) after its grace" : "exited with status \(exit)"
@@ -124,7 +124,7 @@ final class ScenarioRun: Sendable {
         await fleet?.stopAll(grace: .seconds(2))
         let finished: RunRecorder.FinishedRun?
         do {
-            finished = try recorder.finish(status: status, durationMicros: Self.micros(origin))
+            finished = try recorder.finish(status: status, durationMicros: Self.micros(since: origin))
         } catch {
             finished = nil
             failure = failure ?? "\(error)"
@@ -167,7 +167,7 @@ final class ScenarioRun: Sendable {
         )
         self.control.setCurrent(loadRun)
         defer { self.control.setCurrent(nil) }
-        let startMicros = Int64(bitPattern: loadStart &- origin) / 1_000
+        let startMicros = Self.micros(since: origin, at: loadStart)
         recorder.record(RunEvent(tMicros: startMicros, kind: "phase", subject: "load"))
         recorder.record(RunEvent(tMicros: startMicros + self.scenario.warmup.nanoseconds / 1_000, kind: "phase", subject: "measure"))
         let total = self.settings.duration ?? self.scenario.duration
@@ -177,7 +177,7 @@ final class ScenarioRun: Sendable {
             if !proxy.process.isRunning { loadRun.interrupt() }
             progress(RunProgress(elapsed: update.elapsed, total: total, warmup: self.scenario.warmup, statistics: statistics))
         }
-        recorder.record(RunEvent(tMicros: Self.micros(origin), kind: "phase", subject: "drain"))
+        recorder.record(RunEvent(tMicros: Self.micros(since: origin), kind: "phase", subject: "drain"))
         await sampler.sampleAll()
         return report
     }
@@ -215,7 +215,7 @@ final class ScenarioRun: Sendable {
             "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if let parameters = self.entry.parametersYAML { params["parameters"] = parameters }
-        info.paramsJSON = (try? JSONSerialization.data(withJSONObject: params, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        info.paramsJSON = JSONText.encode(params)
         info.configYAML = self.scenario.text
         info.configSHA256 = ConfigHash.sha256Hex(self.scenario.text)
         info.gitCommit = self.settings.gitCommit
@@ -234,11 +234,13 @@ final class ScenarioRun: Sendable {
         if let cpu = spec.cpuLimit { object["cpu_limit"] = cpu }
         if let memory = spec.memoryLimit { object["memory_limit"] = memory }
         object["container"] = isolation
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        return JSONText.encode(object)
     }
 
-    static func micros(_ origin: UInt64) -> Int64 {
-        Int64(bitPattern: NIODeadline.now().uptimeNanoseconds &- origin) / 1_000
+    /// Microseconds from the run's `origin` to `nanos` (monotonic uptime nanoseconds; now by default):
+    /// the time of every record of the run.
+    static func micros(since origin: UInt64, at nanos: UInt64 = NIODeadline.now().uptimeNanoseconds) -> Int64 {
+        Int64(bitPattern: nanos &- origin) / 1_000
     }
 
     private enum RunStop: Error { case interrupted }

@@ -24,7 +24,7 @@ struct TimelineDriver: Sendable {
             let now = NIODeadline.now().uptimeNanoseconds
             if due > now { try? await Task.sleep(for: .nanoseconds(Int64(due - now))) }
             if Task.isCancelled { return }
-            let tMicros = self.micros(NIODeadline.now().uptimeNanoseconds)
+            let tMicros = ScenarioRun.micros(since: self.clockOrigin)
             do {
                 try await self.apply(step.action)
                 self.sink.record(RunEvent(tMicros: tMicros, kind: step.action.kind, subject: step.action.backend, detailJSON: Self.json(step.action.detail.merging(["at": GoDuration.format(step.at)]) { a, _ in a })))
@@ -62,12 +62,7 @@ struct TimelineDriver: Sendable {
         }
     }
 
-    private func micros(_ nanos: UInt64) -> Int64 {
-        Int64(bitPattern: nanos &- self.clockOrigin) / 1_000
-    }
-
     static func json(_ object: [String: String]) -> String? {
-        guard !object.isEmpty, let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        object.isEmpty ? nil : JSONText.encode(object)
     }
 }

@@ -12,16 +12,15 @@ final class LoadRunContext: Sendable {
     /// Where request records go, if anywhere.
     let sink: (any RecordSink)?
     private let nextRequestID = Atomic<Int64>(0)
+    /// Backend ids by name: given before the run (by `lbctl run`, which recorded them), or numbered
+    /// from 0 as names are first seen.
     private let backendIDs: Mutex<[String: Int]>
-    /// Ids given before the run (by `lbctl run`), which are not recorded again.
-    private let knownBackendCount: Int
 
     init(t0Nanos: UInt64, recordOriginNanos: UInt64? = nil, sink: (any RecordSink)?, backendIDs: [String: Int] = [:]) {
         self.t0Nanos = t0Nanos
         self.recordOriginNanos = recordOriginNanos ?? t0Nanos
         self.sink = sink
         self.backendIDs = Mutex(backendIDs)
-        self.knownBackendCount = backendIDs.count
     }
 
     /// A request number unique in the run.
@@ -39,7 +38,7 @@ final class LoadRunContext: Sendable {
     func backendID(for name: String) -> Int {
         let (id, isNew) = self.backendIDs.withLock { ids -> (Int, Bool) in
             if let id = ids[name] { return (id, false) }
-            let id = self.knownBackendCount == 0 ? ids.count : (ids.values.max() ?? 0) + 1
+            let id = ids.values.max().map { $0 + 1 } ?? 0
             ids[name] = id
             return (id, true)
         }

@@ -178,17 +178,25 @@ public struct ResultsDatabase: Sendable {
     /// Every run in the file, oldest first.
     public func runs() throws(StoreError) -> [RunSummary] {
         try self.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT r.id, r.uuid, r.kind, r.scenario, r.algorithm, r.repeat, r.status, r.started_at,
-                        r.duration_us, r.dropped_records,
-                        (SELECT count(*) FROM requests q WHERE q.run_id = r.id) AS request_count
-                    FROM runs r ORDER BY r.id
-                    """
-            ).map(RunSummary.init(row:))
+            try Row.fetchAll(db, sql: Self.runSummarySQL + " ORDER BY r.id").map(RunSummary.init(row:))
         }
     }
+
+    /// The run with id `id`, if there is one (counting only its own requests).
+    public func run(id: Int64) throws(StoreError) -> RunSummary? {
+        try self.read { db in
+            try Row.fetchOne(db, sql: Self.runSummarySQL + " WHERE r.id = ?", arguments: [id]).map(RunSummary.init(row:))
+        }
+    }
+
+    /// A `runs` row with its count of request rows. `requests` has no index (see the schema), so each
+    /// run counted is a scan: count only the runs asked for.
+    private static let runSummarySQL = """
+        SELECT r.id, r.uuid, r.kind, r.scenario, r.algorithm, r.repeat, r.status, r.started_at,
+            r.duration_us, r.dropped_records,
+            (SELECT count(*) FROM requests q WHERE q.run_id = r.id) AS request_count
+        FROM runs r
+        """
 
     /// Runs `body` on a read connection, turning SQLite failures into ``StoreError``.
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

@@ -79,15 +79,15 @@ public struct RunReport: Sendable {
 }
 
 extension ResultsDatabase {
-    /// The run with id `id`, if there is one.
-    public func run(id: Int64) throws(StoreError) -> RunSummary? {
-        try self.runs().first { $0.id == id }
-    }
-
     /// The report of run `id`.
     public func report(runID id: Int64) throws(StoreError) -> RunReport {
         guard let run = try self.run(id: id) else { throw .noSuchRun(path: self.path, run: id) }
-        return try self.read { db in try Self.report(run, db) }
+        return try self.report(run)
+    }
+
+    /// The report of `run`, a summary already read from this file.
+    public func report(_ run: RunSummary) throws(StoreError) -> RunReport {
+        try self.read { db in try Self.report(run, db) }
     }
 
     private static func report(_ run: RunSummary, _ db: Database) throws -> RunReport {

@@ -41,15 +41,15 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let database = try openExisting(self.db)
-        let ids = self.runs.isEmpty ? try database.runs().map(\.id) : self.runs
-        if ids.isEmpty { print("\(self.db): no runs yet") }
-        for id in ids {
-            do {
-                print(try database.report(runID: id).text + "\n")
-            } catch {
-                printError("lbctl report: \(error)")
-                throw ExitCode.failure
-            }
+        // Without ids, every run, from the summaries read once.
+        let summaries = self.runs.isEmpty ? try database.runs() : []
+        if self.runs.isEmpty && summaries.isEmpty { print("\(self.db): no runs yet") }
+        do {
+            for run in summaries { print(try database.report(run).text + "\n") }
+            for id in self.runs { print(try database.report(runID: id).text + "\n") }
+        } catch {
+            printError("lbctl report: \(error)")
+            throw ExitCode.failure
         }
     }
 }
@@ -76,7 +76,7 @@ struct CompareCommand: ParsableCommand {
             printError("lbctl compare: \(self.db) has no completed runs of scenario \(name)")
             throw ExitCode.failure
         }
-        let comparison = Comparison(reports: try runs.map { try database.report(runID: $0.id) })
+        let comparison = Comparison(reports: try runs.map(database.report))
         print("scenario \(name): \(runs.count) completed runs\n")
         print(comparison.table())
     }
