@@ -1,6 +1,14 @@
 import LBHTTP
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reads HTTP/1.1 responses off a connection for the load generator: where each one ends, its status,
 /// whether the connection stays open, and the backend named in `X-LBLab-Backend`.
 ///
@@ -139,12 +147,8 @@ struct HTTPResponseParser {
     private var framing = Framing.untilClose
 
     private mutating func parseHead(_ buffer: inout ByteBuffer) throws(Malformed) -> Head? {
-        let result: Result<(Head, Framing, Int)?, Malformed> = buffer.withUnsafeReadableBytes { bytes in
-            guard let end = HTTPBytes.endOfHead(bytes) else {
-                return bytes.count > Self.maxHeadBytes ? .failure(Malformed(reason: "response head over 64 KiB")) : .success(nil)
-            }
-            return Result { () throws(Malformed) in try Self.readHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
-                .map { ($0.0, $0.1, end + 4) }
+        let result = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(Malformed) in try Self.readHead(bytes) }
         }
         switch result {
         case .failure(let error):
@@ -158,9 +162,18 @@ struct HTTPResponseParser {
         }
     }
 
-    private static func readHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Head, Framing) {
+    /// Reads the head at the start of `bytes` in one pass, a line at a time (`memchr` finds each line's
+    /// LF): its fields, its framing and the bytes it takes with its blank line; `nil` while the blank
+    /// line has not arrived. Only CRLF ends a line, as RFC 9112 §2.2 asks of a sender.
+    private static func readHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Head, Framing, Int)? {
         // Status line: HTTP/1.x SP 3DIGIT SP reason
-        guard bytes.count >= 12, bytes.starts(with: "HTTP/1.".utf8), bytes[8] == 0x20 else {
+        guard let base = bytes.baseAddress, bytes.count >= 12 else {
+            guard "HTTP/1.".utf8.prefix(bytes.count).elementsEqual(bytes.prefix(7)) else {
+                throw Malformed(reason: "not an HTTP/1.x status line")
+            }
+            return nil
+        }
+        guard bytes.starts(with: "HTTP/1.".utf8), bytes[8] == 0x20 else {
             throw Malformed(reason: "not an HTTP/1.x status line")
         }
         let minor = bytes[7]
@@ -173,11 +186,19 @@ struct HTTPResponseParser {
         var keepAlive = minor != 0x30  // HTTP/1.1 keeps the connection unless told otherwise
         var framing = Framing.untilClose
         var backend: String?
-        var lineStart = Self.nextLine(bytes, from: 12)
-        while lineStart < bytes.count {
-            let lineEnd = Self.lineEnd(bytes, from: lineStart)
+        guard var lineStart = Self.nextLineStart(base, bytes.count, from: 12) else {
+            return try Self.incomplete(bytes)
+        }
+        while true {
+            guard let next = Self.nextLineStart(base, bytes.count, from: lineStart) else {
+                return try Self.incomplete(bytes)
+            }
+            let lineEnd = next - 2
+            if lineEnd == lineStart {  // the blank line: the head is complete
+                return (Head(status: status, keepAlive: keepAlive, backend: backend), framing, next)
+            }
             let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
-            lineStart = lineEnd + 2
+            lineStart = next
             guard let colon = line.firstIndex(of: 0x3A) else { throw Malformed(reason: "header line without a colon") }
             let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
             let value = HTTPBytes.trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
@@ -206,20 +227,27 @@ struct HTTPResponseParser {
                 continue
             }
         }
-        return (Head(status: status, keepAlive: keepAlive, backend: backend), framing)
     }
 
-    private static func nextLine(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        Self.lineEnd(bytes, from: start) + 2
+    /// A head that has not ended in `bytes`: wait for more, unless it is already too large.
+    private static func incomplete(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Head, Framing, Int)? {
+        guard bytes.count <= Self.maxHeadBytes else { throw Malformed(reason: "response head over 64 KiB") }
+        return nil
     }
 
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var index = start
-        while index + 1 < bytes.count {
-            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A { return index }
-            index += 1
+    /// Where the line after the one starting at `start` begins (just past its CRLF), or `nil` when its
+    /// CRLF has not arrived. A bare LF is part of the line.
+    private static func nextLineStart(_ base: UnsafeRawPointer, _ count: Int, from start: Int) -> Int? {
+        var from = start
+        while from < count {
+            guard let found = memchr(base + from, 0x0A, count - from) else { return nil }
+            let lf = UnsafeRawPointer(found) - base
+            if lf > start && base.load(fromByteOffset: lf - 1, as: UInt8.self) == 0x0D {
+                return lf + 1
+            }
+            from = lf + 1
         }
-        return bytes.count
+        return nil
     }
 
     /// Whether `bytes`, lowercased, contain `lowercase` (ASCII).

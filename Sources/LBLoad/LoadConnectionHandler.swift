@@ -70,31 +70,40 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes one request and returns when it was handed to the socket, or `nil` (and no completion will
-    /// come) when the connection is closed already.
+    /// The bytes of the request on the wire, kept for the next one: once the socket has taken them NIO
+    /// lets go of the storage, and the next request is written into it without an allocation.
+    private var requestBytes = ByteBuffer()
+
+    /// Writes one request, sent at `sentNanos`, whose bytes `serialize` writes into the buffer it is
+    /// given; returns `false` (and no completion will come) when the connection is broken already. A
+    /// closed connection is broken before the next request comes: NIO tells ``channelInactive(context:)``
+    /// as part of the close.
     func send(
         _ request: LoadRequest,
-        bytes: ByteBuffer,
+        sentNanos: UInt64,
         isHEAD: Bool,
-        timeoutNanos: UInt64
-    ) -> UInt64? {
+        timeoutNanos: UInt64,
+        serialize: (inout ByteBuffer) -> Void
+    ) -> Bool {
         precondition(self.inFlight == nil, "a load connection carries one request at a time")
-        guard let context = self.context, !self.isBroken, context.channel.isActive else {
+        guard let context = self.context, !self.isBroken else {
             self.isBroken = true
-            return nil
+            return false
         }
-        let sent = NIODeadline.now().uptimeNanoseconds
-        self.inFlight = InFlight(request: request, sentNanos: sent, deadlineNanos: sent &+ timeoutNanos)
+        self.inFlight = InFlight(request: request, sentNanos: sentNanos, deadlineNanos: sentNanos &+ timeoutNanos)
         self.parser.reset(requestIsHEAD: isHEAD)
-        context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
-        return sent
+        serialize(&self.requestBytes)
+        context.writeAndFlush(self.wrapOutboundOut(self.requestBytes), promise: nil)
+        return true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard self.inFlight != nil else { return }  // bytes after a timeout or a failure: ignored
         var buffer = self.unwrapInboundIn(data)
+        // One clock read per read: a response that arrives whole is first byte and done at once.
+        let now = NIODeadline.now().uptimeNanoseconds
         if self.inFlight?.firstByteNanos == nil {
-            self.inFlight?.firstByteNanos = NIODeadline.now().uptimeNanoseconds
+            self.inFlight?.firstByteNanos = now
         }
         if var pending = self.cumulation {
             self.cumulation = nil
@@ -108,14 +117,14 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                     self.cumulation = buffer
                 }
             case .complete:
-                self.complete(keepAlive: self.parser.head?.keepAlive ?? false, context: context)
+                self.complete(keepAlive: self.parser.head?.keepAlive ?? false, at: now, context: context)
             }
         } catch {
             self.fail(.badResponse)
         }
     }
 
-    private func complete(keepAlive: Bool, context: ChannelHandlerContext) {
+    private func complete(keepAlive: Bool, at doneNanos: UInt64, context: ChannelHandlerContext) {
         guard let done = self.inFlight else { return }
         self.inFlight = nil
         if !keepAlive {
@@ -127,7 +136,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 request: done.request,
                 sentNanos: done.sentNanos,
                 firstByteNanos: done.firstByteNanos,
-                doneNanos: NIODeadline.now().uptimeNanoseconds,
+                doneNanos: doneNanos,
                 status: self.parser.head?.status,
                 backend: self.parser.head?.backend,
                 bytesIn: Int64(self.parser.bodyBytes),
@@ -140,7 +149,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if self.inFlight != nil, self.parser.connectionClosed() {
-            self.complete(keepAlive: false, context: context)  // a response delimited by the close
+            // a response delimited by the close
+            self.complete(keepAlive: false, at: NIODeadline.now().uptimeNanoseconds, context: context)
         } else {
             self.fail(.connectionClosed)
         }

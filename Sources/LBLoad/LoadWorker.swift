@@ -230,7 +230,7 @@ final class LoadWorker {
             self.idle.removeAll { $0.id == connection.id }
             self.replaceLostConnection()
         }
-        self.connectionAvailable(connection)
+        self.connectionAvailable(connection, now: NIODeadline.now().uptimeNanoseconds)
     }
 
     private func connectFailed(_ error: any Error) {
@@ -267,12 +267,12 @@ final class LoadWorker {
         self.checkFinished()
     }
 
-    private func connectionAvailable(_ connection: Connection) {
+    /// `connection` can take a request at `now`.
+    private func connectionAvailable(_ connection: Connection, now: UInt64) {
         guard !connection.handler.isBroken else {
             self.checkFinished()
             return
         }
-        let now = NIODeadline.now().uptimeNanoseconds
         if self.schedule != nil, !self.stopped, let request = self.waiting.popFirst() {
             self.send(request, on: connection)
             self.openConnectionsForWaiting()
@@ -300,15 +300,16 @@ final class LoadWorker {
     private func send(_ request: LoadRequest, on connection: Connection) {
         var request = request
         request.key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
-        let bytes = self.template.request(
-            id: request.id,
-            clientIP: self.clientIPs[request.client],
-            key: request.key,
-            allocator: connection.channel.allocator
-        )
-        let timeoutNanos = UInt64(self.configuration.timeout.nanoseconds)
-        let sent = connection.handler.send(request, bytes: bytes, isHEAD: self.template.isHEAD, timeoutNanos: timeoutNanos)
-        guard let sent else {
+        let sent = NIODeadline.now().uptimeNanoseconds
+        let isSent = connection.handler.send(
+            request,
+            sentNanos: sent,
+            isHEAD: self.template.isHEAD,
+            timeoutNanos: UInt64(self.configuration.timeout.nanoseconds)
+        ) { buffer in
+            self.template.write(id: request.id, clientIP: self.clientIPs[request.client], key: request.key, into: &buffer)
+        }
+        guard isSent else {
             // The connection closed while idle: the request goes first in line for another one (closed
             // loop: it was never sent, and another connection takes its turn).
             if self.schedule != nil {
@@ -349,7 +350,7 @@ final class LoadWorker {
         self.inFlight -= 1
         self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
         if outcome.reusable, let connection = self.connections[ObjectIdentifier(handler)] {
-            self.connectionAvailable(connection)
+            self.connectionAvailable(connection, now: outcome.doneNanos)
         }
     }
 

@@ -32,9 +32,11 @@ struct RequestTemplate {
     /// Request body bytes.
     var bodyCount: Int { self.body.count }
 
-    /// The request `id` from client address `clientIP`, with `key` in `X-LBLab-Key` if given.
-    func request(id: Int64, clientIP: String, key: Int?, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: self.prefix.count + self.body.count + 96)
+    /// Writes the request `id` from client address `clientIP`, with `key` in `X-LBLab-Key` if given, into
+    /// `buffer` in place of what it held (a connection reuses one buffer: once the socket has taken a
+    /// request, its storage is free for the next).
+    func write(id: Int64, clientIP: String, key: Int?, into buffer: inout ByteBuffer) {
+        buffer.clear(minimumCapacity: self.prefix.count + self.body.count + 96)
         buffer.writeBytes(self.prefix)
         buffer.writeString(String(id))
         buffer.writeStaticString("\r\nX-Forwarded-For: ")
@@ -45,6 +47,5 @@ struct RequestTemplate {
         }
         buffer.writeStaticString("\r\n\r\n")
         buffer.writeBytes(self.body)
-        return buffer
     }
 }

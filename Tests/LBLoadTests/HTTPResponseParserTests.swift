@@ -75,6 +75,7 @@ struct HTTPResponseParserTests {
         "malformed responses are refused",
         arguments: [
             "SMTP/1.0 220 hello\r\n\r\n",
+            "X\r\n\r\n",
             "HTTP/1.1 2x0 OK\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
@@ -84,6 +85,13 @@ struct HTTPResponseParserTests {
     )
     func malformed(response: String) {
         #expect(throws: HTTPResponseParser.Malformed.self) { try parse(response) }
+    }
+
+    @Test("only CRLF ends a head line: a bare LF stays inside its line", arguments: pieces)
+    func bareLineFeed(piece: Int) throws {
+        let results = try parse("HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n", piece: piece)
+        #expect(results.map(\.0.status) == [200, 204])
+        #expect(results.map(\.1) == [2, 0])
     }
 
     @Test("a head larger than 64 KiB is refused rather than buffered without end")
@@ -103,7 +111,8 @@ struct HTTPResponseParserTests {
         configuration.headers = [("X-Test", "yes")]
         configuration.body = Array("hi".utf8)
         let template = RequestTemplate(configuration: configuration)
-        let bytes = template.request(id: 42, clientIP: "203.0.113.7", key: 3, allocator: ByteBufferAllocator())
+        var bytes = ByteBuffer(string: "what the buffer held before")
+        template.write(id: 42, clientIP: "203.0.113.7", key: 3, into: &bytes)
         #expect(
             String(buffer: bytes)
                 == "POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: lblab-loadgen\r\nX-Test: yes\r\n"
