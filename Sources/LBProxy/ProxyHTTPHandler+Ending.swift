@@ -34,7 +34,7 @@ extension ProxyHTTPHandler {
             upstream.delegate = nil
             upstream.channel.close(promise: nil)
         }
-        self.endExchange(close: !exchange.keepClient || !exchange.requestComplete)
+        self.endExchange(close: !exchange.keepClient || !exchange.requestComplete, now: now)
     }
 
     /// Drops the current upstream connection (closing it) and the backend's in-flight count.
@@ -60,7 +60,7 @@ extension ProxyHTTPHandler {
     /// Ends the current exchange: its record, its retry budget, the connection idle again. Then the
     /// next pipelined request is served, or with `close` the connection closes after the answer and
     /// whatever the client sent after this request is dropped unread.
-    func endExchange(close: Bool = false) {
+    func endExchange(close: Bool = false, now: UInt64? = nil) {
         guard let exchange = self.exchange else { return }
         if close {
             self.closing = true
@@ -72,7 +72,7 @@ extension ProxyHTTPHandler {
         self.exchange = nil
         exchange.clear()
         self.spare = exchange
-        self.becomeIdle()
+        self.becomeIdle(now: now)
         if close {
             self.context?.close(promise: nil)
         } else if !self.closing {
@@ -119,9 +119,10 @@ extension ProxyHTTPHandler {
 
     // MARK: Timeouts
 
-    func becomeIdle() {
+    /// The connection waits for its next request from `now` on.
+    func becomeIdle(now: UInt64? = nil) {
         let idle = self.loop.runtime.clientIdleNanos
-        self.idleDeadline = self.loop.eventLoop.now.uptimeNanoseconds &+ idle
+        self.idleDeadline = (now ?? self.loop.eventLoop.now.uptimeNanoseconds) &+ idle
         self.armTimer(self.idleDeadline)
     }
 

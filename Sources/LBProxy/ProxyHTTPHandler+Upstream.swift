@@ -8,7 +8,9 @@ import NIOCore
 extension ProxyHTTPHandler {
     // MARK: Attempts
 
-    func attempt() {
+    /// Picks a backend for the current request at `now` (the caller's clock reading, when it has one)
+    /// and sends it there, or waits for a place, or answers 503.
+    func attempt(now: UInt64? = nil) {
         guard let exchange = self.exchange, let service = self.service else { return }
         exchange.attempt += 1
         self.attempts += 1
@@ -19,7 +21,7 @@ extension ProxyHTTPHandler {
         }
         exchange.lastBackend = backend
         exchange.tried.append(ObjectIdentifier(backend.state))
-        exchange.pickedNanos = self.loop.eventLoop.now.uptimeNanoseconds
+        exchange.pickedNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         let attemptID = exchange.attemptID
         let limiter = backend.runtime.limiter
         let admission = limiter.admit(
@@ -28,7 +30,7 @@ extension ProxyHTTPHandler {
         )
         switch admission {
         case .proceed:
-            self.proceed(to: backend)
+            self.proceed(to: backend, now: exchange.pickedNanos)
         case .reject:
             let limits = limiter.limits
             self.respondError(
@@ -64,15 +66,15 @@ extension ProxyHTTPHandler {
         return true
     }
 
-    /// Sends the current attempt to `backend`, which has a place for it.
-    func proceed(to backend: LoopBackend) {
+    /// Sends the current attempt to `backend`, which has a place for it, at `now`.
+    func proceed(to backend: LoopBackend, now: UInt64? = nil) {
         guard let exchange = self.exchange, let service = self.service else { return }
         backend.state.requestStarted()
         exchange.backend = backend
-        exchange.attemptStartNanos = self.loop.eventLoop.now.uptimeNanoseconds
+        exchange.attemptStartNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         let pool = backend.pool
         if let idle = pool.takeIdle() {
-            self.connected(idle)
+            self.connected(idle, now: exchange.attemptStartNanos)
             return
         }
         let attemptID = exchange.attemptID
@@ -97,7 +99,8 @@ extension ProxyHTTPHandler {
             }
     }
 
-    func connected(_ upstream: UpstreamConnection) {
+    /// The attempt has `upstream` to send on, at `now`.
+    func connected(_ upstream: UpstreamConnection, now: UInt64? = nil) {
         guard let exchange = self.exchange, let service = self.service else { return }
         upstream.delegate = self
         upstream.expectResponse(toHEAD: exchange.isHEAD)
@@ -106,12 +109,13 @@ extension ProxyHTTPHandler {
             upstream.channel.setAutoRead(false)
         }
         upstream.channel.write(exchange.head, promise: nil)
-        if self.loop.records != nil { exchange.upstreamStartNanos = self.loop.eventLoop.now.uptimeNanoseconds }
+        let now = now ?? self.loop.eventLoop.now.uptimeNanoseconds
+        exchange.upstreamStartNanos = now
         for part in exchange.body {
             upstream.channel.write(part, promise: nil)
         }
         if !exchange.bodyReplayable { exchange.body.removeAll() }
-        exchange.headerDeadline = self.loop.eventLoop.now.uptimeNanoseconds &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
+        exchange.headerDeadline = now &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
         exchange.requestSent = exchange.requestComplete
         self.armTimer(exchange.headerDeadline)
         upstream.channel.flush()

@@ -235,7 +235,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
         if self.requestFramer.isComplete { exchange.requestComplete = true }
         self.loop.retryBudgets[serviceIndex].requestStarted()
         self.armTimer(exchange.deadline)
-        self.attempt()
+        self.attempt(now: now)
     }
 
     /// The request id at `range` of `head` as a number, if it is one.

@@ -26,8 +26,11 @@ final class UpstreamConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let channel: any Channel
-    /// The request being served, or `nil` while idle.
-    weak var delegate: (any UpstreamDelegate)?
+    /// The request being served, or `nil` while idle. A strong reference, set for one exchange and
+    /// cleared when it ends (the pool takes the connection back, the request abandons it, or it closes):
+    /// a weak one gave every client handler a side table, which made each of the several retains and
+    /// releases of the handler per request take the runtime's slow path.
+    var delegate: (any UpstreamDelegate)?
     /// Told when the connection closes (the pool forgets it).
     var onClose: ((UpstreamConnection) -> Void)?
     /// When it went idle, for the idle timeout.
@@ -154,8 +157,9 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.fail(context: context)
     }
 
-    /// Whether the connection can serve another request once this one ends.
-    var isReusable: Bool { self.keepAlive && !self.awaiting && self.channel.isActive }
+    /// Whether the connection can serve another request once this one ends. A closed one cannot:
+    /// NIO tells ``channelInactive(context:)`` as part of any close, which clears ``keepAlive``.
+    var isReusable: Bool { self.keepAlive && !self.awaiting }
 }
 
 @available(*, unavailable)

@@ -1,4 +1,4 @@
-import DequeModule
+public import DequeModule
 
 /// A limit on concurrent requests to one backend with a bounded wait queue (HAProxy's `maxconn` and
 /// `maxqueue` with `timeout queue`): a pure machine returning what the executor does.
@@ -24,10 +24,14 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
     /// How long a request may wait.
     public let queueTimeout: Duration
     /// Requests in progress.
-    public private(set) var active = 0
-    private var queue: Deque<Waiter> = []
+    public var active: Int { self._active }
     /// Requests rejected because the queue was full, for the metrics.
-    public private(set) var rejected = 0
+    public var rejected: Int { self._rejected }
+    // Visible to the inlinable calls below, which the proxy makes twice per request: specialized in the
+    // caller's module, they cost no generic metadata lookup.
+    @usableFromInline var _active = 0
+    @usableFromInline var queue: Deque<Waiter> = []
+    @usableFromInline var _rejected = 0
     /// Requests that waited past their deadline, for the metrics.
     public private(set) var timedOut = 0
 
@@ -43,13 +47,14 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
     public var queued: Int { self.queue.count }
 
     /// A request arrived at `now`.
+    @inlinable
     public mutating func requestArrived(_ waiter: Waiter, now: Instant) -> RequestAction {
-        if self.active < self.maxActive && self.queue.isEmpty {
-            self.active += 1
+        if self._active < self.maxActive && self.queue.isEmpty {
+            self._active += 1
             return .proceed
         }
         guard self.queue.count < self.maxQueued else {
-            self.rejected += 1
+            self._rejected += 1
             return .reject
         }
         self.queue.append(waiter)
@@ -57,12 +62,13 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
     }
 
     /// A request in progress finished; returns the waiter that may now proceed, if any.
+    @inlinable
     public mutating func requestFinished() -> Waiter? {
-        precondition(self.active > 0, "ConnectionLimiter.requestFinished() with no request in progress")
+        precondition(self._active > 0, "ConnectionLimiter.requestFinished() with no request in progress")
         if let next = self.queue.popFirst() {
             return next
         }
-        self.active -= 1
+        self._active -= 1
         return nil
     }
 
