@@ -16,6 +16,15 @@ public enum HTTPBytes {
         byte >= 0x20 ? byte != 0x7F : byte == 0x09
     }
 
+    /// Whether `bytes` begin with `HTTP/1.`, the version prefix of every HTTP/1.x start line. Seven
+    /// byte comparisons: `starts(with: "HTTP/1.".utf8)` runs the generic sequence algorithm over a
+    /// string's UTF-8 view, which showed in profiles of both the proxy and the load generator.
+    @inlinable
+    public static func startsWithHTTP1(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= 7 && bytes[0] == 0x48 && bytes[1] == 0x54 && bytes[2] == 0x54 && bytes[3] == 0x50
+            && bytes[4] == 0x2F && bytes[5] == 0x31 && bytes[6] == 0x2E
+    }
+
     /// The offset of the `\r\n\r\n` that ends a head in `bytes`, if it has arrived.
     public static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard bytes.count >= 4 else { return nil }

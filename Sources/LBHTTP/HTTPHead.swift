@@ -139,7 +139,7 @@ public struct HTTPHead: Sendable {
             }
             let target = targetStart..<index
             let version = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<(index + 11)])
-            guard version.starts(with: "HTTP/1.".utf8), version[7] == 0x30 || version[7] == 0x31,
+            guard HTTPBytes.startsWithHTTP1(version), version[7] == 0x30 || version[7] == 0x31,
                 version[8] == 0x0D, version[9] == 0x0A
             else { return .failure(HTTPMalformed("not an HTTP/1.0 or HTTP/1.1 request")) }
             return .success((method, target, version[7] - 0x30, index + 9))
@@ -154,7 +154,7 @@ public struct HTTPHead: Sendable {
 
     private mutating func readStatusLine() throws(HTTPMalformed) {
         let result: Result<(UInt8, Int, Int), HTTPMalformed> = self.bytes.withUnsafeReadableBytes { bytes in
-            guard bytes.count >= 14, bytes.starts(with: "HTTP/1.".utf8), bytes[7] == 0x30 || bytes[7] == 0x31, bytes[8] == 0x20 else {
+            guard bytes.count >= 14, HTTPBytes.startsWithHTTP1(bytes), bytes[7] == 0x30 || bytes[7] == 0x31, bytes[8] == 0x20 else {
                 return .failure(HTTPMalformed("not an HTTP/1.x status line"))
             }
             var status = 0

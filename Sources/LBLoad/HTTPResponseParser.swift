@@ -173,7 +173,7 @@ struct HTTPResponseParser {
             }
             return nil
         }
-        guard bytes.starts(with: "HTTP/1.".utf8), bytes[8] == 0x20 else {
+        guard HTTPBytes.startsWithHTTP1(bytes), bytes[8] == 0x20 else {
             throw Malformed(reason: "not an HTTP/1.x status line")
         }
         let minor = bytes[7]

@@ -52,12 +52,17 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     /// Set when the connection must not be reused (closed, failed, timed out).
     private(set) var isBroken = false
 
+    /// The connection's channel, while the handler is in its pipeline.
+    private(set) var channel: (any Channel)?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channel = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.channel = nil
     }
 
     /// Whether a request is on the wire.

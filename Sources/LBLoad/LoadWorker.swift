@@ -345,12 +345,14 @@ final class LoadWorker {
         }
     }
 
-    /// A request sent on `handler`'s connection ended.
+    /// A request sent on `handler`'s connection ended. A connection that can carry another is open and
+    /// in ``connections`` (a closed one is broken, and leaves them), so it is rebuilt from the handler
+    /// rather than looked up.
     private func requestEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: LoadConnectionHandler) {
         self.inFlight -= 1
         self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
-        if outcome.reusable, let connection = self.connections[ObjectIdentifier(handler)] {
-            self.connectionAvailable(connection, now: outcome.doneNanos)
+        if outcome.reusable, !handler.isBroken, let channel = handler.channel {
+            self.connectionAvailable(Connection(channel: channel, handler: handler), now: outcome.doneNanos)
         }
     }
 
