@@ -4,8 +4,9 @@ import NIOCore
 /// One request's way through the proxy, as ``ProxyHTTPHandler`` serves it: where it goes, the attempt in
 /// flight, the body kept for a retry, and how far the request and the response have got.
 ///
-/// A connection serves one request at a time and reuses one exchange for each (``begin``), so the
-/// request path allocates none.
+/// Exchanges are reused: a finished one goes back to its loop (``LoopContext/returnExchange(_:)``) and
+/// serves a later request on any of the loop's connections (``begin``), so the request path allocates
+/// none.
 final class ProxyExchange {
     /// The service's index in the runtime.
     private(set) var service = 0

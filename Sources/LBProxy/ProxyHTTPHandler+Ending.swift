@@ -71,7 +71,7 @@ extension ProxyHTTPHandler {
         self.loop.retryBudgets[exchange.service].requestFinished()
         self.exchange = nil
         exchange.clear()
-        self.spare = exchange
+        self.loop.returnExchange(exchange)
         self.becomeIdle(now: now)
         if close {
             self.context?.close(promise: nil)

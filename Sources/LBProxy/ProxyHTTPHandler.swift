@@ -38,8 +38,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     var inbound: ByteBuffer?
     var requestFramer = HTTPBodyFramer(.none)
     var exchange: ProxyExchange?
-    /// The exchange object reused for the next request.
-    var spare: ProxyExchange?
     /// Numbers attempts on this connection, so a late connect does not serve a later one.
     var attempts = 0
     /// Whether ``processInbound()`` is running (it is not entered twice).
@@ -213,8 +211,7 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             clientKey: clientKey,
             hashKey: service.settings.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
         )
-        let exchange = self.spare ?? ProxyExchange()
-        self.spare = nil
+        let exchange = self.loop.takeExchange()
         exchange.begin(
             service: serviceIndex,
             head: upstreamHead,

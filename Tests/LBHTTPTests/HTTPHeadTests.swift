@@ -88,6 +88,21 @@ struct HTTPHeadTests {
         #expect(reason(String(repeating: "a", count: HTTPHead.maxBytes + 1)) == "request head over 64 KiB")
     }
 
+    @Test("the HTTP/1. prefix of a start line: each of its seven bytes is checked, and a shorter buffer is not one")
+    func versionPrefix() {
+        let prefix = Array("HTTP/1.".utf8)
+        #expect(Array("HTTP/1.1 200 OK".utf8).withUnsafeBytes { HTTPBytes.startsWithHTTP1($0) })
+        #expect(prefix.withUnsafeBytes { HTTPBytes.startsWithHTTP1($0) })
+        #expect(!Array(prefix.dropLast()).withUnsafeBytes { HTTPBytes.startsWithHTTP1($0) })
+        for index in prefix.indices {
+            var wrong = prefix
+            wrong[index] ^= 0x20  // another letter case, or another character
+            #expect(!wrong.withUnsafeBytes { HTTPBytes.startsWithHTTP1($0) }, "byte \(index) changed")
+        }
+        #expect(reason("GET / HTTQ/1.1\r\n\r\n") == "not an HTTP/1.0 or HTTP/1.1 request")
+        #expect(throws: HTTPMalformed.self) { try self.response("HTTP/2.0 200 OK\r\n\r\n") }
+    }
+
     @Test("a response's framing: HEAD, 1xx, 204 and 304 have no body; chunked overrides a length; else until close")
     func responses() throws {
         #expect(try self.response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n").0.framing == .length(10))
