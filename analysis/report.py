@@ -58,20 +58,22 @@ def main() -> int:
     plt.close(figure)
 
     for run_id in tables["runs"]["id"]:
-        shares = results.backend_shares_per_second(tables, run_id)
-        if not shares.empty:
-            axes = shares.plot(figsize=(8, 4), title=f"run {run_id}: requests per second by backend")
-            axes.set_xlabel("second of the run")
-            axes.figure.savefig(out / f"shares_run{run_id}.png", dpi=100, bbox_inches="tight")
-            plt.close(axes.figure)
-        cpu = results.cpu_per_second(tables, run_id)
-        if not cpu.empty:
-            axes = cpu.plot(figsize=(8, 4), title=f"run {run_id}: CPU cores in use")
-            axes.set_xlabel("second of the run")
-            axes.figure.savefig(out / f"cpu_run{run_id}.png", dpi=100, bbox_inches="tight")
-            plt.close(axes.figure)
+        save_per_second(results.backend_shares_per_second(tables, run_id),
+                        f"run {run_id}: requests per second by backend", out / f"shares_run{run_id}.png")
+        save_per_second(results.cpu_per_second(tables, run_id),
+                        f"run {run_id}: CPU cores in use", out / f"cpu_run{run_id}.png")
     print(f"\nwritten to {out}/")
     return 0
+
+
+def save_per_second(frame, title, path):
+    """Plots a run's per-second frame (one line per column) into `path`, unless it has no rows."""
+    if frame.empty:
+        return
+    axes = frame.plot(figsize=(8, 4), title=title)
+    axes.set_xlabel("second of the run")
+    axes.figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(axes.figure)
 
 
 if __name__ == "__main__":

@@ -53,16 +53,14 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     private(set) var isBroken = false
 
     /// The connection's channel, while the handler is in its pipeline.
-    private(set) var channel: (any Channel)?
+    var channel: (any Channel)? { self.context?.channel }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.channel = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        self.channel = nil
     }
 
     /// Whether a request is on the wire.

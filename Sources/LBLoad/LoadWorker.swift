@@ -345,13 +345,13 @@ final class LoadWorker {
         }
     }
 
-    /// A request sent on `handler`'s connection ended. A connection that can carry another is open and
-    /// in ``connections`` (a closed one is broken, and leaves them), so it is rebuilt from the handler
-    /// rather than looked up.
+    /// A request sent on `handler`'s connection ended. The connection is rebuilt from the handler rather
+    /// than looked up in ``connections``: one that closed is broken, which ``connectionAvailable(_:now:)``
+    /// checks.
     private func requestEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: LoadConnectionHandler) {
         self.inFlight -= 1
         self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
-        if outcome.reusable, !handler.isBroken, let channel = handler.channel {
+        if outcome.reusable, let channel = handler.channel {
             self.connectionAvailable(Connection(channel: channel, handler: handler), now: outcome.doneNanos)
         }
     }
