@@ -71,7 +71,6 @@ public final class RunRecorder: RecordSink {
         self.capacity = bufferCapacity
         self.state = Mutex(State())
         let writer = Thread { [self] in self.runWriter() }
-        writer.name = "lblab-store-writer"
         writer.start()
     }
 
@@ -225,6 +224,7 @@ public final class RunRecorder: RecordSink {
     // MARK: The writer thread
 
     private func runWriter() {
+        Self.nameThread("lblab-writer")
         let writer = BatchWriter(runID: self.runID)
         var waitingSince: UInt64?  // when the writer first saw records waiting, in uptime nanoseconds
         // The writer's batch and the producers' buffer trade places under the lock; once written, the
@@ -271,6 +271,16 @@ public final class RunRecorder: RecordSink {
         }
         self.state.withLock { $0.writerExited = true }
         self.writerFinished.signal()
+    }
+}
+
+extension RunRecorder {
+    /// Names the calling thread, as top, perf and `/proc` show it. Foundation's `Thread.name` does not
+    /// reach the system's thread name on Linux.
+    static func nameThread(_ name: String) {
+        #if os(Linux)
+        try? Data(name.utf8).write(to: URL(fileURLWithPath: "/proc/thread-self/comm"))
+        #endif
     }
 }
 
