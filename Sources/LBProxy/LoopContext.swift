@@ -4,17 +4,30 @@ import LBHTTP
 import NIOCore
 
 /// A backend as one event loop sees it: its spec and shared state, and the loop's connections to it.
+///
+/// What every request uses (state, limiter, metrics, outlier tracking, name) is also kept in a field of
+/// its own: reaching it through ``runtime``, a struct of a dozen references, copied the whole struct and
+/// retained each of them, twice a request.
 final class LoopBackend {
     let runtime: BackendRuntime
     let pool: UpstreamPool
+    let state: BackendState
+    let limiter: BackendLimiter
+    let metrics: BackendMetrics
+    let tracking: BackendTracking
+    let name: String
 
     init(runtime: BackendRuntime, pool: UpstreamPool) {
         self.runtime = runtime
         self.pool = pool
+        self.state = runtime.state
+        self.limiter = runtime.limiter
+        self.metrics = runtime.metrics
+        self.tracking = runtime.tracking
+        self.name = runtime.spec.name
     }
 
     var spec: BackendSpec { self.runtime.spec }
-    var state: BackendState { self.runtime.state }
 }
 
 /// A service as one event loop sees it: its backends as of the service's version and a picker built

@@ -6,12 +6,22 @@ import NIOCore
 ///
 /// Exchanges are reused: a finished one goes back to its loop (``LoopContext/returnExchange(_:)``) and
 /// serves a later request on any of the loop's connections (``begin``), so the request path allocates
-/// none.
+/// none. Its two buffers, the request's head as it goes upstream and the response's head as it goes to
+/// the client, keep their storage from one request to the next: once the socket took their bytes, no one
+/// else holds them, and clearing one keeps its memory.
 final class ProxyExchange {
+    /// A buffer kept for the next request holds at most this much; a larger one (a rare head of many
+    /// kilobytes) is let go.
+    static let keptBufferCapacity = 4 * 1024
+
     /// The service's index in the runtime.
     private(set) var service = 0
-    /// The request's head as it goes to the backend (rewritten), written again for a retry.
-    private(set) var head = ByteBuffer()
+    /// The request's head as it goes to the backend (rewritten), written again for a retry. The
+    /// handler clears and writes it for each request.
+    var head = ByteBuffer()
+    /// The response's head (and a small body) as it goes to the client, kept after the write for the next
+    /// request's (``takeResponseBuffer()``).
+    private var response: ByteBuffer?
     /// The method, for the retry policy.
     private(set) var method = "GET"
     private(set) var isHEAD = false
@@ -74,7 +84,6 @@ final class ProxyExchange {
     /// Starts serving a new request; everything of the previous one is forgotten.
     func begin(
         service: Int,
-        head: ByteBuffer,
         method: String,
         clientKeepAlive: Bool,
         clientIsHTTP10: Bool,
@@ -82,7 +91,6 @@ final class ProxyExchange {
         deadline: UInt64
     ) {
         self.service = service
-        self.head = head
         self.method = method
         self.isHEAD = method == "HEAD"
         self.clientKeepAlive = clientKeepAlive
@@ -114,9 +122,22 @@ final class ProxyExchange {
         self.target = nil
     }
 
-    /// Lets go of what the finished request held (its head, its body, its connection).
+    /// An empty buffer for the response's head of at least `capacity` bytes, with the storage of an
+    /// earlier one when the socket is done with it.
+    func takeResponseBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = self.response.take() else { return allocator.buffer(capacity: capacity) }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
+    /// Keeps `buffer`, just written to the client, for the next response's head.
+    func keepResponseBuffer(_ buffer: ByteBuffer) {
+        if buffer.capacity <= Self.keptBufferCapacity { self.response = buffer }
+    }
+
+    /// Lets go of what the finished request held (its body, its connection, a large head).
     func clear() {
-        self.head = ByteBuffer()
+        if self.head.capacity > Self.keptBufferCapacity { self.head = ByteBuffer() }
         self.body.removeAll()
         self.upstream = nil
         self.backend = nil

@@ -12,14 +12,14 @@ extension ProxyHTTPHandler {
         let now = self.loop.eventLoop.now.uptimeNanoseconds
         let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
-        backend.runtime.limiter.release()
+        backend.limiter.release()
         let service = self.loop.services[exchange.service]
         service.finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
-        backend.runtime.metrics.record(status: exchange.status, latency: latency)
+        backend.metrics.record(status: exchange.status, latency: latency)
         if exchange.status >= 500 {
             service.runtime.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
         } else {
-            service.runtime.outlierSucceeded(backend.runtime)
+            service.runtime.outlierSucceeded(backend)
         }
         let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
@@ -46,10 +46,10 @@ extension ProxyHTTPHandler {
         }
         if let backend = exchange.backend {
             backend.state.requestFinished()
-            backend.runtime.limiter.release()
+            backend.limiter.release()
         }
         if let (backend, id) = exchange.waiting {
-            backend.runtime.limiter.cancel(id)
+            backend.limiter.cancel(id)
             exchange.waiting = nil
             exchange.queueDeadline = .max
         }
@@ -147,9 +147,9 @@ extension ProxyHTTPHandler {
             } else if exchange.queueDeadline <= now, let (backend, id) = exchange.waiting {
                 exchange.queueDeadline = .max
                 // `false`: a place was granted meanwhile and is on its way to this loop; it proceeds then.
-                if backend.runtime.limiter.timedOut(id) {
+                if backend.limiter.timedOut(id) {
                     exchange.waiting = nil
-                    let limit = GoDuration.format(backend.runtime.limiter.limits.queueTimeout)
+                    let limit = GoDuration.format(backend.limiter.limits.queueTimeout)
                     self.respondError(.serviceUnavailable, "waited \(limit) in the queue of \(backend.spec.name) for a place")
                 }
             } else if exchange.headerDeadline <= now, let service = self.service {

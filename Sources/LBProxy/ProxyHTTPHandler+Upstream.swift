@@ -23,7 +23,7 @@ extension ProxyHTTPHandler {
         exchange.tried.append(ObjectIdentifier(backend.state))
         exchange.pickedNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         let attemptID = exchange.attemptID
-        let limiter = backend.runtime.limiter
+        let limiter = backend.limiter
         let admission = limiter.admit(
             now: Instant(nanoseconds: Int64(exchange.pickedNanos)),
             wake: self.waker(attempt: attemptID, limiter: limiter)
@@ -108,17 +108,13 @@ extension ProxyHTTPHandler {
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(false)
         }
-        upstream.channel.write(exchange.head, promise: nil)
+        upstream.send(exchange.head, body: exchange.body)
         let now = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         exchange.upstreamStartNanos = now
-        for part in exchange.body {
-            upstream.channel.write(part, promise: nil)
-        }
         if !exchange.bodyReplayable { exchange.body.removeAll() }
         exchange.headerDeadline = now &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
         exchange.requestSent = exchange.requestComplete
         self.armTimer(exchange.headerDeadline)
-        upstream.channel.flush()
         if !exchange.requestComplete {
             self.resumeReads()
             self.processInbound()
@@ -181,7 +177,7 @@ extension ProxyHTTPHandler {
     }
 
     var backendName: String {
-        self.exchange?.backend?.spec.name ?? "?"
+        self.exchange?.backend?.name ?? "?"
     }
 
     // MARK: UpstreamDelegate
@@ -212,7 +208,7 @@ extension ProxyHTTPHandler {
         let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
         exchange.keepClient = keepAlive
         let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
-        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        var out = exchange.takeResponseBuffer(capacity: head.bytes.readableBytes + 64, allocator: context.channel.allocator)
         ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: connection, into: &out)
         self.pendingOut = out
     }
@@ -222,8 +218,7 @@ extension ProxyHTTPHandler {
 
     func upstreamBody(_ bytes: ByteBuffer) {
         guard let context = self.context, self.exchange?.responseStarted == true else { return }
-        if var pending = self.pendingOut {
-            self.pendingOut = nil
+        if var pending = self.pendingOut.take() {
             if bytes.readableBytes <= Self.coalesceLimit {
                 pending.writeImmutableBuffer(bytes)
                 self.pendingOut = pending
@@ -238,11 +233,13 @@ extension ProxyHTTPHandler {
     /// Writes the head (and body) held back, if any, and flushes.
     func flushResponse() {
         guard let context = self.context else { return }
-        if let pending = self.pendingOut {
-            self.pendingOut = nil
-            context.write(self.wrapOutboundOut(pending), promise: nil)
+        if let pending = self.pendingOut.take() {
+            context.writeAndFlush(self.wrapOutboundOut(pending), promise: nil)
+            // Written out by now, unless the socket is full: the next response reuses its storage.
+            self.exchange?.keepResponseBuffer(pending)
+        } else {
+            context.flush()
         }
-        context.flush()
     }
 
     func upstreamEnd() {

@@ -196,14 +196,15 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             clientKey = self.peerKey
         }
         let generatedID = self.loop.newRequestID()
-        var upstreamHead = self.context!.channel.allocator.buffer(capacity: head.bytes.readableBytes + 160 + self.peer.utf8.count)
+        let exchange = self.loop.takeExchange()
+        exchange.head.clear(minimumCapacity: head.bytes.readableBytes + 160 + self.peer.utf8.count)
         runtime.forwarded.writeRequestHead(
             head,
             fields: fields,
             peer: self.peer,
             peerIsTrusted: self.peerIsTrusted,
             requestID: generatedID,
-            into: &upstreamHead
+            into: &exchange.head
         )
         let now = self.loop.eventLoop.now.uptimeNanoseconds
         let pick = PickRequest(
@@ -211,10 +212,8 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             clientKey: clientKey,
             hashKey: service.settings.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
         )
-        let exchange = self.loop.takeExchange()
         exchange.begin(
             service: serviceIndex,
-            head: upstreamHead,
             method: Self.methodName(head),
             clientKeepAlive: head.keepAlive,
             clientIsHTTP10: head.minorVersion == 0,

@@ -82,13 +82,20 @@ public final class ProxyMetrics: Sendable {
     }
 }
 
-/// What is counted per backend.
-public struct BackendMetrics: Sendable {
+/// What is counted per backend; a class, so that handing it on is one reference.
+public final class BackendMetrics: Sendable {
     /// Responses by status class: index 0 for 1xx up to 4 for 5xx.
     let responses: [Counter]
     let latency: DurationHistogram
     let ejections: Counter
     let gauges: BackendGauges
+
+    init(responses: [Counter], latency: DurationHistogram, ejections: Counter, gauges: BackendGauges) {
+        self.responses = responses
+        self.latency = latency
+        self.ejections = ejections
+        self.gauges = gauges
+    }
 
     /// Counts a response of `status` that took `latency`.
     func record(status: Int, latency: Duration) {

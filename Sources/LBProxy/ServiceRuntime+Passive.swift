@@ -15,7 +15,7 @@ final class BackendTracking: Sendable {
 
 extension ServiceRuntime {
     /// A request on `backend` ended well: a run of failures, if any, ends.
-    func outlierSucceeded(_ backend: BackendRuntime) {
+    func outlierSucceeded(_ backend: LoopBackend) {
         guard self.detectsOutliers, backend.tracking.failing.load(ordering: .relaxed) else { return }
         backend.tracking.failing.store(false, ordering: .relaxed)
         self.outliers.withLock { $0?.requestSucceeded(ObjectIdentifier(backend.state)) }

@@ -26,6 +26,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let channel: any Channel
+    /// The connection's place in its pipeline, while the handler is in it.
+    private var context: ChannelHandlerContext?
     /// The request being served, or `nil` while idle. A strong reference, set for one exchange and
     /// cleared when it ends (the pool takes the connection back, the request abandons it, or it closes):
     /// a weak one gave every client handler a side table, which made each of the several retains and
@@ -48,6 +50,32 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     init(channel: any Channel) {
         self.channel = channel
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes a request's head and the parts of its body at hand, and flushes. They go from the handler's
+    /// own place in the pipeline (it is the last one), which spares the channel's walk from the pipeline's
+    /// tail and its check of the calling thread.
+    func send(_ head: ByteBuffer, body: [ByteBuffer]) {
+        guard let context = self.context else {
+            // Out of its pipeline: the channel is closing, and the write fails as it should.
+            self.channel.write(head, promise: nil)
+            return
+        }
+        if body.isEmpty {
+            context.writeAndFlush(NIOAny(head), promise: nil)
+        } else {
+            context.write(NIOAny(head), promise: nil)
+            for part in body { context.write(NIOAny(part), promise: nil) }
+            context.flush()
+        }
     }
 
     /// Expects the response to a request about to be written.

@@ -243,11 +243,34 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("on one keep-alive connection, heads of 6 KiB and of a few bytes in turn each go whole, and each echo comes back its own")
+    func reusedBuffers() async throws {
+        // The proxy keeps each request's buffers for the next one: none may carry a byte of another.
+        try await withProxy(backends: ["b1"], configure: { $0.echo = true }, { Service(name: "s", backends: $0) }) { proxy in
+            let fd = try connectLoopback(proxy.port)
+            defer { close(fd) }
+            for round in 0..<6 {
+                let pad = round.isMultiple(of: 2) ? String(repeating: "p", count: 6_000) : "q"
+                let body = Array("body \(round) ".utf8) + [UInt8](repeating: UInt8(97 + round), count: round * 100)
+                let request = Array("POST /echo HTTP/1.1\r\nHost: b.test\r\nX-Pad: \(pad)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+                let (head, received) = try rawRequest(on: fd, request)
+                #expect(head.hasPrefix("HTTP/1.1 200 OK"), "round \(round): \(head)")
+                let intact = received == body
+                #expect(intact, "round \(round): \(received.count) bytes back of \(body.count), starting \(String(decoding: received.prefix(40), as: UTF8.self))")
+            }
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
         let fd = try connectLoopback(port)
         defer { close(fd) }
+        return try rawRequest(on: fd, request)
+    }
+
+    /// Sends `request` on the connection `fd` and reads one response (see ``rawRequest(_:_:)``).
+    func rawRequest(on fd: Int32, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
         var sent = 0
         while sent < request.count {
             let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
