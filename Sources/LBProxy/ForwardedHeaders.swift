@@ -52,8 +52,7 @@ public struct ForwardedHeaders: Sendable {
     ) {
         let trusted = peerIsTrusted
         let source = head.bytes
-        let base = source.readerIndex
-        out.writeBytes(source.viewBytes(at: base, length: head.target.upperBound)!)
+        Self.copy(0..<head.target.upperBound, of: source, into: &out)
         out.writeStaticString(" HTTP/1.1\r\n")
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
@@ -66,7 +65,7 @@ public struct ForwardedHeaders: Sendable {
         out.writeStaticString("X-Forwarded-For: ")
         if trusted && head.hasForwardedFor {
             for field in fields where field.kind == .xForwardedFor && !field.value.isEmpty {
-                out.writeBytes(source.viewBytes(at: base + field.value.lowerBound, length: field.value.count)!)
+                Self.copy(field.value, of: source, into: &out)
                 out.writeStaticString(", ")
             }
         }
@@ -76,7 +75,7 @@ public struct ForwardedHeaders: Sendable {
         }
         if !(trusted && head.hasForwardedHost), let host = head.host {
             out.writeStaticString("\r\nX-Forwarded-Host: ")
-            out.writeBytes(source.viewBytes(at: base + host.lowerBound, length: host.count)!)
+            Self.copy(host, of: source, into: &out)
         }
         if head.requestID == nil {
             out.writeStaticString("\r\nX-Request-Id: ")
@@ -106,7 +105,7 @@ public struct ForwardedHeaders: Sendable {
     ) {
         let source = head.bytes
         out.writeStaticString("HTTP/1.1")
-        out.writeBytes(source.viewBytes(at: source.readerIndex + 8, length: head.startLineEnd - 8)!)
+        Self.copy(8..<head.startLineEnd, of: source, into: &out)
         out.writeStaticString("\r\n")
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
@@ -131,18 +130,28 @@ public struct ForwardedHeaders: Sendable {
         into out: inout ByteBuffer,
         keep: (HTTPHeaderField.Kind) -> Bool
     ) {
-        let base = source.readerIndex
-        var run: Range<Int>?
-        for field in fields {
-            if keep(field.kind) {
-                run = (run?.lowerBound ?? field.line.lowerBound)..<field.line.upperBound
-            } else if let kept = run {
-                out.writeBytes(source.viewBytes(at: base + kept.lowerBound, length: kept.count)!)
-                run = nil
+        // Copied from the head's bytes in place: a `ByteBufferView` per run cost a retain, a release and
+        // an optional's outlined destroy each.
+        source.withUnsafeReadableBytes { bytes in
+            var run: Range<Int>?
+            for field in fields {
+                if keep(field.kind) {
+                    run = (run?.lowerBound ?? field.line.lowerBound)..<field.line.upperBound
+                } else if let kept = run {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[kept]))
+                    run = nil
+                }
+            }
+            if let kept = run {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[kept]))
             }
         }
-        if let kept = run {
-            out.writeBytes(source.viewBytes(at: base + kept.lowerBound, length: kept.count)!)
+    }
+
+    /// Copies `range` of `source`'s readable bytes to the end of `out`.
+    private static func copy(_ range: Range<Int>, of source: ByteBuffer, into out: inout ByteBuffer) {
+        source.withUnsafeReadableBytes { bytes in
+            _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
         }
     }
 
