@@ -11,6 +11,9 @@ final class LoadRunContext: Sendable {
     let recordOriginNanos: UInt64
     /// Where request records go, if anywhere.
     let sink: (any RecordSink)?
+    /// Whether there is a sink: asked once a request, and cheaper than copying the optional existential
+    /// to compare it with `nil`.
+    let records: Bool
     private let nextRequestID = Atomic<Int64>(0)
     /// Backend ids by name: given before the run (by `lbctl run`, which recorded them), or numbered
     /// from 0 as names are first seen.
@@ -20,6 +23,7 @@ final class LoadRunContext: Sendable {
         self.t0Nanos = t0Nanos
         self.recordOriginNanos = recordOriginNanos ?? t0Nanos
         self.sink = sink
+        self.records = sink != nil
         self.backendIDs = Mutex(backendIDs)
     }
 

@@ -370,7 +370,7 @@ final class LoadWorker {
                 bytes: outcome.bytesIn
             )
         }
-        guard self.context.sink != nil else { return }
+        guard self.context.records else { return }
         self.unsentRecords.append(
             RequestRecord(
                 id: request.id,
