@@ -40,6 +40,8 @@ final class LoadWorker {
     /// Records not yet handed to the sink: they go over in chunks of ``recordChunk`` (and at every
     /// timeout sweep, and when the worker finishes), so the sink's lock is taken once per chunk.
     private var unsentRecords: [RequestRecord] = []
+    /// The run's backend ids this worker has seen, by name.
+    private var backendIDs: [String: Int] = [:]
     private static let recordChunk = 256
 
     /// Statistics of the requests due after the warm-up.
@@ -356,10 +358,19 @@ final class LoadWorker {
         }
     }
 
+    /// The run's id of the backend called `name`, asked of the run's context (under its lock, shared by
+    /// every worker) only the first time this worker sees the name.
+    private func backendID(for name: String) -> Int {
+        if let id = self.backendIDs[name] { return id }
+        let id = self.context.backendID(for: name)
+        self.backendIDs[name] = id
+        return id
+    }
+
     /// Records a request that ended (sent or not).
     private func end(_ request: LoadRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
         let done = outcome.doneNanos
-        let backendID = outcome.backend.map { self.context.backendID(for: $0) }
+        let backendID = outcome.backend.map(self.backendID(for:))
         if request.intendedNanos >= self.warmupEndNanos {
             self.statistics.record(
                 correctedMicros: Int64(done &- request.intendedNanos) / 1_000,
