@@ -20,7 +20,7 @@ final class ProxyExchange {
     /// handler clears and writes it for each request.
     var head = ByteBuffer()
     /// The response's head (and a small body) as it goes to the client, kept after the write for the next
-    /// request's (``takeResponseBuffer()``).
+    /// request's (``takeResponseBuffer(capacity:allocator:)``).
     private var response: ByteBuffer?
     /// The method, for the retry policy.
     private(set) var method = "GET"

@@ -150,7 +150,7 @@ extension ProxyHTTPHandler {
                 if backend.limiter.timedOut(id) {
                     exchange.waiting = nil
                     let limit = GoDuration.format(backend.limiter.limits.queueTimeout)
-                    self.respondError(.serviceUnavailable, "waited \(limit) in the queue of \(backend.spec.name) for a place")
+                    self.respondError(.serviceUnavailable, "waited \(limit) in the queue of \(backend.name) for a place")
                 }
             } else if exchange.headerDeadline <= now, let service = self.service {
                 let limit = GoDuration.format(service.settings.timeouts.responseHeader)
@@ -203,7 +203,7 @@ extension ProxyHTTPHandler {
             let service = self.loop.runtime.services[exchange.service].settings.name
             var line = #"{"t_us":\#(row.receivedMicros),"request_id":\#(row.requestID),"client":\#(exchange.clientIP.jsonQuoted)"#
             line += #","method":\#(exchange.method.jsonQuoted),"target":\#((exchange.target ?? "").jsonQuoted),"service":\#(service.jsonQuoted)"#
-            line += #","backend":\#(backend.map { $0.spec.name.jsonQuoted } ?? "null"),"status":\#(row.status.map(String.init) ?? "null")"#
+            line += #","backend":\#(backend.map { $0.name.jsonQuoted } ?? "null"),"status":\#(row.status.map(String.init) ?? "null")"#
             line += #","attempts":\#(row.attempts),"duration_us":\#(recorder.micros(now) - row.receivedMicros)}"#
             return line
         }

@@ -35,7 +35,7 @@ extension ProxyHTTPHandler {
             let limits = limiter.limits
             self.respondError(
                 .serviceUnavailable,
-                "\(backend.spec.name) has \(limits.maxConnections) requests in flight and \(limits.maxQueued) waiting, its limits"
+                "\(backend.name) has \(limits.maxConnections) requests in flight and \(limits.maxQueued) waiting, its limits"
             )
         case .wait(let id, let deadline):
             exchange.waiting = (backend, id)

@@ -64,11 +64,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// own place in the pipeline (it is the last one), which spares the channel's walk from the pipeline's
     /// tail and its check of the calling thread.
     func send(_ head: ByteBuffer, body: [ByteBuffer]) {
-        guard let context = self.context else {
-            // Out of its pipeline: the channel is closing, and the write fails as it should.
-            self.channel.write(head, promise: nil)
-            return
-        }
+        // Out of its pipeline, the channel has closed: a write would only fail, and the attempt ends by
+        // `channelInactive` or, at the latest, by the response-header timeout.
+        guard let context = self.context else { return }
         if body.isEmpty {
             context.writeAndFlush(NIOAny(head), promise: nil)
         } else {
