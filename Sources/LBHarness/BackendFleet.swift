@@ -31,7 +31,7 @@ final class BackendFleet: BackendSet {
     private let executable: String
     private let logDirectory: String
     private let seed: UInt64
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
 
     /// Places every backend of `scenario`: a free port each and, with `cgroups`, a container each with the
     /// scenario's limits. Nothing is started yet.
@@ -87,11 +87,6 @@ final class BackendFleet: BackendSet {
             try await self.waitReady(member)
         default: throw .control(what: action.kind, reason: "not a fault of the backend's process")
         }
-    }
-
-    func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError) {
-        guard let member = self[name] else { throw .control(what: "control", reason: "no backend \(name)") }
-        try await ControlEndpoint.post(member.address, name: name, change, group: self.group)
     }
 
     func sample(_ name: String, tMicros: Int64) async -> ResourceSample? {

@@ -1,5 +1,6 @@
 import LBConfig
 import LBCore
+import NIOCore
 
 /// Where a run's backends live and how faults reach them: processes the harness starts, each in a
 /// cgroup of its own (``BackendFleet``), or the containers of a Docker engine (``DockerFleet``,
@@ -18,8 +19,8 @@ protocol BackendSet: Sendable {
     /// `restart` (a killed backend started again on its address, its settings applied again).
     func fault(_ action: TimelineStep.Action) async throws(HarnessError)
 
-    /// Changes a backend's behaviour through its control endpoint (`{"latency": "50ms"}`).
-    func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError)
+    /// The event loops the harness's own HTTP calls to the backends run on.
+    var group: any EventLoopGroup { get }
 
     /// A resource sample of one backend, or `nil` when it is not running.
     func sample(_ name: String, tMicros: Int64) async -> ResourceSample?
@@ -35,5 +36,12 @@ extension BackendSet {
     /// The address of the backend called `name`.
     func address(of name: String) -> HostPort? {
         self.placements.first { $0.spec.name == name }?.address
+    }
+
+    /// Changes a backend's behaviour through its control endpoint (`{"latency": "50ms"}`), wherever it
+    /// runs.
+    func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError) {
+        guard let address = self.address(of: name) else { throw .control(what: "control", reason: "no backend \(name)") }
+        try await ControlEndpoint.post(address, name: name, change, group: self.group)
     }
 }

@@ -21,7 +21,7 @@ final class DockerFleet: BackendSet {
 
     let members: [Member]
     private let socket: String
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
 
     /// Finds each backend's container and its address.
     init(scenario: Scenario, socket: String, group: any EventLoopGroup) async throws(HarnessError) {
@@ -83,11 +83,6 @@ final class DockerFleet: BackendSet {
             try await self.ready(member)
         default: throw .control(what: action.kind, reason: "not a fault of a container")
         }
-    }
-
-    func control(_ name: String, _ change: [String: any Sendable]) async throws(HarnessError) {
-        guard let member = self[name] else { throw .control(what: "control", reason: "no backend \(name)") }
-        try await ControlEndpoint.post(member.address, name: name, change, group: self.group)
     }
 
     func sample(_ name: String, tMicros: Int64) async -> ResourceSample? {
