@@ -155,12 +155,16 @@ struct ScenarioRunTests {
         let scratch = try ScratchDirectory()
         let database = scratch.path("lblab.db")
         let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("quickstart"), "--duration", "30s", "--db", database, "--out", scratch.path("out")])
-        // Until the load has run for a while: requests in the file.
+        // Until the load has run for a while: requests in the file, staged while the run records.
         var recorded = 0
+        let sql = """
+            SELECT (SELECT count(*) FROM requests)
+                + (SELECT coalesce(sum(row_count), 0) FROM staged_records WHERE kind = 'requests')
+            """
         for _ in 0..<300 where recorded < 2_000 {
             try await Task.sleep(for: .milliseconds(100))
             if let queue = try? DatabaseQueue(path: database) {
-                recorded = (try? await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") ?? 0 }) ?? 0
+                recorded = (try? await queue.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }) ?? 0
             }
         }
         #expect(recorded >= 2_000)
@@ -175,6 +179,8 @@ struct ScenarioRunTests {
             #expect(runs.count == 1 && runs.first?["status"] == "interrupted", "no further run starts")
             let requests = try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") ?? 0
             #expect(requests >= recordedBefore)
+            let staged = try Int.fetchOne(db, sql: "SELECT count(*) FROM staged_records") ?? 0
+            #expect(staged == 0, "every staged record became a row as the run stopped")
             let answered = try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE status IS NOT NULL") ?? 0
             let joined = try Int.fetchOne(db, sql: "SELECT count(*) FROM requests q JOIN proxy_requests p ON p.request_id = q.id AND p.run_id = q.run_id WHERE q.status IS NOT NULL") ?? 0
             #expect(answered > 0 && joined == answered, "the proxy's rows were written as it stopped")

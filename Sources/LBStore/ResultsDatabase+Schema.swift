@@ -17,6 +17,24 @@ extension ResultsDatabase {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: "ALTER TABLE requests ADD COLUMN key INTEGER")
         }
+        // v3: request records of a run still recording, packed a batch to a row (`RecordChunk`); they
+        // become rows of `requests` and `proxy_requests` when the run ends. `writer` names the recording
+        // process (host, pid, start time), so that the chunks of one that died can be told from those of
+        // one still at work.
+        migrator.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE staged_records (
+                        id INTEGER PRIMARY KEY,
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL CHECK (kind IN ('requests', 'proxy_requests')),
+                        row_count INTEGER NOT NULL,
+                        writer TEXT NOT NULL,
+                        data BLOB NOT NULL
+                    )
+                    """
+            )
+        }
         return migrator
     }
 

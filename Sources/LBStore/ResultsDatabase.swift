@@ -42,6 +42,8 @@ public struct ResultsDatabase: Sendable {
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            // Records staged by a recorder that died before its run ended become rows now.
+            try Self.recoverStagedRecords(pool, path: path)
             return ResultsDatabase(path: path, dbWriter: pool)
         } catch let error as StoreError {
             throw error

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import GRDBSQLite
 import LBCore
@@ -11,7 +12,12 @@ import LBCore
 struct BatchWriter {
     let runID: Int64
 
-    func write(_ batch: PendingRecords, to db: Database) throws {
+    /// Writes `batch`. With a `writer` (``RunRecorder``'s name for its process), its request records go
+    /// in as one chunk per table (``RecordChunk``), to become rows when the run ends
+    /// (``unstage(chunk:in:)``), and their ids are returned.
+    @discardableResult
+    func write(_ batch: PendingRecords, to db: Database, stagingAs writer: String? = nil) throws -> [Int64] {
+        var staged: [Int64] = []
         if !batch.backends.isEmpty {
             let statement = try db.cachedStatement(
                 sql: "INSERT OR REPLACE INTO backends (run_id, id, name, address, weight, spec_json) VALUES (?, ?, ?, ?, ?, ?)"
@@ -22,6 +28,40 @@ struct BatchWriter {
                 ])
             }
         }
+        if let writer {
+            if !batch.requests.isEmpty {
+                staged.append(try self.stage(.requests, rows: batch.requests.count, writer: writer, db) { RecordChunk.encode(batch.requests) })
+            }
+            if !batch.proxyRequests.isEmpty {
+                staged.append(
+                    try self.stage(.proxyRequests, rows: batch.proxyRequests.count, writer: writer, db) {
+                        RecordChunk.encode(batch.proxyRequests)
+                    }
+                )
+            }
+        } else {
+            try self.insertRows(of: batch, db)
+        }
+        if !batch.samples.isEmpty {
+            let statement = try db.cachedStatement(sql: "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            for sample in batch.samples {
+                try statement.execute(arguments: [
+                    self.runID, sample.tMicros, sample.source, sample.cpuUsageMicros, sample.cpuThrottledMicros,
+                    sample.rssBytes, sample.inFlight, sample.openFDs, sample.rxBytes, sample.txBytes,
+                ])
+            }
+        }
+        if !batch.events.isEmpty {
+            let statement = try db.cachedStatement(sql: "INSERT INTO events VALUES (?, ?, ?, ?, ?)")
+            for event in batch.events {
+                try statement.execute(arguments: [self.runID, event.tMicros, event.kind, event.subject, event.detailJSON])
+            }
+        }
+        return staged
+    }
+
+    /// Inserts the request records of `batch` as rows.
+    private func insertRows(of batch: PendingRecords, _ db: Database) throws {
         if !batch.requests.isEmpty {
             try self.insert(batch.requests, into: "requests", columns: 15, db) { statement, offset, request in
                 statement.bind(offset + 1, self.runID)
@@ -56,21 +96,52 @@ struct BatchWriter {
                 statement.bind(offset + 11, request.clientIP)
             }
         }
-        if !batch.samples.isEmpty {
-            let statement = try db.cachedStatement(sql: "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            for sample in batch.samples {
-                try statement.execute(arguments: [
-                    self.runID, sample.tMicros, sample.source, sample.cpuUsageMicros, sample.cpuThrottledMicros,
-                    sample.rssBytes, sample.inFlight, sample.openFDs, sample.rxBytes, sample.txBytes,
-                ])
+    }
+
+    /// Inserts `rows` records of `kind` as one chunk, encoded by `encode`, and returns its id.
+    private func stage(
+        _ kind: RecordChunk.Kind,
+        rows: Int,
+        writer: String,
+        _ db: Database,
+        encode: () -> [UInt8]
+    ) throws -> Int64 {
+        let statement = RawStatement(
+            try db.cachedStatement(
+                sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, ?, ?, ?, ?)"
+            ),
+            db
+        )
+        statement.bind(1, self.runID)
+        statement.bind(2, kind.rawValue)
+        statement.bind(3, Int64(rows))
+        statement.bind(4, writer)
+        let bytes = encode()
+        bytes.withUnsafeBytes { statement.bind(5, $0) }
+        try statement.step()
+        return db.lastInsertedRowID
+    }
+
+    /// Turns the chunk `id` into rows of its table and deletes it, in the caller's transaction. Returns
+    /// the number of rows, or `nil` when there is no such chunk.
+    static func unstage(chunk id: Int64, in db: Database) throws -> Int? {
+        let sql = "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?"
+        guard let row = try Row.fetchOne(db, sql: sql, arguments: [id]) else { return nil }
+        let runID: Int64 = row["run_id"]
+        let count: Int = row["row_count"]
+        let kindName: String = row["kind"]
+        let data: Data = row["data"]
+        var batch = PendingRecords()
+        try data.withUnsafeBytes { bytes in
+            switch RecordChunk.Kind(rawValue: kindName) {
+            case .requests: batch.requests = try RecordChunk.decodeRequests(bytes, count: count)
+            case .proxyRequests: batch.proxyRequests = try RecordChunk.decodeProxyRequests(bytes, count: count)
+            case nil: throw RecordChunk.Malformed(description: "unknown kind \(kindName)")
             }
         }
-        if !batch.events.isEmpty {
-            let statement = try db.cachedStatement(sql: "INSERT INTO events VALUES (?, ?, ?, ?, ?)")
-            for event in batch.events {
-                try statement.execute(arguments: [self.runID, event.tMicros, event.kind, event.subject, event.detailJSON])
-            }
-        }
+        try BatchWriter(runID: runID).insertRows(of: batch, db)
+        try db.execute(sql: "DELETE FROM staged_records WHERE id = ?", arguments: [id])
+        return count
     }
 
     /// Rows inserted by one execution of the multi-row statement. Each execution of an INSERT costs
@@ -161,6 +232,12 @@ struct RawStatement {
                 }
             }
         }
+    }
+
+    /// Binds `bytes` as a blob, copied before the call returns.
+    @inline(__always)
+    func bind(_ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+        _ = sqlite3_bind_blob64(self.handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), UInt64(bytes.count), Self.transient)
     }
 
     /// Executes the bound insert and resets the statement for the next row.

@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+import LBCore
+import Testing
+
+@testable import LBStore
+
+@Suite("Staged records")
+struct StagedRecordsTests {
+    @Test("a chunk gives back every request record as it was, optional fields present or not")
+    func requestChunkRoundTrip() throws {
+        var records = (0..<1_000).map(sampleRequest)
+        records[3].key = 41
+        records[4].key = Int.max
+        records[5].clientIP = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"
+        records[6].clientIP = ""
+        records[7].error = .connectionClosed
+        records[8].id = Int64.min
+        records[8].bytesIn = Int64.max
+        let bytes = RecordChunk.encode(records)
+        let back = try bytes.withUnsafeBytes { try RecordChunk.decodeRequests($0, count: records.count) }
+        #expect(back == records)
+    }
+
+    @Test("a chunk gives back every proxy record as it was, optional fields present or not")
+    func proxyChunkRoundTrip() throws {
+        let records = (0..<256).map { i in
+            ProxyRequestRecord(
+                requestID: Int64(i), receivedMicros: Int64(i) * 7,
+                pickedMicros: i & 1 != 0 ? Int64(i) * 7 + 1 : nil, backendID: i & 2 != 0 ? i % 5 : nil,
+                upstreamStartMicros: i & 4 != 0 ? Int64(i) * 7 + 2 : nil,
+                upstreamDoneMicros: i & 8 != 0 ? Int64(i) * 7 + 90 : nil, status: i & 16 != 0 ? 200 + i : nil,
+                attempts: 1 + i % 3, retriedFrom: i & 32 != 0 ? i % 4 : nil,
+                clientIP: i & 64 != 0 ? "198.51.100.\(i % 250)" : nil
+            )
+        }
+        let bytes = RecordChunk.encode(records)
+        let back = try bytes.withUnsafeBytes { try RecordChunk.decodeProxyRequests($0, count: records.count) }
+        #expect(back == records)
+    }
+
+    @Test("a chunk cut short, with bytes to spare, or of an unknown format is refused")
+    func malformedChunks() throws {
+        let bytes = RecordChunk.encode((0..<10).map(sampleRequest))
+        #expect(throws: RecordChunk.Malformed.self) {
+            try bytes.dropLast(3).withUnsafeBytes { try RecordChunk.decodeRequests($0, count: 10) }
+        }
+        #expect(throws: RecordChunk.Malformed.self) {
+            try bytes.withUnsafeBytes { try RecordChunk.decodeRequests($0, count: 9) }
+        }
+        var newer = bytes
+        newer[0] = RecordChunk.format + 1
+        #expect(throws: RecordChunk.Malformed.self) {
+            try newer.withUnsafeBytes { try RecordChunk.decodeRequests($0, count: 10) }
+        }
+    }
+
+    @Test("while a run records, its requests wait as chunks; when it ends they are rows, in order, and no chunk is left")
+    func stagedDuringRun() throws {
+        let directory = try TemporaryDirectory()
+        let database = try ResultsDatabase.open(path: directory.path("staged.db"))
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
+        let total = 3 * RunRecorder.batchRecords
+        for i in 0..<total { recorder.record(sampleRequest(i)) }
+        recorder.record(
+            ProxyRequestRecord(
+                requestID: 1, receivedMicros: 5, pickedMicros: 6, backendID: 0, upstreamStartMicros: 7,
+                upstreamDoneMicros: 8, status: 200, attempts: 1, retriedFrom: nil, clientIP: "203.0.113.1"
+            )
+        )
+        // The writer stages each full batch as it comes; wait (bounded) until it has staged them all.
+        let deadline = ContinuousClock.now + .seconds(20)
+        var staged = 0
+        repeat {
+            staged = try database.read { db in try Int.fetchOne(db, sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records")! }
+            if staged >= 2 * RunRecorder.batchRecords { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        } while ContinuousClock.now < deadline
+        #expect(staged >= 2 * RunRecorder.batchRecords, "full batches are staged while the run goes on")
+        #expect(try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM requests")! } == 0)
+
+        let outcome = try recorder.finish(status: .completed, durationMicros: 1)
+        #expect(outcome.written == total + 1 && outcome.dropped == 0)
+        let (ids, chunks, proxyRows) = try database.read { db in
+            (
+                try Int64.fetchAll(db, sql: "SELECT id FROM requests ORDER BY rowid"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM staged_records")!,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM proxy_requests")!
+            )
+        }
+        #expect(ids == (0..<Int64(total)).map { $0 }, "every record once, in the order taken")
+        #expect(chunks == 0 && proxyRows == 1)
+    }
+
+    @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
+    func recoveryAtOpen() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("crashed.db")
+        let database = try ResultsDatabase.open(path: path)
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
+        try recorder.finish(status: .completed, durationMicros: 1)
+        let here = StagingProcess.current
+        // pid_max is at most 2^22 on Linux: no process has this pid.
+        let dead = StagingProcess(host: here.host, pid: 2_000_000_000, startTicks: 12_345)
+        let elsewhere = StagingProcess(host: here.host + "-other", pid: 1, startTicks: 1)
+        let writer = BatchWriter(runID: recorder.runID)
+        func batch(_ ids: Range<Int>) -> PendingRecords {
+            var batch = PendingRecords()
+            batch.requests = ids.map(sampleRequest)
+            return batch
+        }
+        try database.dbWriter.write { db in
+            try writer.write(batch(0..<100), to: db, stagingAs: dead.name)
+            try writer.write(batch(100..<150), to: db, stagingAs: here.name)
+            try writer.write(batch(150..<160), to: db, stagingAs: elsewhere.name)
+            try writer.write(batch(160..<200), to: db, stagingAs: dead.name)
+            // A chunk this LBLab cannot read stays staged, and the file still opens.
+            try db.execute(
+                sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
+                arguments: [recorder.runID, dead.name, Data([RecordChunk.format + 1, 0, 0])]
+            )
+        }
+        try database.close()
+
+        let reopened = try ResultsDatabase.open(path: path)
+        let (ids, left) = try reopened.read { db in
+            (
+                try Int.fetchAll(db, sql: "SELECT id FROM requests ORDER BY rowid"),
+                try String.fetchAll(db, sql: "SELECT writer FROM staged_records ORDER BY id")
+            )
+        }
+        #expect(ids == Array(0..<100) + Array(160..<200))
+        #expect(left == [here.name, elsewhere.name, dead.name])
+        #expect(try reopened.runs().first?.requestCount == 140)
+    }
+
+    @Test("a process is known to have ended only on this host, when its pid is free or taken by a later process")
+    func processLiveness() {
+        let here = StagingProcess.current
+        #expect(!here.hasEnded)
+        #expect(StagingProcess(name: here.name) == here)
+        #expect(StagingProcess(host: here.host, pid: 2_000_000_000, startTicks: 1).hasEnded)
+        #expect(!StagingProcess(host: here.host + "-other", pid: 2_000_000_000, startTicks: 1).hasEnded)
+        #if os(Linux)
+        #expect(here.startTicks > 0)
+        #expect(StagingProcess(host: here.host, pid: here.pid, startTicks: here.startTicks + 1).hasEnded, "a reused pid")
+        #endif
+        #expect(StagingProcess(name: "no pid here") == nil)
+    }
+}
