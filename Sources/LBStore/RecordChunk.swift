@@ -10,8 +10,10 @@ import LBCore
 /// by the next process that opens the file (``ResultsDatabase/open(path:)``).
 ///
 /// The layout: one format byte, then the records back to back, each a byte of flags saying which
-/// optional fields follow, the fixed fields as little-endian integers, and strings as a 16-bit length
-/// and their UTF-8 bytes. A chunk is read back only by the LBLab that wrote it or a newer one; a
+/// optional fields follow, then every integer as a zigzag LEB128 varint (times and ids as differences
+/// from the field before them or from the record before, so that most take one or two bytes), and
+/// strings as a varint length and their UTF-8 bytes: about 30 bytes a request, against some 50 for its
+/// row. A chunk is read back only by the LBLab that wrote it or a newer one; a
 /// format it does not know is refused, never guessed at.
 enum RecordChunk {
     /// The format written by this version.
@@ -31,51 +33,63 @@ enum RecordChunk {
     // MARK: Requests
 
     static func encode(_ records: [RequestRecord]) -> [UInt8] {
-        var writer = Writer(capacity: 1 + records.count * 72)
-        writer.append(Self.format)
+        var capacity = 1
         for record in records {
-            var flags: UInt8 = 0
-            if record.firstByteMicros != nil { flags |= 1 }
-            if record.status != nil { flags |= 2 }
-            if record.backendID != nil { flags |= 4 }
-            if record.error != nil { flags |= 8 }
-            if record.key != nil { flags |= 16 }
-            writer.append(flags)
-            writer.append(record.id)
-            writer.append(record.clientID)
-            writer.append(record.intendedMicros)
-            writer.append(record.sentMicros)
-            if let value = record.firstByteMicros { writer.append(value) }
-            writer.append(record.doneMicros)
-            if let value = record.status { writer.append(Int64(value)) }
-            if let value = record.backendID { writer.append(Int64(value)) }
-            writer.append(Int64(record.attempts))
-            writer.append(record.bytesIn)
-            writer.append(record.bytesOut)
-            if let value = record.error { writer.append(value.rawValue) }
-            if let value = record.key { writer.append(Int64(value)) }
-            writer.append(record.clientIP)
+            // Flags, at most 12 integers and 2 string lengths of 10 bytes each, and the strings.
+            capacity += 1 + 14 * 10 + record.clientIP.utf8.count + (record.error?.rawValue.utf8.count ?? 0)
         }
-        return writer.bytes
+        return Self.bytes(capacity: capacity) { writer in
+            var previousID: Int64 = 0
+            var previousIntended: Int64 = 0
+            for record in records {
+                var flags: UInt8 = 0
+                if record.firstByteMicros != nil { flags |= 1 }
+                if record.status != nil { flags |= 2 }
+                if record.backendID != nil { flags |= 4 }
+                if record.error != nil { flags |= 8 }
+                if record.key != nil { flags |= 16 }
+                writer.append(flags)
+                writer.appendVarint(record.id &- previousID)
+                writer.appendVarint(Int64(record.clientID))
+                writer.appendVarint(record.intendedMicros &- previousIntended)
+                writer.appendVarint(record.sentMicros &- record.intendedMicros)
+                if let value = record.firstByteMicros { writer.appendVarint(value &- record.sentMicros) }
+                writer.appendVarint(record.doneMicros &- record.sentMicros)
+                if let value = record.status { writer.appendVarint(Int64(value)) }
+                if let value = record.backendID { writer.appendVarint(Int64(value)) }
+                writer.appendVarint(Int64(record.attempts))
+                writer.appendVarint(record.bytesIn)
+                writer.appendVarint(record.bytesOut)
+                if let value = record.error { writer.append(value.rawValue) }
+                if let value = record.key { writer.appendVarint(Int64(value)) }
+                writer.append(record.clientIP)
+                previousID = record.id
+                previousIntended = record.intendedMicros
+            }
+        }
     }
 
     static func decodeRequests(_ bytes: UnsafeRawBufferPointer, count: Int) throws(Malformed) -> [RequestRecord] {
         var reader = try Reader(bytes)
         var records: [RequestRecord] = []
         records.reserveCapacity(count)
+        var previousID: Int64 = 0
+        var previousIntended: Int64 = 0
         for _ in 0..<count {
             let flags: UInt8 = try reader.read()
-            let id: Int64 = try reader.read()
-            let clientID: Int32 = try reader.read()
-            let intended: Int64 = try reader.read()
-            let sent: Int64 = try reader.read()
-            let firstByte: Int64? = flags & 1 != 0 ? try reader.read() : nil
-            let done: Int64 = try reader.read()
-            let status: Int64? = flags & 2 != 0 ? try reader.read() : nil
-            let backendID: Int64? = flags & 4 != 0 ? try reader.read() : nil
-            let attempts: Int64 = try reader.read()
-            let bytesIn: Int64 = try reader.read()
-            let bytesOut: Int64 = try reader.read()
+            let id = previousID &+ (try reader.readVarint())
+            guard let clientID = Int32(exactly: try reader.readVarint()) else {
+                throw Malformed(description: "a client id out of range before byte \(reader.offset)")
+            }
+            let intended = previousIntended &+ (try reader.readVarint())
+            let sent = intended &+ (try reader.readVarint())
+            let firstByte: Int64? = flags & 1 != 0 ? sent &+ (try reader.readVarint()) : nil
+            let done = sent &+ (try reader.readVarint())
+            let status: Int64? = flags & 2 != 0 ? try reader.readVarint() : nil
+            let backendID: Int64? = flags & 4 != 0 ? try reader.readVarint() : nil
+            let attempts = try reader.readVarint()
+            let bytesIn = try reader.readVarint()
+            let bytesOut = try reader.readVarint()
             var error: RequestFailure?
             if flags & 8 != 0 {
                 let raw = try reader.readString()
@@ -84,16 +98,28 @@ enum RecordChunk {
                 }
                 error = failure
             }
-            let key: Int64? = flags & 16 != 0 ? try reader.read() : nil
+            let key: Int64? = flags & 16 != 0 ? try reader.readVarint() : nil
             let clientIP = try reader.readString()
             records.append(
                 RequestRecord(
-                    id: id, clientID: clientID, clientIP: clientIP, intendedMicros: intended, sentMicros: sent,
-                    firstByteMicros: firstByte, doneMicros: done, status: status.map(Int.init),
-                    backendID: backendID.map(Int.init), attempts: Int(attempts), bytesIn: bytesIn, bytesOut: bytesOut,
-                    error: error, key: key.map(Int.init)
+                    id: id,
+                    clientID: clientID,
+                    clientIP: clientIP,
+                    intendedMicros: intended,
+                    sentMicros: sent,
+                    firstByteMicros: firstByte,
+                    doneMicros: done,
+                    status: status.map(Int.init),
+                    backendID: backendID.map(Int.init),
+                    attempts: Int(attempts),
+                    bytesIn: bytesIn,
+                    bytesOut: bytesOut,
+                    error: error,
+                    key: key.map(Int.init)
                 )
             )
+            previousID = id
+            previousIntended = intended
         }
         try reader.expectEnd()
         return records
@@ -102,56 +128,77 @@ enum RecordChunk {
     // MARK: Proxy requests
 
     static func encode(_ records: [ProxyRequestRecord]) -> [UInt8] {
-        var writer = Writer(capacity: 1 + records.count * 64)
-        writer.append(Self.format)
+        var capacity = 1
         for record in records {
-            var flags: UInt8 = 0
-            if record.pickedMicros != nil { flags |= 1 }
-            if record.backendID != nil { flags |= 2 }
-            if record.upstreamStartMicros != nil { flags |= 4 }
-            if record.upstreamDoneMicros != nil { flags |= 8 }
-            if record.status != nil { flags |= 16 }
-            if record.retriedFrom != nil { flags |= 32 }
-            if record.clientIP != nil { flags |= 64 }
-            writer.append(flags)
-            writer.append(record.requestID)
-            writer.append(record.receivedMicros)
-            if let value = record.pickedMicros { writer.append(value) }
-            if let value = record.backendID { writer.append(Int64(value)) }
-            if let value = record.upstreamStartMicros { writer.append(value) }
-            if let value = record.upstreamDoneMicros { writer.append(value) }
-            if let value = record.status { writer.append(Int64(value)) }
-            writer.append(Int64(record.attempts))
-            if let value = record.retriedFrom { writer.append(Int64(value)) }
-            if let value = record.clientIP { writer.append(value) }
+            // Flags, at most 9 integers and a string length of 10 bytes each, and the string.
+            capacity += 1 + 10 * 10 + (record.clientIP?.utf8.count ?? 0)
         }
-        return writer.bytes
+        return Self.bytes(capacity: capacity) { writer in
+            var previousID: Int64 = 0
+            var previousReceived: Int64 = 0
+            for record in records {
+                var flags: UInt8 = 0
+                if record.pickedMicros != nil { flags |= 1 }
+                if record.backendID != nil { flags |= 2 }
+                if record.upstreamStartMicros != nil { flags |= 4 }
+                if record.upstreamDoneMicros != nil { flags |= 8 }
+                if record.status != nil { flags |= 16 }
+                if record.retriedFrom != nil { flags |= 32 }
+                if record.clientIP != nil { flags |= 64 }
+                writer.append(flags)
+                writer.appendVarint(record.requestID &- previousID)
+                writer.appendVarint(record.receivedMicros &- previousReceived)
+                if let value = record.pickedMicros { writer.appendVarint(value &- record.receivedMicros) }
+                if let value = record.backendID { writer.appendVarint(Int64(value)) }
+                if let value = record.upstreamStartMicros { writer.appendVarint(value &- record.receivedMicros) }
+                if let value = record.upstreamDoneMicros { writer.appendVarint(value &- record.receivedMicros) }
+                if let value = record.status { writer.appendVarint(Int64(value)) }
+                writer.appendVarint(Int64(record.attempts))
+                if let value = record.retriedFrom { writer.appendVarint(Int64(value)) }
+                if let value = record.clientIP { writer.append(value) }
+                previousID = record.requestID
+                previousReceived = record.receivedMicros
+            }
+        }
     }
 
-    static func decodeProxyRequests(_ bytes: UnsafeRawBufferPointer, count: Int) throws(Malformed) -> [ProxyRequestRecord] {
+    static func decodeProxyRequests(
+        _ bytes: UnsafeRawBufferPointer,
+        count: Int
+    ) throws(Malformed) -> [ProxyRequestRecord] {
         var reader = try Reader(bytes)
         var records: [ProxyRequestRecord] = []
         records.reserveCapacity(count)
+        var previousID: Int64 = 0
+        var previousReceived: Int64 = 0
         for _ in 0..<count {
             let flags: UInt8 = try reader.read()
-            let requestID: Int64 = try reader.read()
-            let received: Int64 = try reader.read()
-            let picked: Int64? = flags & 1 != 0 ? try reader.read() : nil
-            let backendID: Int64? = flags & 2 != 0 ? try reader.read() : nil
-            let upstreamStart: Int64? = flags & 4 != 0 ? try reader.read() : nil
-            let upstreamDone: Int64? = flags & 8 != 0 ? try reader.read() : nil
-            let status: Int64? = flags & 16 != 0 ? try reader.read() : nil
-            let attempts: Int64 = try reader.read()
-            let retriedFrom: Int64? = flags & 32 != 0 ? try reader.read() : nil
+            let requestID = previousID &+ (try reader.readVarint())
+            let received = previousReceived &+ (try reader.readVarint())
+            let picked: Int64? = flags & 1 != 0 ? received &+ (try reader.readVarint()) : nil
+            let backendID: Int64? = flags & 2 != 0 ? try reader.readVarint() : nil
+            let upstreamStart: Int64? = flags & 4 != 0 ? received &+ (try reader.readVarint()) : nil
+            let upstreamDone: Int64? = flags & 8 != 0 ? received &+ (try reader.readVarint()) : nil
+            let status: Int64? = flags & 16 != 0 ? try reader.readVarint() : nil
+            let attempts = try reader.readVarint()
+            let retriedFrom: Int64? = flags & 32 != 0 ? try reader.readVarint() : nil
             let clientIP: String? = flags & 64 != 0 ? try reader.readString() : nil
             records.append(
                 ProxyRequestRecord(
-                    requestID: requestID, receivedMicros: received, pickedMicros: picked,
-                    backendID: backendID.map(Int.init), upstreamStartMicros: upstreamStart,
-                    upstreamDoneMicros: upstreamDone, status: status.map(Int.init), attempts: Int(attempts),
-                    retriedFrom: retriedFrom.map(Int.init), clientIP: clientIP
+                    requestID: requestID,
+                    receivedMicros: received,
+                    pickedMicros: picked,
+                    backendID: backendID.map(Int.init),
+                    upstreamStartMicros: upstreamStart,
+                    upstreamDoneMicros: upstreamDone,
+                    status: status.map(Int.init),
+                    attempts: Int(attempts),
+                    retriedFrom: retriedFrom.map(Int.init),
+                    clientIP: clientIP
                 )
             )
+            previousID = requestID
+            previousReceived = received
         }
         try reader.expectEnd()
         return records
@@ -159,24 +206,53 @@ enum RecordChunk {
 
     // MARK: Bytes
 
-    private struct Writer {
-        var bytes: [UInt8] = []
-
-        init(capacity: Int) {
-            self.bytes.reserveCapacity(capacity)
+    /// Fills `capacity` bytes, at most, through `body` and returns those written: the buffer is sized
+    /// beforehand for the largest encoding of the records, so no field is checked or grows it.
+    private static func bytes(capacity: Int, _ body: (inout Writer) -> Void) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            var writer = Writer(buffer: UnsafeMutableRawBufferPointer(buffer))
+            writer.append(Self.format)
+            body(&writer)
+            precondition(writer.offset <= capacity, "a record chunk outgrew its computed size")
+            initialized = writer.offset
         }
+    }
+
+    private struct Writer {
+        let buffer: UnsafeMutableRawBufferPointer
+        var offset = 0
 
         @inline(__always)
         mutating func append<Value: FixedWidthInteger>(_ value: Value) {
-            withUnsafeBytes(of: value.littleEndian) { self.bytes.append(contentsOf: $0) }
+            self.buffer.storeBytes(of: value.littleEndian, toByteOffset: self.offset, as: Value.self)
+            self.offset += MemoryLayout<Value>.size
+        }
+
+        /// Appends `value` zigzag-encoded as a LEB128 varint: 1 byte for -64...63, at most 10.
+        @inline(__always)
+        mutating func appendVarint(_ value: Int64) {
+            var zigzag = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+            while zigzag >= 0x80 {
+                self.buffer.storeBytes(
+                    of: UInt8(truncatingIfNeeded: zigzag) | 0x80,
+                    toByteOffset: self.offset,
+                    as: UInt8.self
+                )
+                self.offset += 1
+                zigzag >>= 7
+            }
+            self.buffer.storeBytes(of: UInt8(zigzag), toByteOffset: self.offset, as: UInt8.self)
+            self.offset += 1
         }
 
         mutating func append(_ string: String) {
             var string = string
             string.withUTF8 { utf8 in
                 let length = min(utf8.count, Int(UInt16.max))
-                self.append(UInt16(length))
-                self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8.prefix(length)))
+                self.appendVarint(Int64(length))
+                UnsafeMutableRawBufferPointer(rebasing: self.buffer[self.offset..<self.offset + length])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[..<length]))
+                self.offset += length
             }
         }
     }
@@ -204,12 +280,32 @@ enum RecordChunk {
             return Value(littleEndian: value)
         }
 
+        @inline(__always)
+        mutating func readVarint() throws(Malformed) -> Int64 {
+            var zigzag: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard self.offset < self.bytes.count, shift < 64 else {
+                    throw Malformed(description: "chunk ends inside a number at byte \(self.offset)")
+                }
+                let byte = self.bytes[self.offset]
+                self.offset += 1
+                zigzag |= UInt64(byte & 0x7f) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            return Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+        }
+
         mutating func readString() throws(Malformed) -> String {
-            let length = Int(try self.read() as UInt16)
-            guard self.offset + length <= self.bytes.count else {
+            let length = Int(truncatingIfNeeded: try self.readVarint())
+            guard length >= 0, length <= self.bytes.count - self.offset else {
                 throw Malformed(description: "chunk ends inside a string at byte \(self.offset)")
             }
-            let string = String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[self.offset..<self.offset + length]), as: UTF8.self)
+            let string = String(
+                decoding: UnsafeRawBufferPointer(rebasing: self.bytes[self.offset..<self.offset + length]),
+                as: UTF8.self
+            )
             self.offset += length
             return string
         }

@@ -1,4 +1,3 @@
-import Foundation
 import GRDB
 import GRDBSQLite
 import LBCore
@@ -125,20 +124,28 @@ struct BatchWriter {
     /// Turns the chunk `id` into rows of its table and deletes it, in the caller's transaction. Returns
     /// the number of rows, or `nil` when there is no such chunk.
     static func unstage(chunk id: Int64, in db: Database) throws -> Int? {
-        let sql = "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?"
-        guard let row = try Row.fetchOne(db, sql: sql, arguments: [id]) else { return nil }
-        let runID: Int64 = row["run_id"]
-        let count: Int = row["row_count"]
-        let kindName: String = row["kind"]
-        let data: Data = row["data"]
-        var batch = PendingRecords()
-        try data.withUnsafeBytes { bytes in
-            switch RecordChunk.Kind(rawValue: kindName) {
-            case .requests: batch.requests = try RecordChunk.decodeRequests(bytes, count: count)
-            case .proxyRequests: batch.proxyRequests = try RecordChunk.decodeProxyRequests(bytes, count: count)
-            case nil: throw RecordChunk.Malformed(description: "unknown kind \(kindName)")
-            }
+        // Read through the C API: the blob is decoded where SQLite holds it, not copied into a Row first.
+        let select = try db.cachedStatement(sql: "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?")
+        let handle = select.sqliteStatement
+        defer { sqlite3_reset(handle) }
+        sqlite3_bind_int64(handle, 1, id)
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_ROW else {
+            if code == SQLITE_DONE { return nil }
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage)
         }
+        let runID = sqlite3_column_int64(handle, 0)
+        let kindName = sqlite3_column_text(handle, 1).map { String(cString: $0) } ?? ""
+        let count = Int(sqlite3_column_int64(handle, 2))
+        let data = sqlite3_column_blob(handle, 3)
+        let bytes = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : Int(sqlite3_column_bytes(handle, 3)))
+        var batch = PendingRecords()
+        switch RecordChunk.Kind(rawValue: kindName) {
+        case .requests: batch.requests = try RecordChunk.decodeRequests(bytes, count: count)
+        case .proxyRequests: batch.proxyRequests = try RecordChunk.decodeProxyRequests(bytes, count: count)
+        case nil: throw RecordChunk.Malformed(description: "unknown kind \(kindName)")
+        }
+        sqlite3_reset(handle)
         try BatchWriter(runID: runID).insertRows(of: batch, db)
         try db.execute(sql: "DELETE FROM staged_records WHERE id = ?", arguments: [id])
         return count

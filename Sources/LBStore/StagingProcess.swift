@@ -18,7 +18,11 @@ struct StagingProcess: Equatable {
     var startTicks: UInt64
 
     /// This process.
-    static let current = StagingProcess(host: Self.hostName(), pid: getpid(), startTicks: Self.startTicks(of: getpid()) ?? 0)
+    static let current = StagingProcess(
+        host: Self.hostName(),
+        pid: getpid(),
+        startTicks: Self.startTicks(of: getpid()) ?? 0
+    )
 
     /// As `staged_records.writer` holds it: `host pid start`.
     var name: String { "\(self.host) \(self.pid) \(self.startTicks)" }

@@ -26,11 +26,15 @@ struct StagedRecordsTests {
     func proxyChunkRoundTrip() throws {
         let records = (0..<256).map { i in
             ProxyRequestRecord(
-                requestID: Int64(i), receivedMicros: Int64(i) * 7,
-                pickedMicros: i & 1 != 0 ? Int64(i) * 7 + 1 : nil, backendID: i & 2 != 0 ? i % 5 : nil,
+                requestID: Int64(i),
+                receivedMicros: Int64(i) * 7,
+                pickedMicros: i & 1 != 0 ? Int64(i) * 7 + 1 : nil,
+                backendID: i & 2 != 0 ? i % 5 : nil,
                 upstreamStartMicros: i & 4 != 0 ? Int64(i) * 7 + 2 : nil,
-                upstreamDoneMicros: i & 8 != 0 ? Int64(i) * 7 + 90 : nil, status: i & 16 != 0 ? 200 + i : nil,
-                attempts: 1 + i % 3, retriedFrom: i & 32 != 0 ? i % 4 : nil,
+                upstreamDoneMicros: i & 8 != 0 ? Int64(i) * 7 + 90 : nil,
+                status: i & 16 != 0 ? 200 + i : nil,
+                attempts: 1 + i % 3,
+                retriedFrom: i & 32 != 0 ? i % 4 : nil,
                 clientIP: i & 64 != 0 ? "198.51.100.\(i % 250)" : nil
             )
         }
@@ -55,7 +59,9 @@ struct StagedRecordsTests {
         }
     }
 
-    @Test("while a run records, its requests wait as chunks; when it ends they are rows, in order, and no chunk is left")
+    @Test(
+        "while a run records, its requests wait as chunks; when it ends they are rows, in order, and no chunk is left"
+    )
     func stagedDuringRun() throws {
         let directory = try TemporaryDirectory()
         let database = try ResultsDatabase.open(path: directory.path("staged.db"))
@@ -64,15 +70,25 @@ struct StagedRecordsTests {
         for i in 0..<total { recorder.record(sampleRequest(i)) }
         recorder.record(
             ProxyRequestRecord(
-                requestID: 1, receivedMicros: 5, pickedMicros: 6, backendID: 0, upstreamStartMicros: 7,
-                upstreamDoneMicros: 8, status: 200, attempts: 1, retriedFrom: nil, clientIP: "203.0.113.1"
+                requestID: 1,
+                receivedMicros: 5,
+                pickedMicros: 6,
+                backendID: 0,
+                upstreamStartMicros: 7,
+                upstreamDoneMicros: 8,
+                status: 200,
+                attempts: 1,
+                retriedFrom: nil,
+                clientIP: "203.0.113.1"
             )
         )
         // The writer stages each full batch as it comes; wait (bounded) until it has staged them all.
         let deadline = ContinuousClock.now + .seconds(20)
         var staged = 0
         repeat {
-            staged = try database.read { db in try Int.fetchOne(db, sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records")! }
+            staged = try database.read { db in
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records")!
+            }
             if staged >= 2 * RunRecorder.batchRecords { break }
             Thread.sleep(forTimeInterval: 0.02)
         } while ContinuousClock.now < deadline
@@ -116,7 +132,8 @@ struct StagedRecordsTests {
             try writer.write(batch(160..<200), to: db, stagingAs: dead.name)
             // A chunk this LBLab cannot read stays staged, and the file still opens.
             try db.execute(
-                sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
+                sql:
+                    "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
                 arguments: [recorder.runID, dead.name, Data([RecordChunk.format + 1, 0, 0])]
             )
         }
@@ -143,7 +160,10 @@ struct StagedRecordsTests {
         #expect(!StagingProcess(host: here.host + "-other", pid: 2_000_000_000, startTicks: 1).hasEnded)
         #if os(Linux)
         #expect(here.startTicks > 0)
-        #expect(StagingProcess(host: here.host, pid: here.pid, startTicks: here.startTicks + 1).hasEnded, "a reused pid")
+        #expect(
+            StagingProcess(host: here.host, pid: here.pid, startTicks: here.startTicks + 1).hasEnded,
+            "a reused pid"
+        )
         #endif
         #expect(StagingProcess(name: "no pid here") == nil)
     }
