@@ -98,6 +98,45 @@ struct LoadgenProcessTests {
         }
     }
 
+    @Test("a loadgen killed outright: what it had staged becomes rows the next time LBLab opens the file")
+    func killedRunRecovered() async throws {
+        let scratch = try ScratchDirectory()
+        let (backend, port) = try await startBackend(name: "b1", [])
+        let database = scratch.path("killed.db")
+        let loadgen = try ChildProcess(
+            "loadgen",
+            ["-url", "http://127.0.0.1:\(port)/", "-clients", "20", "-rate", "50", "-duration", "60s", "-db", database]
+        )
+        // Until it has staged a few batches (one every quarter second at this rate).
+        let staged = "SELECT coalesce(sum(row_count), 0) FROM staged_records"
+        var seen = 0
+        for _ in 0..<100 where seen < 1_000 {
+            try await Task.sleep(for: .milliseconds(100))
+            if let queue = try? DatabaseQueue(path: database) {
+                seen = (try? await queue.read { db in try Int.fetchOne(db, sql: staged) ?? 0 }) ?? 0
+            }
+        }
+        loadgen.send(SIGKILL)
+        _ = await loadgen.wait(timeout: .seconds(15))
+        await backend.stop()
+        let left = try await DatabaseQueue(path: database).read { db in try Int.fetchOne(db, sql: staged) ?? 0 }
+        #expect(left >= 1_000, "the killed process left its staged records (\(seen) seen before the kill)")
+
+        let runs = try ChildProcess("lbctl", ["runs", "--db", database])
+        let listing = await runs.wait(timeout: .seconds(30))
+        #expect(listing.status == 0, "\(listing.stderr)")
+        let (chunks, rows, ids, status) = try await DatabaseQueue(path: database).read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM staged_records"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM requests"),
+                try Int.fetchOne(db, sql: "SELECT count(DISTINCT id) FROM requests"),
+                try String.fetchOne(db, sql: "SELECT status FROM runs")
+            )
+        }
+        #expect(chunks == 0 && rows == left && ids == left)
+        #expect(status == "running", "nobody knows how it ended")
+    }
+
     @Test(
         "bad input: one line naming the flag, exit code not 0",
         arguments: [
