@@ -32,13 +32,20 @@ enum RecordChunk {
 
     // MARK: Requests
 
+    /// `records` packed, in a new array.
     static func encode(_ records: [RequestRecord]) -> [UInt8] {
+        let buffer = Buffer()
+        return withExtendedLifetime(buffer) { Array(Self.encode(records, into: buffer)) }
+    }
+
+    /// `records` packed into `buffer`; the bytes stay valid until the buffer's next use.
+    static func encode(_ records: [RequestRecord], into buffer: Buffer) -> UnsafeRawBufferPointer {
         var capacity = 1
         for record in records {
             // Flags, at most 12 integers and 2 string lengths of 10 bytes each, and the strings.
             capacity += 1 + 14 * 10 + record.clientIP.utf8.count + (record.error?.rawValue.utf8.count ?? 0)
         }
-        return Self.bytes(capacity: capacity) { writer in
+        return buffer.fill(capacity: capacity) { writer in
             var previousID: Int64 = 0
             var previousIntended: Int64 = 0
             for record in records {
@@ -127,13 +134,20 @@ enum RecordChunk {
 
     // MARK: Proxy requests
 
+    /// `records` packed, in a new array.
     static func encode(_ records: [ProxyRequestRecord]) -> [UInt8] {
+        let buffer = Buffer()
+        return withExtendedLifetime(buffer) { Array(Self.encode(records, into: buffer)) }
+    }
+
+    /// `records` packed into `buffer`; the bytes stay valid until the buffer's next use.
+    static func encode(_ records: [ProxyRequestRecord], into buffer: Buffer) -> UnsafeRawBufferPointer {
         var capacity = 1
         for record in records {
             // Flags, at most 9 integers and a string length of 10 bytes each, and the string.
             capacity += 1 + 10 * 10 + (record.clientIP?.utf8.count ?? 0)
         }
-        return Self.bytes(capacity: capacity) { writer in
+        return buffer.fill(capacity: capacity) { writer in
             var previousID: Int64 = 0
             var previousReceived: Int64 = 0
             for record in records {
@@ -206,19 +220,33 @@ enum RecordChunk {
 
     // MARK: Bytes
 
-    /// Fills `capacity` bytes, at most, through `body` and returns those written: the buffer is sized
-    /// beforehand for the largest encoding of the records, so no field is checked or grows it.
-    private static func bytes(capacity: Int, _ body: (inout Writer) -> Void) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-            var writer = Writer(buffer: UnsafeMutableRawBufferPointer(buffer))
-            writer.append(Self.format)
+    /// The memory chunks are packed into, kept from one chunk to the next: the writer thread packs a
+    /// batch every quarter of a second or so, and allocating (and freeing) megabytes each time would
+    /// take the process's memory-map lock and interrupt the producers with TLB shootdowns.
+    final class Buffer {
+        private var storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+        deinit {
+            self.storage.deallocate()
+        }
+
+        /// Fills at most `capacity` bytes through `body`, after the format byte, and returns them: the
+        /// capacity is computed beforehand for the largest encoding of the records, so no field is
+        /// checked or grows the buffer.
+        fileprivate func fill(capacity: Int, _ body: (inout Writer) -> Void) -> UnsafeRawBufferPointer {
+            if self.storage.count < capacity {
+                self.storage.deallocate()
+                self.storage = .allocate(byteCount: max(capacity, 2 * self.storage.count), alignment: 8)
+            }
+            var writer = Writer(buffer: self.storage)
+            writer.append(RecordChunk.format)
             body(&writer)
             precondition(writer.offset <= capacity, "a record chunk outgrew its computed size")
-            initialized = writer.offset
+            return UnsafeRawBufferPointer(rebasing: self.storage[..<writer.offset])
         }
     }
 
-    private struct Writer {
+    fileprivate struct Writer {
         let buffer: UnsafeMutableRawBufferPointer
         var offset = 0
 

@@ -10,6 +10,12 @@ import LBCore
 /// other tables use GRDB's arguments as usual.
 struct BatchWriter {
     let runID: Int64
+    /// Where chunks are packed (``RecordChunk/Buffer``).
+    private let chunkBuffer = RecordChunk.Buffer()
+
+    init(runID: Int64) {
+        self.runID = runID
+    }
 
     /// Writes `batch`. With a `writer` (``RunRecorder``'s name for its process), its request records go
     /// in as one chunk per table (``RecordChunk``), to become rows when the run ends
@@ -29,12 +35,12 @@ struct BatchWriter {
         }
         if let writer {
             if !batch.requests.isEmpty {
-                staged.append(try self.stage(.requests, rows: batch.requests.count, writer: writer, db) { RecordChunk.encode(batch.requests) })
+                staged.append(try self.stage(.requests, rows: batch.requests.count, writer: writer, db) { RecordChunk.encode(batch.requests, into: self.chunkBuffer) })
             }
             if !batch.proxyRequests.isEmpty {
                 staged.append(
                     try self.stage(.proxyRequests, rows: batch.proxyRequests.count, writer: writer, db) {
-                        RecordChunk.encode(batch.proxyRequests)
+                        RecordChunk.encode(batch.proxyRequests, into: self.chunkBuffer)
                     }
                 )
             }
@@ -103,7 +109,7 @@ struct BatchWriter {
         rows: Int,
         writer: String,
         _ db: Database,
-        encode: () -> [UInt8]
+        encode: () -> UnsafeRawBufferPointer
     ) throws -> Int64 {
         let statement = RawStatement(
             try db.cachedStatement(
@@ -115,8 +121,7 @@ struct BatchWriter {
         statement.bind(2, kind.rawValue)
         statement.bind(3, Int64(rows))
         statement.bind(4, writer)
-        let bytes = encode()
-        bytes.withUnsafeBytes { statement.bind(5, $0) }
+        statement.bind(5, encode())
         try statement.step()
         return db.lastInsertedRowID
     }
