@@ -196,6 +196,11 @@ public final class RunRecorder: RecordSink {
         if alreadyClosing, let outcome = self.state.withLock({ $0.outcome }) {
             return outcome
         }
+        if self.ownsRun {
+            // Another process that recorded into this run and was killed (the proxy under `lbctl run`, past
+            // its grace) left its chunks staged: they become rows now rather than at the file's next open.
+            _ = try? ResultsDatabase.recoverStagedRecords(self.database.dbWriter, path: self.database.path)
+        }
         let (written, dropped, writeError) = self.state.withLock { ($0.written, $0.dropped, $0.firstWriteError) }
         let finalStatus = writeError == nil ? status : .failed
         do {

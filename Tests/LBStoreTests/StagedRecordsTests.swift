@@ -151,6 +151,40 @@ struct StagedRecordsTests {
         #expect(try reopened.runs().first?.requestCount == 140)
     }
 
+    @Test("the run's owner, as it finishes, turns into rows the chunks that a killed process left in its run")
+    func recoveryAtFinish() throws {
+        let database = try ResultsDatabase.inMemory()
+        let recorder = try database.beginRun(RunInfo(kind: .real))
+        let dead = StagingProcess(host: StagingProcess.current.host, pid: 2_000_000_000, startTicks: 1)
+        var batch = PendingRecords()
+        batch.proxyRequests = (0..<300).map { i in
+            ProxyRequestRecord(
+                requestID: Int64(i),
+                receivedMicros: Int64(i),
+                pickedMicros: nil,
+                backendID: 1,
+                upstreamStartMicros: nil,
+                upstreamDoneMicros: nil,
+                status: 200,
+                attempts: 1,
+                retriedFrom: nil,
+                clientIP: nil
+            )
+        }
+        _ = try database.dbWriter.write { db in
+            try BatchWriter(runID: recorder.runID).write(batch, to: db, stagingAs: dead.name)
+        }
+        recorder.record(sampleRequest(0))
+        try recorder.finish(status: .completed, durationMicros: 1)
+        let (proxyRows, chunks) = try database.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM proxy_requests")!,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM staged_records")!
+            )
+        }
+        #expect(proxyRows == 300 && chunks == 0)
+    }
+
     @Test("a process is known to have ended only on this host, when its pid is free or taken by a later process")
     func processLiveness() {
         let here = StagingProcess.current
