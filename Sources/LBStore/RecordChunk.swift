@@ -77,6 +77,10 @@ enum RecordChunk {
     }
 
     static func decodeRequests(_ bytes: UnsafeRawBufferPointer, count: Int) throws(Malformed) -> [RequestRecord] {
+        // Every record takes at least two bytes: a count beyond that is damage, not a reason to reserve it.
+        guard count >= 0, count <= bytes.count / 2 else {
+            throw Malformed(description: "\(count) records said to be in a chunk of \(bytes.count) bytes")
+        }
         var reader = try Reader(bytes)
         var records: [RequestRecord] = []
         records.reserveCapacity(count)
@@ -180,6 +184,10 @@ enum RecordChunk {
         _ bytes: UnsafeRawBufferPointer,
         count: Int
     ) throws(Malformed) -> [ProxyRequestRecord] {
+        // Every record takes at least two bytes: a count beyond that is damage, not a reason to reserve it.
+        guard count >= 0, count <= bytes.count / 2 else {
+            throw Malformed(description: "\(count) records said to be in a chunk of \(bytes.count) bytes")
+        }
         var reader = try Reader(bytes)
         var records: [ProxyRequestRecord] = []
         records.reserveCapacity(count)

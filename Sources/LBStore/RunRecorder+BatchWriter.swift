@@ -25,7 +25,8 @@ struct BatchWriter {
         var staged: [Int64] = []
         if !batch.backends.isEmpty {
             let statement = try db.cachedStatement(
-                sql: "INSERT OR REPLACE INTO backends (run_id, id, name, address, weight, spec_json) VALUES (?, ?, ?, ?, ?, ?)"
+                sql:
+                    "INSERT OR REPLACE INTO backends (run_id, id, name, address, weight, spec_json) VALUES (?, ?, ?, ?, ?, ?)"
             )
             for backend in batch.backends {
                 try statement.execute(arguments: [
@@ -35,7 +36,11 @@ struct BatchWriter {
         }
         if let writer {
             if !batch.requests.isEmpty {
-                staged.append(try self.stage(.requests, rows: batch.requests.count, writer: writer, db) { RecordChunk.encode(batch.requests, into: self.chunkBuffer) })
+                staged.append(
+                    try self.stage(.requests, rows: batch.requests.count, writer: writer, db) {
+                        RecordChunk.encode(batch.requests, into: self.chunkBuffer)
+                    }
+                )
             }
             if !batch.proxyRequests.isEmpty {
                 staged.append(
@@ -59,7 +64,9 @@ struct BatchWriter {
         if !batch.events.isEmpty {
             let statement = try db.cachedStatement(sql: "INSERT INTO events VALUES (?, ?, ?, ?, ?)")
             for event in batch.events {
-                try statement.execute(arguments: [self.runID, event.tMicros, event.kind, event.subject, event.detailJSON])
+                try statement.execute(arguments: [
+                    self.runID, event.tMicros, event.kind, event.subject, event.detailJSON,
+                ])
             }
         }
         return staged
@@ -87,7 +94,10 @@ struct BatchWriter {
             }
         }
         if !batch.proxyRequests.isEmpty {
-            try self.insert(batch.proxyRequests, into: "proxy_requests", columns: 11, db) { statement, offset, request in
+            try self.insert(batch.proxyRequests, into: "proxy_requests", columns: 11, db) {
+                statement,
+                offset,
+                request in
                 statement.bind(offset + 1, self.runID)
                 statement.bind(offset + 2, request.requestID)
                 statement.bind(offset + 3, request.receivedMicros)
@@ -130,7 +140,9 @@ struct BatchWriter {
     /// the number of rows, or `nil` when there is no such chunk.
     static func unstage(chunk id: Int64, in db: Database) throws -> Int? {
         // Read through the C API: the blob is decoded where SQLite holds it, not copied into a Row first.
-        let select = try db.cachedStatement(sql: "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?")
+        let select = try db.cachedStatement(
+            sql: "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?"
+        )
         let handle = select.sqliteStatement
         defer { sqlite3_reset(handle) }
         sqlite3_bind_int64(handle, 1, id)
@@ -249,7 +261,13 @@ struct RawStatement {
     /// Binds `bytes` as a blob, copied before the call returns.
     @inline(__always)
     func bind(_ index: Int32, _ bytes: UnsafeRawBufferPointer) {
-        _ = sqlite3_bind_blob64(self.handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), UInt64(bytes.count), Self.transient)
+        _ = sqlite3_bind_blob64(
+            self.handle,
+            index,
+            bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+            UInt64(bytes.count),
+            Self.transient
+        )
     }
 
     /// Executes the bound insert and resets the statement for the next row.

@@ -43,7 +43,7 @@ struct StagedRecordsTests {
         #expect(back == records)
     }
 
-    @Test("a chunk cut short, with bytes to spare, or of an unknown format is refused")
+    @Test("a chunk cut short, with bytes to spare, with a count it cannot hold, or of an unknown format is refused")
     func malformedChunks() throws {
         let bytes = RecordChunk.encode((0..<10).map(sampleRequest))
         #expect(throws: RecordChunk.Malformed.self) {
@@ -51,6 +51,12 @@ struct StagedRecordsTests {
         }
         #expect(throws: RecordChunk.Malformed.self) {
             try bytes.withUnsafeBytes { try RecordChunk.decodeRequests($0, count: 9) }
+        }
+        #expect(throws: RecordChunk.Malformed.self) {
+            try bytes.withUnsafeBytes { try RecordChunk.decodeRequests($0, count: -1) }
+        }
+        #expect(throws: RecordChunk.Malformed.self) {
+            try bytes.withUnsafeBytes { try RecordChunk.decodeProxyRequests($0, count: Int(Int32.max)) }
         }
         var newer = bytes
         newer[0] = RecordChunk.format + 1
