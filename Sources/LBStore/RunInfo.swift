@@ -88,6 +88,10 @@ public struct RunSummary: Sendable, Hashable {
     public var droppedRecords: Int64
     /// Client-side request rows.
     public var requestCount: Int64
+    /// Client-side request records not yet rows: packed in `staged_records` while their run records
+    /// (``RunRecorder``), or left there by a process on another host or one whose chunks could not be
+    /// read.
+    public var stagedRequestCount: Int64
 
     init(row: Row) {
         self.id = row["id"]
@@ -101,5 +105,6 @@ public struct RunSummary: Sendable, Hashable {
         self.durationMicros = row["duration_us"]
         self.droppedRecords = row["dropped_records"]
         self.requestCount = row["request_count"]
+        self.stagedRequestCount = row["staged_request_count"]
     }
 }

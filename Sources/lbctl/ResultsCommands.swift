@@ -14,11 +14,12 @@ struct RunsCommand: ParsableCommand {
     func run() throws {
         let database = try openExisting(self.db)
         let runs = try database.runs()
-        var rows = [["id", "kind", "scenario", "algorithm", "repeat", "status", "started", "seconds", "requests", "dropped"]]
+        var rows = [["id", "kind", "scenario", "algorithm", "repeat", "status", "started", "seconds", "requests", "staged", "dropped"]]
         for run in runs {
             rows.append([
                 "\(run.id)", run.kind, run.scenario ?? "-", run.algorithm ?? "-", "\(run.repeat + 1)", run.status.rawValue, run.startedAt,
-                run.durationMicros.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", "\(run.requestCount)", "\(run.droppedRecords)",
+                run.durationMicros.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", "\(run.requestCount)",
+                "\(run.stagedRequestCount)", "\(run.droppedRecords)",
             ])
         }
         print(runs.isEmpty ? "\(self.db): no runs yet" : Comparison.render(rows))

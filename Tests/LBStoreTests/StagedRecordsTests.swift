@@ -93,13 +93,21 @@ struct StagedRecordsTests {
         var staged = 0
         repeat {
             staged = try database.read { db in
-                try Int.fetchOne(db, sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records")!
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records WHERE kind = 'requests'"
+                )!
             }
             if staged >= 2 * RunRecorder.batchRecords { break }
             Thread.sleep(forTimeInterval: 0.02)
         } while ContinuousClock.now < deadline
         #expect(staged >= 2 * RunRecorder.batchRecords, "full batches are staged while the run goes on")
         #expect(try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM requests")! } == 0)
+        let live = try #require(try database.runs().first)
+        #expect(
+            live.requestCount == 0 && live.stagedRequestCount >= Int64(staged),
+            "lbctl runs shows a live run's progress"
+        )
 
         let outcome = try recorder.finish(status: .completed, durationMicros: 1)
         #expect(outcome.written == total + 1 && outcome.dropped == 0)
@@ -112,6 +120,8 @@ struct StagedRecordsTests {
         }
         #expect(ids == (0..<Int64(total)).map { $0 }, "every record once, in the order taken")
         #expect(chunks == 0 && proxyRows == 1)
+        let done = try #require(try database.runs().first)
+        #expect(done.requestCount == Int64(total) && done.stagedRequestCount == 0)
     }
 
     @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
@@ -154,7 +164,12 @@ struct StagedRecordsTests {
         }
         #expect(ids == Array(0..<100) + Array(160..<200))
         #expect(left == [here.name, elsewhere.name, dead.name])
-        #expect(try reopened.runs().first?.requestCount == 140)
+        let summary = try #require(try reopened.runs().first)
+        #expect(summary.requestCount == 140)
+        #expect(
+            summary.stagedRequestCount == 50 + 10 + 1,
+            "the live writer's, the other host's and the unreadable chunk"
+        )
     }
 
     @Test("the run's owner, as it finishes, turns into rows the chunks that a killed process left in its run")
