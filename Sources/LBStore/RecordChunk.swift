@@ -77,16 +77,9 @@ enum RecordChunk {
     }
 
     static func decodeRequests(_ bytes: UnsafeRawBufferPointer, count: Int) throws(Malformed) -> [RequestRecord] {
-        // Every record takes at least two bytes: a count beyond that is damage, not a reason to reserve it.
-        guard count >= 0, count <= bytes.count / 2 else {
-            throw Malformed(description: "\(count) records said to be in a chunk of \(bytes.count) bytes")
-        }
-        var reader = try Reader(bytes)
-        var records: [RequestRecord] = []
-        records.reserveCapacity(count)
         var previousID: Int64 = 0
         var previousIntended: Int64 = 0
-        for _ in 0..<count {
+        return try Self.decode(bytes, count: count) { reader throws(Malformed) in
             let flags: UInt8 = try reader.read()
             let id = previousID &+ (try reader.readVarint())
             guard let clientID = Int32(exactly: try reader.readVarint()) else {
@@ -111,29 +104,25 @@ enum RecordChunk {
             }
             let key: Int64? = flags & 16 != 0 ? try reader.readVarint() : nil
             let clientIP = try reader.readString()
-            records.append(
-                RequestRecord(
-                    id: id,
-                    clientID: clientID,
-                    clientIP: clientIP,
-                    intendedMicros: intended,
-                    sentMicros: sent,
-                    firstByteMicros: firstByte,
-                    doneMicros: done,
-                    status: status.map(Int.init),
-                    backendID: backendID.map(Int.init),
-                    attempts: Int(attempts),
-                    bytesIn: bytesIn,
-                    bytesOut: bytesOut,
-                    error: error,
-                    key: key.map(Int.init)
-                )
-            )
             previousID = id
             previousIntended = intended
+            return RequestRecord(
+                id: id,
+                clientID: clientID,
+                clientIP: clientIP,
+                intendedMicros: intended,
+                sentMicros: sent,
+                firstByteMicros: firstByte,
+                doneMicros: done,
+                status: status.map(Int.init),
+                backendID: backendID.map(Int.init),
+                attempts: Int(attempts),
+                bytesIn: bytesIn,
+                bytesOut: bytesOut,
+                error: error,
+                key: key.map(Int.init)
+            )
         }
-        try reader.expectEnd()
-        return records
     }
 
     // MARK: Proxy requests
@@ -184,16 +173,9 @@ enum RecordChunk {
         _ bytes: UnsafeRawBufferPointer,
         count: Int
     ) throws(Malformed) -> [ProxyRequestRecord] {
-        // Every record takes at least two bytes: a count beyond that is damage, not a reason to reserve it.
-        guard count >= 0, count <= bytes.count / 2 else {
-            throw Malformed(description: "\(count) records said to be in a chunk of \(bytes.count) bytes")
-        }
-        var reader = try Reader(bytes)
-        var records: [ProxyRequestRecord] = []
-        records.reserveCapacity(count)
         var previousID: Int64 = 0
         var previousReceived: Int64 = 0
-        for _ in 0..<count {
+        return try Self.decode(bytes, count: count) { reader throws(Malformed) in
             let flags: UInt8 = try reader.read()
             let requestID = previousID &+ (try reader.readVarint())
             let received = previousReceived &+ (try reader.readVarint())
@@ -205,22 +187,39 @@ enum RecordChunk {
             let attempts = try reader.readVarint()
             let retriedFrom: Int64? = flags & 32 != 0 ? try reader.readVarint() : nil
             let clientIP: String? = flags & 64 != 0 ? try reader.readString() : nil
-            records.append(
-                ProxyRequestRecord(
-                    requestID: requestID,
-                    receivedMicros: received,
-                    pickedMicros: picked,
-                    backendID: backendID.map(Int.init),
-                    upstreamStartMicros: upstreamStart,
-                    upstreamDoneMicros: upstreamDone,
-                    status: status.map(Int.init),
-                    attempts: Int(attempts),
-                    retriedFrom: retriedFrom.map(Int.init),
-                    clientIP: clientIP
-                )
-            )
             previousID = requestID
             previousReceived = received
+            return ProxyRequestRecord(
+                requestID: requestID,
+                receivedMicros: received,
+                pickedMicros: picked,
+                backendID: backendID.map(Int.init),
+                upstreamStartMicros: upstreamStart,
+                upstreamDoneMicros: upstreamDone,
+                status: status.map(Int.init),
+                attempts: Int(attempts),
+                retriedFrom: retriedFrom.map(Int.init),
+                clientIP: clientIP
+            )
+        }
+    }
+
+    /// Reads `count` records with `record`, each where the one before ended, and checks that the chunk
+    /// ends with the last.
+    private static func decode<Record>(
+        _ bytes: UnsafeRawBufferPointer,
+        count: Int,
+        _ record: (inout Reader) throws(Malformed) -> Record
+    ) throws(Malformed) -> [Record] {
+        // Every record takes at least two bytes: a count beyond that is damage, not a reason to reserve it.
+        guard count >= 0, count <= bytes.count / 2 else {
+            throw Malformed(description: "\(count) records said to be in a chunk of \(bytes.count) bytes")
+        }
+        var reader = try Reader(bytes)
+        var records: [Record] = []
+        records.reserveCapacity(count)
+        for _ in 0..<count {
+            records.append(try record(&reader))
         }
         try reader.expectEnd()
         return records
@@ -284,16 +283,15 @@ enum RecordChunk {
         mutating func append(_ string: String) {
             var string = string
             string.withUTF8 { utf8 in
-                let length = min(utf8.count, Int(UInt16.max))
-                self.appendVarint(Int64(length))
-                UnsafeMutableRawBufferPointer(rebasing: self.buffer[self.offset..<self.offset + length])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[..<length]))
-                self.offset += length
+                self.appendVarint(Int64(utf8.count))
+                UnsafeMutableRawBufferPointer(rebasing: self.buffer[self.offset..<self.offset + utf8.count])
+                    .copyMemory(from: UnsafeRawBufferPointer(utf8))
+                self.offset += utf8.count
             }
         }
     }
 
-    private struct Reader {
+    fileprivate struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset = 1
 
