@@ -191,8 +191,8 @@ public struct ResultsDatabase: Sendable {
         }
     }
 
-    /// A `runs` row with its count of request rows, and of request records still staged. `requests` has no index (see the schema), so each
-    /// run counted is a scan: count only the runs asked for.
+    /// A `runs` row with its count of request rows, and of request records still staged. `requests` has
+    /// no index (see the schema), so each run counted is a scan: count only the runs asked for.
     private static let runSummarySQL = """
         SELECT r.id, r.uuid, r.kind, r.scenario, r.algorithm, r.repeat, r.status, r.started_at,
             r.duration_us, r.dropped_records,

@@ -297,13 +297,9 @@ extension RunRecorder {
     /// Turns this recorder's chunks into rows, one transaction each. A chunk that fails stays staged
     /// (the next process to open the file turns it into rows) and the run is marked failed.
     private func unstage(_ chunks: inout [Int64]) {
-        for chunk in chunks {
-            do {
-                _ = try self.database.dbWriter.write { db in try BatchWriter.unstage(chunk: chunk, in: db) }
-            } catch {
-                self.state.withLock { state in
-                    if state.firstWriteError == nil { state.firstWriteError = "staged records not turned into rows: \(error)" }
-                }
+        ResultsDatabase.unstage(chunks, self.database.dbWriter) { _, error in
+            self.state.withLock { state in
+                if state.firstWriteError == nil { state.firstWriteError = "staged records not turned into rows: \(error)" }
             }
         }
         chunks.removeAll()

@@ -81,21 +81,33 @@ extension ResultsDatabase {
             }
         }
         var ended: [String: Bool] = [:]
+        let gone = chunks.filter { chunk in
+            if let known = ended[chunk.writer] { return known }
+            let gone = StagingProcess(name: chunk.writer)?.hasEnded ?? true
+            ended[chunk.writer] = gone
+            return gone
+        }
+        let writers = Dictionary(uniqueKeysWithValues: gone.map { ($0.id, $0.writer) })
+        return Self.unstage(gone.map(\.id), writer) { chunk, error in
+            let line = "lblab: \(path): staged records \(chunk) (from \(writers[chunk] ?? "?")) stay staged: \(error)\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    /// Turns each of `chunks` into rows of its table, one transaction each, and returns the rows made.
+    /// A chunk that fails stays staged, and `failed` hears of it.
+    @discardableResult
+    static func unstage(
+        _ chunks: [Int64],
+        _ writer: some DatabaseWriter,
+        failed: (Int64, any Error) -> Void
+    ) -> Int {
         var rows = 0
         for chunk in chunks {
-            let gone: Bool
-            if let known = ended[chunk.writer] {
-                gone = known
-            } else {
-                gone = StagingProcess(name: chunk.writer)?.hasEnded ?? true
-                ended[chunk.writer] = gone
-            }
-            guard gone else { continue }
             do {
-                rows += try writer.write { db in try BatchWriter.unstage(chunk: chunk.id, in: db) } ?? 0
+                rows += try writer.write { db in try BatchWriter.unstage(chunk: chunk, in: db) } ?? 0
             } catch {
-                let line = "lblab: \(path): staged records \(chunk.id) (from \(chunk.writer)) stay staged: \(error)\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                failed(chunk, error)
             }
         }
         return rows
