@@ -8,7 +8,7 @@ count=${1:-10000}
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
 bench_install_peers
-swift build -c release --product lbctl >/dev/null
+scripts/build-release.sh --product lbctl >/dev/null
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((count + 1000)) ]; then
     echo "idle_rss.sh: the open-file limit $(ulimit -n) is below $((count + 1000)); ask for fewer connections" >&2

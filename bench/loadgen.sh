@@ -15,8 +15,8 @@ section() { [[ $sections == *$1* ]]; }
 source bench/peers.sh
 bench_install_peers
 scripts/install-deps.sh
-swift build -c release --product loadgen >/dev/null
-swift build -c release --product lbctl >/dev/null
+scripts/build-release.sh --product loadgen >/dev/null
+scripts/build-release.sh --product lbctl >/dev/null
 
 bench_start_nginx 18080
 bench_start_backend 18081 b1

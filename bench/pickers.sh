@@ -4,9 +4,11 @@
 # Usage: bench/pickers.sh [raw-output-file]   (REUSE=1 re-reads an existing raw file instead of running)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/release-flags.sh
 raw=${1:-$(mktemp)}
 if [ "${REUSE:-0}" != 1 ] || [ ! -s "$raw" ]; then
-    swift package --allow-writing-to-package-directory benchmark --target PickerBenchmarks --format markdown \
+    swift package --allow-writing-to-package-directory benchmark --target PickerBenchmarks "${release_benchmark_flags[@]}" \
+        --format markdown \
         --no-progress >"$raw" 2>/dev/null
 fi
 echo "| algorithm | n = 3 | n = 100 | n = 1000 |"

@@ -11,7 +11,7 @@ seconds=${2:-10}
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
 bench_install_peers
-swift build -c release --product lbctl >/dev/null
+scripts/build-release.sh --product lbctl >/dev/null
 
 backends=(18101 18102 18103)
 for port in "${backends[@]}"; do bench_start_nginx "$port"; done

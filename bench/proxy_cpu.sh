@@ -10,7 +10,7 @@ seconds=${2:-5}
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
 bench_install_peers
-swift build -c release --product lbctl >/dev/null
+scripts/build-release.sh --product lbctl >/dev/null
 
 backends=(18301 18302 18303)
 for port in "${backends[@]}"; do bench_start_nginx "$port"; done

@@ -6,6 +6,7 @@
 # Usage: bench/store.sh [rounds]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/release-flags.sh
 rounds=${1:-3}
 baseline_source=${LBLAB_BASELINES:-../shared/baselines}/sqlite_insert.c
 [ -f "$baseline_source" ] || { echo "store.sh: no $baseline_source" >&2; exit 1; }
@@ -13,13 +14,14 @@ scripts/install-deps.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gcc -O2 "$baseline_source" -lsqlite3 -o "$work/sqlite_insert"
-swift build -c release --product StoreBenchmarks >/dev/null
+scripts/build-release.sh --product StoreBenchmarks >/dev/null
 
 c_rates=()
 swift_rates=()
 for round in $(seq 1 "$rounds"); do
     c=$(cd "$work" && ./sqlite_insert 2000000 10000 | awk '{print $(NF-1)}')
-    out=$(swift package --allow-writing-to-package-directory benchmark --target StoreBenchmarks --format markdown \
+    out=$(swift package --allow-writing-to-package-directory benchmark --target StoreBenchmarks "${release_benchmark_flags[@]}" \
+        --format markdown \
         --no-progress 2>/dev/null)
     # The wall-clock row is in microseconds per iteration of 1,000,000 rows (p50 column).
     s=$(echo "$out" | awk -F'|' '/Time \(wall clock\) \(μs\)/ { printf "%.0f\n", 1e6 / ($5 / 1e6) }')

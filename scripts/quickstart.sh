@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product lbctl
+scripts/build-release.sh --product lbctl
 exec .build/release/lbctl run --scenario scenarios/quickstart.yml "$@"

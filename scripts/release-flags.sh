@@ -1,0 +1,14 @@
+# Sourced by every script that builds LBLab in release mode, so that the binaries the README runs and
+# the ones bench/ measures are built alike.
+#
+# -enforce-exclusivity=unchecked drops the runtime's dynamic exclusivity checks (swift_beginAccess and
+# its thread-local access set) from every module, SwiftNIO's included. The compile-time checks stay,
+# and debug builds, where scripts/test.sh runs every test, keep the dynamic ones too, so a violation
+# still traps there. On this machine the checks were over a quarter of loadgen's user time per request
+# and a fifth of the proxy's, nearly all on SwiftNIO's objects (bench/RESULTS.md). A Package.swift
+# setting cannot reach a dependency's modules, hence a flag on the command line.
+release_swiftc_flags=(-enforce-exclusivity=unchecked)
+
+# The same flags as ordo-one/benchmark's plugin takes them: `--Xswiftc FLAG` without its dash.
+release_benchmark_flags=()
+for flag in "${release_swiftc_flags[@]}"; do release_benchmark_flags+=(--Xswiftc "${flag#-}"); done
