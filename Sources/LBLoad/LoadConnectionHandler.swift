@@ -52,9 +52,6 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     /// Set when the connection must not be reused (closed, failed, timed out).
     private(set) var isBroken = false
 
-    /// The connection's channel, while the handler is in its pipeline.
-    var channel: (any Channel)? { self.context?.channel }
-
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }

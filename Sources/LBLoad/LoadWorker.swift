@@ -28,7 +28,8 @@ final class LoadWorker {
     private var keyGenerator: SeededGenerator
 
     private var connections: [ObjectIdentifier: Connection] = [:]
-    private var idle: [Connection] = []
+    /// Open connections with nothing on the wire, the most recently used last.
+    private var idle: [LoadConnectionHandler] = []
     private var connecting = 0
     private var waiting = Deque<LoadRequest>()
     private var inFlight = 0
@@ -165,9 +166,9 @@ final class LoadWorker {
     }
 
     private func dispatch(_ request: LoadRequest) {
-        while let connection = self.idle.popLast() {
-            if !connection.handler.isBroken {
-                self.send(request, on: connection)
+        while let handler = self.idle.popLast() {
+            if !handler.isBroken {
+                self.send(request, on: handler)
                 return
             }
         }
@@ -229,10 +230,10 @@ final class LoadWorker {
         self.statistics.peakConnections = max(self.statistics.peakConnections, self.connections.count)
         connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.connections[connection.id] = nil
-            self.idle.removeAll { $0.id == connection.id }
+            self.idle.removeAll { $0 === connection.handler }
             self.replaceLostConnection()
         }
-        self.connectionAvailable(connection, now: NIODeadline.now().uptimeNanoseconds)
+        self.connectionAvailable(connection.handler, now: NIODeadline.now().uptimeNanoseconds)
     }
 
     private func connectFailed(_ error: any Error) {
@@ -269,23 +270,23 @@ final class LoadWorker {
         self.checkFinished()
     }
 
-    /// `connection` can take a request at `now`.
-    private func connectionAvailable(_ connection: Connection, now: UInt64) {
-        guard !connection.handler.isBroken else {
+    /// The connection of `handler` can take a request at `now`.
+    private func connectionAvailable(_ handler: LoadConnectionHandler, now: UInt64) {
+        guard !handler.isBroken else {
             self.checkFinished()
             return
         }
         if self.schedule != nil, !self.stopped, let request = self.waiting.popFirst() {
-            self.send(request, on: connection)
+            self.send(request, on: handler)
             self.openConnectionsForWaiting()
         } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
             if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
             self.send(
-                LoadRequest(id: self.context.newRequestID(), client: connection.handler.client, intendedNanos: now),
-                on: connection
+                LoadRequest(id: self.context.newRequestID(), client: handler.client, intendedNanos: now),
+                on: handler
             )
         } else {
-            self.idle.append(connection)
+            self.idle.append(handler)
             self.checkFinished()
         }
     }
@@ -299,11 +300,11 @@ final class LoadWorker {
 
     // MARK: Requests
 
-    private func send(_ request: LoadRequest, on connection: Connection) {
+    private func send(_ request: LoadRequest, on handler: LoadConnectionHandler) {
         var request = request
         request.key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
         let sent = NIODeadline.now().uptimeNanoseconds
-        let isSent = connection.handler.send(
+        let isSent = handler.send(
             request,
             sentNanos: sent,
             isHEAD: self.template.isHEAD,
@@ -347,14 +348,13 @@ final class LoadWorker {
         }
     }
 
-    /// A request sent on `handler`'s connection ended. The connection is rebuilt from the handler rather
-    /// than looked up in ``connections``: one that closed is broken, which ``connectionAvailable(_:now:)``
-    /// checks.
+    /// A request sent on `handler`'s connection ended. A connection that closed meanwhile is broken,
+    /// which ``connectionAvailable(_:now:)`` checks.
     private func requestEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: LoadConnectionHandler) {
         self.inFlight -= 1
         self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
-        if outcome.reusable, let channel = handler.channel {
-            self.connectionAvailable(Connection(channel: channel, handler: handler), now: outcome.doneNanos)
+        if outcome.reusable {
+            self.connectionAvailable(handler, now: outcome.doneNanos)
         }
     }
 

@@ -38,14 +38,31 @@ struct RequestTemplate {
     func write(id: Int64, clientIP: String, key: Int?, into buffer: inout ByteBuffer) {
         buffer.clear(minimumCapacity: self.prefix.count + self.body.count + 96)
         buffer.writeBytes(self.prefix)
-        buffer.writeString(String(id))
+        Self.writeDecimal(id, into: &buffer)
         buffer.writeStaticString("\r\nX-Forwarded-For: ")
         buffer.writeString(clientIP)
         if let key {
             buffer.writeStaticString("\r\nX-LBLab-Key: ")
-            buffer.writeString(String(key))
+            Self.writeDecimal(Int64(key), into: &buffer)
         }
         buffer.writeStaticString("\r\n\r\n")
         buffer.writeBytes(self.body)
+    }
+
+    /// Writes `value` in decimal into `buffer`: the digits go straight in, where `String(value)` would
+    /// format a string first, on every request.
+    static func writeDecimal(_ value: Int64, into buffer: inout ByteBuffer) {
+        var magnitude = value.magnitude
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt64's 20 digits
+        withUnsafeMutableBytes(of: &digits) { digits in
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: digits[start...]))
+        }
     }
 }

@@ -119,4 +119,13 @@ struct HTTPResponseParserTests {
                 + "Content-Length: 2\r\nX-Request-Id: 42\r\nX-Forwarded-For: 203.0.113.7\r\nX-LBLab-Key: 3\r\n\r\nhi"
         )
     }
+
+    @Test("numbers go into a request as String(describing:) writes them, at their extremes too")
+    func decimals() {
+        for value: Int64 in [0, 7, 10, 99, 100, 1_234_567_890, -1, -10, .max, .min, .max - 1, .min + 1] {
+            var bytes = ByteBuffer(string: "x")
+            RequestTemplate.writeDecimal(value, into: &bytes)
+            #expect(String(buffer: bytes) == "x\(value)")
+        }
+    }
 }
