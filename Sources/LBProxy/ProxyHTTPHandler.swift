@@ -21,9 +21,8 @@ import NIOCore
 /// Timeouts (response header, whole request, client idle) share one timer per connection, set for the
 /// nearest deadline and moved only when a nearer one comes: on a busy keep-alive connection it fires
 /// once per timeout period, not once per request.
-final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Request body bytes kept to resend on a retry; a longer body is not retried once sent.
@@ -49,9 +48,9 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
     var pendingOut: ByteBuffer?
     /// Whether request bytes went to the backend unflushed.
     var upstreamUnflushed = false
-    /// Reads held back while the backend cannot take more, or a pipelined request waits.
+    /// Reads held back (the channel's `autoRead` off) while the backend cannot take more, or a
+    /// pipelined request waits.
     var readsPaused = false
-    var readPending = false
     /// When the connection, idle between requests, is closed.
     var idleDeadline = UInt64.max
     var timer: Scheduled<Void>?
@@ -139,14 +138,6 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.exchange?.upstream?.channel.flush()
         }
         context.fireChannelReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if self.readsPaused {
-            self.readPending = true
-        } else {
-            context.read()
-        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -293,17 +284,20 @@ final class ProxyHTTPHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: Reads
 
+    // Pausing turns the channel's `autoRead` off rather than holding back the `read` events that pass
+    // through the pipeline: the handler then stays out of the outbound path, which every read cycle of
+    // every connection walks.
+
     func pauseReads() {
+        guard !self.readsPaused else { return }
         self.readsPaused = true
+        self.context?.channel.setAutoRead(false)
     }
 
     func resumeReads() {
         guard self.readsPaused else { return }
         self.readsPaused = false
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        self.context?.channel.setAutoRead(true)
     }
 }
 
