@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# LBLab's proxy beside HAProxy and nginx in front of the same three nginx backends on loopback (issue 4):
-# HAProxy with nbthread 1 and roundrobin, nginx with 1 worker and upstream keepalive, `lbctl proxy
-# -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved,
-# medians of req/s, p50 and p99. A fourth contender is LBLab with `-db` (a row per request into SQLite),
-# for the cost of recording. Usage: bench/proxy_bench.sh [rounds] [seconds]
+# LBLab's proxy beside HAProxy and nginx in front of the same three nginx backends on loopback (issue
+# 4): HAProxy with nbthread 1 and roundrobin, nginx with 1 worker and upstream keepalive, `lbctl proxy
+# -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved (each
+# starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
+# / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
+# recording. Usage: bench/proxy_bench.sh [rounds] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -69,13 +70,20 @@ measure() {
 names=(haproxy nginx lblab lblab-db)
 ports=(18110 18111 18112 18113)
 declare -A rps p50 p99
+ratios=""
 for round in $(seq 1 "$rounds"); do
     line="round $round:"
-    for i in 0 1 2 3; do
+    # Each round starts with the next contender, so that none always runs first (after the previous
+    # round's last) or last.
+    declare -A this=()
+    for k in 0 1 2 3; do
+        i=$(((round - 1 + k) % 4))
         read -r r a b <<<"$(measure "${ports[$i]}")"
         rps[${names[$i]}]+="$r "; p50[${names[$i]}]+="$a "; p99[${names[$i]}]+="$b "
+        this[${names[$i]}]=$r
         line+=" ${names[$i]} $r req/s (p50 $a ms, p99 $b ms);"
     done
+    ratios+="$(awk -v l="${this[lblab]}" -v h="${this[haproxy]}" 'BEGIN { printf "%.4f", l / h }') "
     echo "$line"
 done
 for name in "${names[@]}"; do
@@ -86,3 +94,5 @@ done
 awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
     -v d="$(bench_median ${rps[lblab-db]})" \
     'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f; LBLab -db / LBLab: %.3f\n", l / h, l / n, d / l }'
+# shellcheck disable=SC2086
+echo "LBLab / HAProxy, median of the rounds' ratios: $(bench_median $ratios)"
