@@ -149,6 +149,40 @@ final class LoopContext {
     /// Request rows and access-log lines not yet handed over, when the proxy records.
     let records: LoopRecords?
 
+    /// Connections written to during this tick of the event loop and not flushed yet. The writes of a
+    /// tick go out together once its I/O events have all been handled (NIO runs the tasks queued
+    /// meanwhile right after them): a backend or client then finds the requests or responses of one
+    /// tick ready at once, and is woken once for them instead of once per write, which on a busy
+    /// machine saves more of everyone's CPU than the few microseconds the writes wait.
+    private var clientsToFlush: [ProxyHTTPHandler] = []
+    private var upstreamsToFlush: [UpstreamConnection] = []
+    private var flushQueued = false
+
+    /// Flushes `client`'s connection at the end of this tick.
+    func flushAtEndOfTick(_ client: ProxyHTTPHandler) {
+        self.clientsToFlush.append(client)
+        self.queueFlush()
+    }
+
+    /// Flushes `upstream`'s connection at the end of this tick.
+    func flushAtEndOfTick(_ upstream: UpstreamConnection) {
+        self.upstreamsToFlush.append(upstream)
+        self.queueFlush()
+    }
+
+    private func queueFlush() {
+        guard !self.flushQueued else { return }
+        self.flushQueued = true
+        self.eventLoop.assumeIsolated().execute {
+            self.flushQueued = false
+            // Upstream first: a request's way to its backend is the longer one.
+            for upstream in self.upstreamsToFlush { upstream.flushIfPending() }
+            self.upstreamsToFlush.removeAll(keepingCapacity: true)
+            for client in self.clientsToFlush { client.flushIfPending() }
+            self.clientsToFlush.removeAll(keepingCapacity: true)
+        }
+    }
+
     init(eventLoop: any EventLoop, runtime: ProxyRuntime, index: Int) throws {
         self.eventLoop = eventLoop
         self.runtime = runtime

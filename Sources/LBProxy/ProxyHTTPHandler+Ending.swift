@@ -74,6 +74,8 @@ extension ProxyHTTPHandler {
         self.loop.returnExchange(exchange)
         self.becomeIdle(now: now)
         if close {
+            // A close fails writes not yet flushed: the answer goes out first.
+            self.flushIfPending()
             self.context?.close(promise: nil)
         } else if !self.closing {
             // Serve the next pipelined request, if its bytes are here.
@@ -114,6 +116,7 @@ extension ProxyHTTPHandler {
     func closeAfterAnswer() {
         self.closing = true
         self.inbound = nil
+        self.flushIfPending()
         self.context?.close(promise: nil)
     }
 

@@ -108,7 +108,7 @@ extension ProxyHTTPHandler {
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(false)
         }
-        upstream.send(exchange.head, body: exchange.body)
+        if upstream.send(exchange.head, body: exchange.body) { self.loop.flushAtEndOfTick(upstream) }
         let now = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         exchange.upstreamStartNanos = now
         if !exchange.bodyReplayable { exchange.body.removeAll() }
@@ -230,16 +230,29 @@ extension ProxyHTTPHandler {
         if !context.channel.isWritable { context.flush() }
     }
 
-    /// Writes the head (and body) held back, if any, and flushes.
+    /// Writes the head (and body) held back, if any, to be flushed at the end of the event loop's tick.
     func flushResponse() {
         guard let context = self.context else { return }
         if let pending = self.pendingOut.take() {
-            context.writeAndFlush(self.wrapOutboundOut(pending), promise: nil)
-            // Written out by now, unless the socket is full: the next response reuses its storage.
+            context.write(self.wrapOutboundOut(pending), promise: nil)
+            // Once the socket has taken it, the next response can reuse its storage.
             self.exchange?.keepResponseBuffer(pending)
-        } else {
-            context.flush()
         }
+        self.flushAtEndOfTick()
+    }
+
+    /// Has the connection flushed at the end of the event loop's tick (``LoopContext``).
+    func flushAtEndOfTick() {
+        guard !self.flushPending else { return }
+        self.flushPending = true
+        self.loop.flushAtEndOfTick(self)
+    }
+
+    /// Flushes what was written, if a flush is due and the connection is open.
+    func flushIfPending() {
+        guard self.flushPending else { return }
+        self.flushPending = false
+        self.context?.flush()
     }
 
     func upstreamEnd() {

@@ -48,6 +48,8 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     var pendingOut: ByteBuffer?
     /// Whether request bytes went to the backend unflushed.
     var upstreamUnflushed = false
+    /// Whether bytes written to the client wait for the end of the event loop's tick.
+    var flushPending = false
     /// Reads held back (the channel's `autoRead` off) while the backend cannot take more, or a
     /// pipelined request waits.
     var readsPaused = false

@@ -60,20 +60,29 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.context = nil
     }
 
-    /// Writes a request's head and the parts of its body at hand, and flushes. They go from the handler's
-    /// own place in the pipeline (it is the last one), which spares the channel's walk from the pipeline's
-    /// tail and its check of the calling thread.
-    func send(_ head: ByteBuffer, body: [ByteBuffer]) {
+    /// Writes a request's head and the parts of its body at hand, to be flushed at the end of the event
+    /// loop's tick (``LoopContext``), which the caller arranges when this returns `true`. They go from
+    /// the handler's own place in the pipeline (it is the last one), which spares the channel's walk
+    /// from the pipeline's tail and its check of the calling thread.
+    func send(_ head: ByteBuffer, body: [ByteBuffer]) -> Bool {
         // Out of its pipeline, the channel has closed: a write would only fail, and the attempt ends by
         // `channelInactive` or, at the latest, by the response-header timeout.
-        guard let context = self.context else { return }
-        if body.isEmpty {
-            context.writeAndFlush(NIOAny(head), promise: nil)
-        } else {
-            context.write(NIOAny(head), promise: nil)
-            for part in body { context.write(NIOAny(part), promise: nil) }
-            context.flush()
-        }
+        guard let context = self.context else { return false }
+        context.write(NIOAny(head), promise: nil)
+        for part in body { context.write(NIOAny(part), promise: nil) }
+        guard !self.flushPending else { return false }
+        self.flushPending = true
+        return true
+    }
+
+    /// Whether written bytes wait for the end of the event loop's tick (``LoopContext``).
+    private var flushPending = false
+
+    /// Flushes what was written this tick, if the connection is still open.
+    func flushIfPending() {
+        guard self.flushPending else { return }
+        self.flushPending = false
+        self.context?.flush()
     }
 
     /// Expects the response to a request about to be written.

@@ -261,6 +261,26 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a client that asks to close gets the backend's whole answer, then the close", arguments: ["HTTP/1.1", "HTTP/1.0"])
+    func answerBeforeClose(version: String) async throws {
+        // Answers go out when the event loop's tick ends, and a close fails what is not flushed yet:
+        // the proxy must flush before it closes.
+        try await withProxy(backends: ["b1"], configure: { $0.echo = true }, { Service(name: "s", backends: $0) }) { proxy in
+            for round in 0..<5 {
+                let body = Array("round \(round) ".utf8) + [UInt8](repeating: 120, count: round * 1_000)
+                let close = version == "HTTP/1.1" ? "Connection: close\r\n" : ""
+                let request = Array("POST /echo \(version)\r\nHost: b.test\r\n\(close)Content-Length: \(body.count)\r\n\r\n".utf8) + body
+                let fd = try connectLoopback(proxy.port)
+                defer { Glibc.close(fd) }
+                let (head, received) = try rawRequest(on: fd, request)
+                #expect(head.contains(" 200 OK") && head.lowercased().contains("connection: close"), "\(head)")
+                #expect(received == body, "\(received.count) bytes back of \(body.count)")
+                var byte: UInt8 = 0
+                #expect(recv(fd, &byte, 1, 0) == 0, "then the proxy closes the connection")
+            }
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
