@@ -46,8 +46,6 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     /// The response's head, with as much of a small body as came with it, not yet written: one write
     /// for both instead of two.
     var pendingOut: ByteBuffer?
-    /// Whether request bytes went to the backend unflushed.
-    var upstreamUnflushed = false
     /// Whether bytes written to the client wait for the end of the event loop's tick.
     var flushPending = false
     /// Reads held back (the channel's `autoRead` off) while the backend cannot take more, or a
@@ -132,14 +130,6 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         }
         if self.inbound?.readableBytes == 0 { self.inbound = nil }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if self.upstreamUnflushed {
-            self.upstreamUnflushed = false
-            self.exchange?.upstream?.channel.flush()
-        }
-        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -253,8 +243,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             if exchange.bodyBytes > Self.replayLimit { exchange.bodyReplayable = false }
         }
         if let upstream = exchange.upstream {
-            upstream.channel.write(buffer, promise: nil)
-            self.upstreamUnflushed = true
+            if upstream.sendBody(buffer) { self.loop.flushAtEndOfTick(upstream) }
             if !exchange.bodyReplayable { exchange.body.removeAll() }
             if !upstream.channel.isWritable { self.pauseReads() }
         } else if exchange.bodyBytes > Self.replayLimit {
@@ -266,8 +255,8 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     func requestEnd() {
         guard let exchange = self.exchange else { return }
         exchange.requestComplete = true
-        if let upstream = exchange.upstream {
-            upstream.channel.flush()
+        // Its last bytes went with the body's (``requestBody(_:)``), flushed at the end of the tick.
+        if exchange.upstream != nil {
             exchange.requestSent = true
         }
     }

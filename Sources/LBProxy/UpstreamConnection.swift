@@ -70,6 +70,18 @@ final class UpstreamConnection: ChannelInboundHandler {
         guard let context = self.context else { return false }
         context.write(NIOAny(head), promise: nil)
         for part in body { context.write(NIOAny(part), promise: nil) }
+        return self.awaitFlush()
+    }
+
+    /// Writes a part of the request's body that came after its head, like ``send(_:body:)``.
+    func sendBody(_ part: ByteBuffer) -> Bool {
+        guard let context = self.context else { return false }
+        context.write(NIOAny(part), promise: nil)
+        return self.awaitFlush()
+    }
+
+    /// Notes that written bytes wait for the flush; `true` when they did not already.
+    private func awaitFlush() -> Bool {
         guard !self.flushPending else { return false }
         self.flushPending = true
         return true
