@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Latency percentiles of LBLab's proxy against HAProxy's, paired (issue 4): the same three nginx
+# backends as bench/proxy_bench.sh, `wrk -t1 -cCONNECTIONS --latency` for SECONDS against each in
+# turn, the two alternating which goes first; prints each round and, per figure (req/s, p50, p75, p90,
+# p99), both medians and the median of the rounds' LBLab / HAProxy ratios.
+# Usage: bench/proxy_latency.sh [rounds] [seconds] [connections]   (default 8 5 50)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-8}
+seconds=${2:-5}
+connections=${3:-50}
+export BENCH_NEEDS_HAPROXY=1
+source bench/peers.sh
+bench_install_peers
+scripts/build-release.sh --product lbctl >/dev/null
+
+backends=(18401 18402 18403)
+for port in "${backends[@]}"; do bench_start_nginx "$port"; done
+bench_start_haproxy 18410 8000 "${backends[@]}"
+backend_flags=()
+for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
+.build/release/lbctl proxy -listen 127.0.0.1:18412 -admin 127.0.0.1:18422 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
+BENCH_PIDS+=($!)
+bench_wait_port 18412
+
+# One wrk run: "req/s p50 p75 p90 p99", latencies in ms.
+measure() {
+    wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^Requests\/sec/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) } $1 == "75%" { p75 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
+        END { printf "%.0f %.3f %.3f %.3f %.3f\n", rps, p50, p75, p90, p99 }'
+}
+
+declare -a haproxy lblab
+for round in $(seq 1 "$rounds"); do
+    if ((round % 2)); then
+        h=$(measure 18410); l=$(measure 18412)
+    else
+        l=$(measure 18412); h=$(measure 18410)
+    fi
+    haproxy+=("$h"); lblab+=("$l")
+    echo "round $round: haproxy $h | lblab $l   (req/s p50 p75 p90 p99)"
+done
+printf '%s\n' "${haproxy[@]}" >"$BENCH_DIR/haproxy.txt"
+printf '%s\n' "${lblab[@]}" >"$BENCH_DIR/lblab.txt"
+python3 - "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" <<'PY'
+import statistics, sys
+h = [list(map(float, line.split())) for line in open(sys.argv[1])]
+l = [list(map(float, line.split())) for line in open(sys.argv[2])]
+for i, name in enumerate(["req/s", "p50 ms", "p75 ms", "p90 ms", "p99 ms"]):
+    hm, lm = statistics.median(x[i] for x in h), statistics.median(x[i] for x in l)
+    paired = statistics.median(b[i] / a[i] for a, b in zip(h, l))
+    print(f"{name:7} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f}")
+PY
