@@ -27,16 +27,47 @@ public struct ForwardedHeaders: Sendable {
         self.trustedProxies.contains { $0.contains(address) }
     }
 
+    /// Whether the address written in `utf8` is a trusted proxy.
+    func isTrusted(utf8 address: UnsafeRawBufferPointer) -> Bool {
+        self.trustedProxies.contains { $0.contains(utf8: address) }
+    }
+
     /// The client's address: the socket `peer`'s, unless the peer is trusted, in which case the
     /// rightmost address of `X-Forwarded-For` that is not itself a trusted proxy (or the leftmost, when
     /// all are).
+    ///
+    /// The list is read in place, from its end, and only the address chosen becomes a `String`: the
+    /// load generator sends the header with every request.
     public func clientAddress(peer: String, peerIsTrusted: Bool, head: HTTPHead, fields: [HTTPHeaderField]) -> String {
         guard peerIsTrusted, head.hasForwardedFor else { return peer }
-        let chain = fields.lazy.filter { $0.kind == .xForwardedFor }
-            .flatMap { head.string($0.value).split(separator: ",") }
-            .map { $0.trimmingSpaces }
-            .filter { !$0.isEmpty }
-        return chain.last { !self.isTrusted($0) } ?? chain.first ?? peer
+        let chosen: Range<Int>? = head.bytes.withUnsafeReadableBytes { bytes in
+            var leftmost: Range<Int>?
+            for field in fields.reversed() where field.kind == .xForwardedFor {
+                var end = field.value.upperBound
+                while true {
+                    var start = end
+                    while start > field.value.lowerBound, bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
+                    let entry = Self.trimmingSpaces(start..<end, of: bytes)
+                    if !entry.isEmpty {
+                        if !self.isTrusted(utf8: UnsafeRawBufferPointer(rebasing: bytes[entry])) { return entry }
+                        leftmost = entry
+                    }
+                    guard start > field.value.lowerBound else { break }
+                    end = start - 1
+                }
+            }
+            return leftmost
+        }
+        return chosen.map(head.string) ?? peer
+    }
+
+    /// `range` of `bytes` without its leading and trailing spaces and tabs.
+    private static func trimmingSpaces(_ range: Range<Int>, of bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        var low = range.lowerBound
+        var high = range.upperBound
+        while low < high, bytes[low] == UInt8(ascii: " ") || bytes[low] == UInt8(ascii: "\t") { low += 1 }
+        while high > low, bytes[high - 1] == UInt8(ascii: " ") || bytes[high - 1] == UInt8(ascii: "\t") { high -= 1 }
+        return low..<high
     }
 
     /// Writes the request `head` (with its `fields`) as it goes to a backend: HTTP/1.1, hop-by-hop

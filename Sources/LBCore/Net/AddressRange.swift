@@ -37,6 +37,13 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether `address` (IPv4 dotted or IPv6 text) is in the range; text that is no address is not.
     public func contains(_ address: String) -> Bool {
+        var address = address
+        return address.withUTF8 { self.contains(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether the address written in `utf8` (IPv4 dotted or IPv6 text) is in the range; bytes that
+    /// are no address are not. Reads the bytes in place, as the proxy does for every `X-Forwarded-For`.
+    public func contains(utf8 address: UnsafeRawBufferPointer) -> Bool {
         guard let value = Self.parseAddress(address) else { return false }
         return value.high & self.mask.high == self.network.high && value.low & self.mask.low == self.network.low
     }
@@ -54,51 +61,109 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
 
     /// An address as 128 bits; IPv4 mapped into `::ffff:0:0/96`.
     static func parseAddress(_ text: String) -> (high: UInt64, low: UInt64)? {
-        if !text.contains(":") {
-            guard let v4 = Self.parseIPv4(Substring(text)) else { return nil }
+        var text = text
+        return text.withUTF8 { Self.parseAddress(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The address written in `text` as 128 bits, or `nil` when it is no IPv4 or IPv6 address.
+    static func parseAddress(_ text: UnsafeRawBufferPointer) -> (high: UInt64, low: UInt64)? {
+        if !text.contains(UInt8(ascii: ":")) {
+            guard let v4 = Self.parseIPv4(text) else { return nil }
             return (0, 0xFFFF_0000_0000 | UInt64(v4))
         }
         return Self.parseIPv6(text)
     }
 
-    private static func parseIPv4(_ text: Substring) -> UInt32? {
-        let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard octets.count == 4 else { return nil }
+    /// `a.b.c.d`: four decimal octets of one to three digits, each at most 255.
+    private static func parseIPv4(_ text: UnsafeRawBufferPointer) -> UInt32? {
         var value: UInt32 = 0
-        for octet in octets {
-            guard !octet.isEmpty, octet.count <= 3, octet.allSatisfy(\.isASCII), let byte = UInt8(octet) else { return nil }
-            value = value << 8 | UInt32(byte)
+        var octets = 0
+        var octet: UInt32 = 0
+        var digits = 0
+        for byte in text {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return nil }
+                value = value << 8 | octet
+                octets += 1
+                octet = 0
+                digits = 0
+            } else {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 3 else { return nil }
+                octet = octet * 10 + UInt32(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard octet <= 255 else { return nil }
+            }
         }
-        return value
+        guard digits > 0, octets == 3 else { return nil }
+        return value << 8 | octet
     }
 
-    private static func parseIPv6(_ text: String) -> (high: UInt64, low: UInt64)? {
-        let halves = text.split(separator: "::", omittingEmptySubsequences: false).map(String.init)
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
-            guard !part.isEmpty else { return [] }
-            var result: [UInt16] = []
-            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
-            for (index, field) in fields.enumerated() {
-                if index == fields.count - 1, field.contains(".") {
-                    guard let v4 = Self.parseIPv4(field) else { return nil }
-                    result += [UInt16(v4 >> 16), UInt16(v4 & 0xFFFF)]
-                } else {
-                    guard (1...4).contains(field.count), let group = UInt16(field, radix: 16) else { return nil }
-                    result.append(group)
+    /// Eight groups of one to four hex digits separated by `:`, where one `::` stands for a run of
+    /// zero groups and the last two groups may be written as an IPv4 address (`::ffff:192.0.2.1`).
+    private static func parseIPv6(_ text: UnsafeRawBufferPointer) -> (high: UInt64, low: UInt64)? {
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 8) { groups -> (high: UInt64, low: UInt64)? in
+            let colon = UInt8(ascii: ":")
+            let end = text.count
+            var count = 0
+            var gap: Int?  // where `::` stands, as an index into `groups`
+            var index = 0
+            if end >= 2, text[0] == colon, text[1] == colon {
+                gap = 0
+                index = 2
+            }
+            while index < end {
+                let start = index
+                var group: UInt16 = 0
+                while index < end, let digit = Self.hexValue(text[index]) {
+                    guard index - start < 4 else { return nil }
+                    group = group << 4 | UInt16(digit)
+                    index += 1
+                }
+                if index < end, text[index] == UInt8(ascii: ".") {
+                    // The last 32 bits as IPv4, to the end of the text.
+                    guard count <= 6, let v4 = Self.parseIPv4(UnsafeRawBufferPointer(rebasing: text[start..<end])) else { return nil }
+                    groups[count] = UInt16(v4 >> 16)
+                    groups[count + 1] = UInt16(v4 & 0xFFFF)
+                    count += 2
+                    index = end
+                    break
+                }
+                guard index > start, count < 8 else { return nil }
+                groups[count] = group
+                count += 1
+                if index == end { break }
+                guard text[index] == colon, index + 1 < end else { return nil }
+                index += 1
+                if text[index] == colon {
+                    guard gap == nil else { return nil }
+                    gap = count
+                    index += 1
                 }
             }
-            return result
+            if let gap {
+                guard count < 8 else { return nil }
+                let moved = count - gap
+                for offset in stride(from: moved - 1, through: 0, by: -1) {
+                    groups[8 - moved + offset] = groups[gap + offset]
+                }
+                for zero in gap..<(8 - moved) { groups[zero] = 0 }
+            } else {
+                guard count == 8 else { return nil }
+            }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for position in 0..<4 { high = high << 16 | UInt64(groups[position]) }
+            for position in 4..<8 { low = low << 16 | UInt64(groups[position]) }
+            return (high, low)
         }
-        guard let head = groups(halves[0]) else { return nil }
-        var all = head
-        if halves.count == 2 {
-            guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
-            all += Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
         }
-        guard all.count == 8 else { return nil }
-        let high = all[0..<4].reduce(UInt64(0)) { $0 << 16 | UInt64($1) }
-        let low = all[4..<8].reduce(UInt64(0)) { $0 << 16 | UInt64($1) }
-        return (high, low)
     }
 }
