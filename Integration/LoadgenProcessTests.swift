@@ -146,6 +146,9 @@ struct LoadgenProcessTests {
             (["-duration", "10"], "-duration"),
             (["-clients", "1000"], "-clients"),
             (["-frobnicate", "1"], "frobnicate"),
+            (["-header", "X-Forwarded-For: 10.0.0.1"], "-header"),
+            (["-header", "Content-Length: 5"], "-header"),
+            (["-keys", "10", "-header", "X-LBLab-Key: 1"], "-header"),
             (["-url", "http://127.0.0.1:1/", "-duration", "1s"], "-url"),
         ]
     )

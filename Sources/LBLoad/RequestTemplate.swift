@@ -15,8 +15,10 @@ struct RequestTemplate {
 
     init(configuration: LoadConfiguration) {
         var text = "\(configuration.method) \(configuration.target.path) HTTP/1.1\r\n"
-        text += "Host: \(configuration.target.hostHeader)\r\n"
-        text += "User-Agent: lblab-loadgen\r\n"
+        // A `Host` or `User-Agent` among the headers replaces loadgen's own, as curl's and wrk's do.
+        let given = Set(configuration.headers.map { $0.name.lowercased() })
+        if !given.contains("host") { text += "Host: \(configuration.target.hostHeader)\r\n" }
+        if !given.contains("user-agent") { text += "User-Agent: lblab-loadgen\r\n" }
         for header in configuration.headers {
             text += "\(header.name): \(header.value)\r\n"
         }

@@ -120,6 +120,22 @@ struct HTTPResponseParserTests {
         )
     }
 
+    @Test("a Host or User-Agent header given replaces loadgen's own instead of making a second")
+    func givenHost() {
+        var configuration = LoadConfiguration(
+            target: .init(host: "127.0.0.1", port: 8080, path: "/"),
+            clients: 1,
+            pacing: .openLoop(ratePerClient: 1, arrival: .constant)
+        )
+        configuration.headers = [("host", "api.lblab.test"), ("User-Agent", "probe/1")]
+        var bytes = ByteBuffer()
+        RequestTemplate(configuration: configuration).write(id: 1, clientIP: "203.0.113.1", key: nil, into: &bytes)
+        #expect(
+            String(buffer: bytes)
+                == "GET / HTTP/1.1\r\nhost: api.lblab.test\r\nUser-Agent: probe/1\r\nX-Request-Id: 1\r\nX-Forwarded-For: 203.0.113.1\r\n\r\n"
+        )
+    }
+
     @Test("numbers go into a request as String(describing:) writes them, at their extremes too")
     func decimals() {
         for value: Int64 in [0, 7, 10, 99, 100, 1_234_567_890, -1, -10, .max, .min, .max - 1, .min + 1] {
