@@ -100,13 +100,14 @@ struct HTTPResponseParserTests {
         #expect(throws: HTTPResponseParser.Malformed.self) { try parse(huge) }
     }
 
+    /// A load of one client, one request a second, to 127.0.0.1:8080 and `path`.
+    private static func oneClient(path: String) -> LoadConfiguration {
+        LoadConfiguration(target: .init(host: "127.0.0.1", port: 8080, path: path), clients: 1, pacing: .openLoop(ratePerClient: 1, arrival: .constant))
+    }
+
     @Test("request bytes: the template's prefix, then id, client address and key")
     func requestTemplate() {
-        var configuration = LoadConfiguration(
-            target: .init(host: "127.0.0.1", port: 8080, path: "/a?b=1"),
-            clients: 1,
-            pacing: .openLoop(ratePerClient: 1, arrival: .constant)
-        )
+        var configuration = Self.oneClient(path: "/a?b=1")
         configuration.method = "POST"
         configuration.headers = [("X-Test", "yes")]
         configuration.body = Array("hi".utf8)
@@ -122,11 +123,7 @@ struct HTTPResponseParserTests {
 
     @Test("a Host or User-Agent header given replaces loadgen's own instead of making a second")
     func givenHost() {
-        var configuration = LoadConfiguration(
-            target: .init(host: "127.0.0.1", port: 8080, path: "/"),
-            clients: 1,
-            pacing: .openLoop(ratePerClient: 1, arrival: .constant)
-        )
+        var configuration = Self.oneClient(path: "/")
         configuration.headers = [("host", "api.lblab.test"), ("User-Agent", "probe/1")]
         var bytes = ByteBuffer()
         RequestTemplate(configuration: configuration).write(id: 1, clientIP: "203.0.113.1", key: nil, into: &bytes)
