@@ -4,11 +4,19 @@
 # -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved (each
 # starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
 # / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
-# recording. Usage: bench/proxy_bench.sh [rounds] [seconds]
+# recording. With `loadgen` as third argument every request carries the headers loadgen sends
+# (X-Forwarded-For with a TEST-NET address, X-Request-Id, its User-Agent), which LBLab reads: the
+# traffic of an experiment rather than wrk's bare GET.
+# Usage: bench/proxy_bench.sh [rounds] [seconds] [plain|loadgen]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 seconds=${2:-10}
+case ${3:-plain} in
+plain) wrk_headers=() ;;
+loadgen) wrk_headers=(-H "X-Request-Id: 1234567" -H "X-Forwarded-For: 203.0.113.7" -H "User-Agent: lblab-loadgen") ;;
+*) echo "bench/proxy_bench.sh: the third argument is plain or loadgen, not '$3'" >&2; exit 2 ;;
+esac
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
 bench_install_peers
@@ -59,7 +67,7 @@ bench_wait_port 18113
 
 # One wrk run: "req/s p50-ms p99-ms".
 measure() {
-    wrk -t1 -c50 -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
+    wrk -t1 -c50 -d"${seconds}s" --latency ${wrk_headers[@]+"${wrk_headers[@]}"} "http://127.0.0.1:$1/" | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         /^Requests\/sec/ { rps = $2 }
         $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
