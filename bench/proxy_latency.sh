@@ -3,12 +3,26 @@
 # backends as bench/proxy_bench.sh, `wrk -t1 -cCONNECTIONS --latency` for SECONDS against each in
 # turn, the two alternating which goes first; prints each round and, per figure (req/s, p50, p75, p90,
 # p99), both medians and the median of the rounds' LBLab / HAProxy ratios.
-# Usage: bench/proxy_latency.sh [rounds] [seconds] [connections]   (default 8 5 50)
+# With `pinned` as fourth argument the proxy measured has CPU 1 to itself and the backends and wrk
+# share CPU 0 (taskset), so that the figures are the proxy's own queueing, without the scheduler's
+# placement of five busy processes on two cores; `shared` (the default) leaves placement to the kernel.
+# Usage: bench/proxy_latency.sh [rounds] [seconds] [connections] [shared|pinned]   (default 8 5 50 shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-8}
 seconds=${2:-5}
 connections=${3:-50}
+placement=${4:-shared}
+case $placement in
+shared) ;;
+pinned)
+    if (($(nproc) < 2)) || ! command -v taskset >/dev/null; then
+        echo "bench/proxy_latency.sh: pinned needs two CPUs and taskset" >&2
+        exit 2
+    fi
+    ;;
+*) echo "bench/proxy_latency.sh: the fourth argument is shared or pinned, not '$placement'" >&2; exit 2 ;;
+esac
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
 bench_install_peers
@@ -20,12 +34,24 @@ bench_start_haproxy 18410 8000 "${backends[@]}"
 backend_flags=()
 for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
 .build/release/lbctl proxy -listen 127.0.0.1:18412 -admin 127.0.0.1:18422 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
-BENCH_PIDS+=($!)
+lblab_pid=$!
+BENCH_PIDS+=($lblab_pid)
 bench_wait_port 18412
+wrk_cpu=()
+if [ "$placement" = pinned ]; then
+    # Every process started here and its children (nginx's workers): the two proxies on CPU 1, the
+    # rest on CPU 0.
+    for pid in "${BENCH_PIDS[@]}"; do
+        cpu=0
+        if [ "$pid" = "$BENCH_HAPROXY_PID" ] || [ "$pid" = "$lblab_pid" ]; then cpu=1; fi
+        for each in "$pid" $(pgrep -P "$pid" || true); do taskset -a -p -c "$cpu" "$each" >/dev/null; done
+    done
+    wrk_cpu=(taskset -c 0)
+fi
 
 # One wrk run: "req/s p50 p75 p90 p99", latencies in ms.
 measure() {
-    wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
+    ${wrk_cpu[@]+"${wrk_cpu[@]}"} wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         /^Requests\/sec/ { rps = $2 }
         $1 == "50%" { p50 = ms($2) } $1 == "75%" { p75 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
