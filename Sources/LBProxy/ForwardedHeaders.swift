@@ -40,34 +40,24 @@ public struct ForwardedHeaders: Sendable {
     /// load generator sends the header with every request.
     public func clientAddress(peer: String, peerIsTrusted: Bool, head: HTTPHead, fields: [HTTPHeaderField]) -> String {
         guard peerIsTrusted, head.hasForwardedFor else { return peer }
-        let chosen: Range<Int>? = head.bytes.withUnsafeReadableBytes { bytes in
-            var leftmost: Range<Int>?
+        return head.bytes.withUnsafeReadableBytes { bytes in
+            var leftmost: UnsafeRawBufferPointer?
             for field in fields.reversed() where field.kind == .xForwardedFor {
                 var end = field.value.upperBound
                 while true {
                     var start = end
                     while start > field.value.lowerBound, bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
-                    let entry = Self.trimmingSpaces(start..<end, of: bytes)
+                    let entry = HTTPBytes.trimmed(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                     if !entry.isEmpty {
-                        if !self.isTrusted(utf8: UnsafeRawBufferPointer(rebasing: bytes[entry])) { return entry }
+                        if !self.isTrusted(utf8: entry) { return String(decoding: entry, as: UTF8.self) }
                         leftmost = entry
                     }
                     guard start > field.value.lowerBound else { break }
                     end = start - 1
                 }
             }
-            return leftmost
+            return leftmost.map { String(decoding: $0, as: UTF8.self) } ?? peer
         }
-        return chosen.map(head.string) ?? peer
-    }
-
-    /// `range` of `bytes` without its leading and trailing spaces and tabs.
-    private static func trimmingSpaces(_ range: Range<Int>, of bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        var low = range.lowerBound
-        var high = range.upperBound
-        while low < high, bytes[low] == UInt8(ascii: " ") || bytes[low] == UInt8(ascii: "\t") { low += 1 }
-        while high > low, bytes[high - 1] == UInt8(ascii: " ") || bytes[high - 1] == UInt8(ascii: "\t") { high -= 1 }
-        return low..<high
     }
 
     /// Writes the request `head` (with its `fields`) as it goes to a backend: HTTP/1.1, hop-by-hop
@@ -194,12 +184,5 @@ public struct ForwardedHeaders: Sendable {
             }
             return 16
         }
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: String {
-        String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }
