@@ -26,6 +26,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let channel: any Channel
+    /// The pool the connection belongs to, one per backend and event loop: the tick-end flush writes
+    /// the requests of one backend together (``LoopContext``).
+    let pool: ObjectIdentifier
     /// The connection's place in its pipeline, while the handler is in it.
     private var context: ChannelHandlerContext?
     /// The request being served, or `nil` while idle. A strong reference, set for one exchange and
@@ -48,8 +51,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var framer: HTTPBodyFramer?
     private var fields: [HTTPHeaderField] = []
 
-    init(channel: any Channel) {
+    init(channel: any Channel, pool: ObjectIdentifier) {
         self.channel = channel
+        self.pool = pool
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

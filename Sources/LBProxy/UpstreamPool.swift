@@ -30,12 +30,13 @@ final class UpstreamPool {
     /// A new connection, opened within `timeout`.
     func connect(timeout connectTimeout: Duration) -> EventLoopFuture<UpstreamConnection> {
         let timeout = TimeAmount.nanoseconds(max(1, connectTimeout.nanoseconds))
+        let pool = ObjectIdentifier(self)
         return ClientBootstrap(group: self.eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel))
+                    try channel.pipeline.syncOperations.addHandler(UpstreamConnection(channel: channel, pool: pool))
                 }
             }
             .connect(host: self.backend.address.host, port: self.backend.address.port)
