@@ -154,11 +154,12 @@ final class LoopContext {
     /// meanwhile right after them): a backend or client then finds the requests or responses of one
     /// tick ready at once, and is woken once for them instead of once per write, which on a busy
     /// machine saves more of everyone's CPU than the few microseconds the writes wait. The requests of
-    /// one backend go out one after another (``groupByFirstAppearance(_:key:)``): written in the
+    /// one backend go out one after another (``StableGrouping``): written in the
     /// order of the tick, round robin interleaves the backends, and each backend woken by its first
     /// request would take it and sleep again before the next reached it.
     private var clientsToFlush: [ProxyHTTPHandler] = []
     private var upstreamsToFlush: [UpstreamConnection] = []
+    private var upstreamGrouping = StableGrouping<UpstreamConnection, ObjectIdentifier>()
     private var flushQueued = false
 
     /// Flushes `client`'s connection at the end of this tick.
@@ -179,26 +180,11 @@ final class LoopContext {
         self.eventLoop.assumeIsolated().execute {
             self.flushQueued = false
             // Upstream first: a request's way to its backend is the longer one.
-            Self.groupByFirstAppearance(&self.upstreamsToFlush) { $0.pool }
+            self.upstreamGrouping.group(&self.upstreamsToFlush) { $0.pool }
             for upstream in self.upstreamsToFlush { upstream.flushIfPending() }
             self.upstreamsToFlush.removeAll(keepingCapacity: true)
             for client in self.clientsToFlush { client.flushIfPending() }
             self.clientsToFlush.removeAll(keepingCapacity: true)
-        }
-    }
-
-    /// Reorders `items` so that those with the same `key` stand together: the groups in the order of
-    /// their first members, and each group's members in their own order. In place, without
-    /// allocating (an insertion sort over a tick's writes, a few dozen at most).
-    static func groupByFirstAppearance<Item, Key: Equatable>(_ items: inout [Item], key: (Item) -> Key) {
-        guard items.count > 2 else { return }
-        for index in 2..<items.count {
-            let itemKey = key(items[index])
-            guard key(items[index - 1]) != itemKey else { continue }
-            // After the last earlier item of the same group, if there is one.
-            guard let last = items[..<(index - 1)].lastIndex(where: { key($0) == itemKey }) else { continue }
-            let item = items.remove(at: index)
-            items.insert(item, at: last + 1)
         }
     }
 
