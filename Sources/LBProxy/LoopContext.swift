@@ -204,14 +204,14 @@ final class LoopContext {
         self.generator = SeededGenerator.derived(seed: 0x7265_7472_79, stream: UInt64(index))
     }
 
-    /// Starts closing idle upstream connections past their timeout, once a second (and taking up
-    /// changes to the backend lists on a loop that serves no requests).
+    /// Starts trimming the idle upstream connections (past their timeout, beyond `max-idle`) once a
+    /// second, and taking up changes to the backend lists on a loop that serves no requests.
     func start() {
         self.sweep = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
             let now = NIODeadline.now().uptimeNanoseconds
             for service in self.services {
                 service.refreshIfChanged()
-                for backend in service.backends { backend.pool.closeExpired(nowNanos: now) }
+                for backend in service.backends { backend.pool.sweep(nowNanos: now) }
             }
             self.records?.flush()
             self.start()

@@ -3,8 +3,8 @@ import LBCore
 import NIOCore
 import NIOPosix
 
-/// The connections of one event loop to one backend: idle ones kept for reuse (at most
-/// `maxIdle`, closed after `idleTimeout` unused), new ones opened on that loop when none is idle.
+/// The connections of one event loop to one backend: idle ones kept for reuse (trimmed to `maxIdle`
+/// once a second, closed after `idleTimeout` unused), new ones opened on that loop when none is idle.
 final class UpstreamPool {
     let backend: BackendSpec
     private let eventLoop: any EventLoop
@@ -52,11 +52,11 @@ final class UpstreamPool {
             .nonisolated()
     }
 
-    /// Takes back `connection` after a complete exchange: kept idle if it can serve another request
-    /// and the pool has room, closed otherwise.
+    /// Takes back `connection` after a complete exchange: kept idle if it can serve another request,
+    /// closed otherwise. A burst may leave more than `maxIdle` idle; ``sweep(nowNanos:)`` trims them.
     func release(_ connection: UpstreamConnection, nowNanos: UInt64) {
         connection.delegate = nil
-        guard connection.isReusable, !self.retired, self.idle.count < self.settings.maxIdle else {
+        guard connection.isReusable, !self.retired else {
             connection.channel.close(promise: nil)
             return
         }
@@ -64,12 +64,23 @@ final class UpstreamPool {
         self.idle.append(connection)
     }
 
-    /// Closes the connections idle for longer than the idle timeout.
-    func closeExpired(nowNanos: UInt64) {
+    /// Once a second: closes the connections idle for longer than the idle timeout, and then the
+    /// longest idle beyond `maxIdle`.
+    ///
+    /// Between sweeps a burst's connections wait for the next burst. Closing each one that came back
+    /// beyond `maxIdle`, as the pool once did, made a load whose concurrency rose and fell around it
+    /// (an open-loop load, with its Poisson or merely uneven arrivals) open and close a connection
+    /// per request, tens of thousands a minute, until the proxy fell behind for good (HAProxy purges
+    /// idle server connections gradually too, `pool-purge-delay`).
+    func sweep(nowNanos: UInt64) {
+        // Released in time order and taken from the end: the longest idle come first.
         let limit = UInt64(max(0, self.settings.idleTimeout.nanoseconds))
-        for connection in self.idle where nowNanos &- connection.idleSinceNanos >= limit {
-            connection.channel.close(promise: nil)
-        }
+        let expired = self.idle.prefix { nowNanos &- $0.idleSinceNanos >= limit }.count
+        let count = max(expired, self.idle.count - self.settings.maxIdle)
+        guard count > 0 else { return }
+        let closing = self.idle[..<count]
+        self.idle.removeFirst(count)
+        for connection in closing { connection.channel.close(promise: nil) }
     }
 
     /// The backend left the service: closes the idle connections, and the others as they are released.
