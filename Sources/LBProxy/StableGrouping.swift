@@ -7,6 +7,8 @@ struct StableGrouping<Item, Key: Hashable> {
     private var groups: [Key: Int] = [:]
     /// Per group: its size, then where its next member goes.
     private var slots: [Int] = []
+    /// Per item: its group, so that each key is hashed once.
+    private var memberships: [Int] = []
     private var reordered: [Item] = []
 
     /// Groups `items` by `key`.
@@ -15,14 +17,17 @@ struct StableGrouping<Item, Key: Hashable> {
         defer {
             self.groups.removeAll(keepingCapacity: true)
             self.slots.removeAll(keepingCapacity: true)
+            self.memberships.removeAll(keepingCapacity: true)
             self.reordered.removeAll(keepingCapacity: true)
         }
         for item in items {
             let itemKey = key(item)
             if let group = self.groups[itemKey] {
                 self.slots[group] += 1
+                self.memberships.append(group)
             } else {
                 self.groups[itemKey] = self.slots.count
+                self.memberships.append(self.slots.count)
                 self.slots.append(1)
             }
         }
@@ -35,8 +40,7 @@ struct StableGrouping<Item, Key: Hashable> {
             start += size
         }
         self.reordered.append(contentsOf: items)
-        for item in items {
-            let group = self.groups[key(item)]!
+        for (item, group) in zip(items, self.memberships) {
             self.reordered[self.slots[group]] = item
             self.slots[group] += 1
         }
