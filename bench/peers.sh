@@ -87,6 +87,25 @@ CFG
     bench_wait_port "$port"
 }
 
+# bench_start_lblab PORT ADMIN_PORT BACKEND_PORT… [-- FLAGS…]: `lbctl proxy -threads 1 -algo
+# round-robin` (release build) over the backends, as the proxy benches compare it with HAProxy; its PID
+# in BENCH_LBLAB_PID.
+bench_start_lblab() {
+    local port=$1 admin=$2
+    shift 2
+    local backend_flags=()
+    while (($#)) && [ "$1" != -- ]; do
+        backend_flags+=(-backend "127.0.0.1:$1")
+        shift
+    done
+    if (($#)); then shift; fi
+    .build/release/lbctl proxy -listen "127.0.0.1:$port" -admin "127.0.0.1:$admin" "${backend_flags[@]}" \
+        -algo round-robin -threads 1 "$@" 2>/dev/null &
+    BENCH_LBLAB_PID=$!
+    BENCH_PIDS+=($!)
+    bench_wait_port "$port"
+}
+
 # bench_start_backend PORT NAME [FLAGS…]: an `lbctl backend` (release build).
 bench_start_backend() {
     local port=$1 name=$2

@@ -55,15 +55,8 @@ nginx -p "$BENCH_DIR/nginx-proxy" -c "$BENCH_DIR/nginx-proxy/nginx.conf" &
 BENCH_PIDS+=($!)
 bench_wait_port 18111
 
-backend_flags=()
-for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
-.build/release/lbctl proxy -listen 127.0.0.1:18112 -admin 127.0.0.1:18122 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
-BENCH_PIDS+=($!)
-bench_wait_port 18112
-.build/release/lbctl proxy -listen 127.0.0.1:18113 -admin 127.0.0.1:18123 "${backend_flags[@]}" -algo round-robin -threads 1 \
-    -db "$BENCH_DIR/proxy.db" 2>/dev/null &
-BENCH_PIDS+=($!)
-bench_wait_port 18113
+bench_start_lblab 18112 18122 "${backends[@]}"
+bench_start_lblab 18113 18123 "${backends[@]}" -- -db "$BENCH_DIR/proxy.db"
 
 # One wrk run: "req/s p50-ms p99-ms".
 measure() {

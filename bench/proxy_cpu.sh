@@ -16,12 +16,8 @@ backends=(18301 18302 18303)
 for port in "${backends[@]}"; do bench_start_nginx "$port"; done
 bench_start_haproxy 18310 8000 "${backends[@]}"
 haproxy_pid=$BENCH_HAPROXY_PID
-backend_flags=()
-for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
-.build/release/lbctl proxy -listen 127.0.0.1:18312 -admin 127.0.0.1:18322 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
-BENCH_PIDS+=($!)
-lblab_pid=$!
-bench_wait_port 18312
+bench_start_lblab 18312 18322 "${backends[@]}"
+lblab_pid=$BENCH_LBLAB_PID
 
 # Clock ticks of user and system time over all threads of PID: "user system".
 ticks() {

@@ -31,12 +31,8 @@ scripts/build-release.sh --product lbctl >/dev/null
 backends=(18401 18402 18403)
 for port in "${backends[@]}"; do bench_start_nginx "$port"; done
 bench_start_haproxy 18410 8000 "${backends[@]}"
-backend_flags=()
-for port in "${backends[@]}"; do backend_flags+=(-backend "127.0.0.1:$port"); done
-.build/release/lbctl proxy -listen 127.0.0.1:18412 -admin 127.0.0.1:18422 "${backend_flags[@]}" -algo round-robin -threads 1 2>/dev/null &
-lblab_pid=$!
-BENCH_PIDS+=($lblab_pid)
-bench_wait_port 18412
+bench_start_lblab 18412 18422 "${backends[@]}"
+lblab_pid=$BENCH_LBLAB_PID
 wrk_cpu=()
 if [ "$placement" = pinned ]; then
     # Every process started here and its children (nginx's workers): the two proxies on CPU 1, the
