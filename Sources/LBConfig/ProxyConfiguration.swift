@@ -229,7 +229,8 @@ public struct Service: Sendable, Hashable {
 
     /// The upstream connection pool of each backend, per event loop.
     public struct PoolSettings: Sendable, Hashable {
-        /// Idle connections kept per backend and event loop.
+        /// Idle connections kept per backend and event loop (a burst's extra ones until the next
+        /// second's trim); 0 opens a connection per request and closes it after.
         public var maxIdle: Int
         /// An idle connection unused this long is closed.
         public var idleTimeout: Duration

@@ -53,10 +53,11 @@ final class UpstreamPool {
     }
 
     /// Takes back `connection` after a complete exchange: kept idle if it can serve another request,
-    /// closed otherwise. A burst may leave more than `maxIdle` idle; ``sweep(nowNanos:)`` trims them.
+    /// closed otherwise, and always closed with a `maxIdle` of 0 (a connection per request). A burst
+    /// may leave more than `maxIdle` idle; ``sweep(nowNanos:)`` trims them.
     func release(_ connection: UpstreamConnection, nowNanos: UInt64) {
         connection.delegate = nil
-        guard connection.isReusable, !self.retired else {
+        guard connection.isReusable, !self.retired, self.settings.maxIdle > 0 else {
             connection.channel.close(promise: nil)
             return
         }

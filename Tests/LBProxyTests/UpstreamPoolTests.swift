@@ -75,4 +75,29 @@ struct UpstreamPoolTests {
         }
         #expect(observed == Observed(idleAfterReleases: 5, idleAfterTrim: 2, keptMostRecentlyUsed: true, idleAfterTimeout: 0))
     }
+
+    @Test("with max-idle 0 a released connection is closed at once, never kept for another request")
+    func maxIdleZeroClosesOnRelease() async throws {
+        let (idleAfterRelease, closedByRelease) = try await withSyntheticBackend { address in
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            return try await loop.flatSubmit {
+                let pool = UpstreamPool(
+                    backend: BackendSpec(address: address),
+                    eventLoop: loop,
+                    settings: Service.PoolSettings(maxIdle: 0, idleTimeout: .seconds(60))
+                )
+                return pool.connect(timeout: .seconds(2)).assumeIsolated().flatMap { connection in
+                    pool.release(connection, nowNanos: 1_000)
+                    let idle = pool.idleCount + (pool.takeIdle() == nil ? 0 : 1)
+                    // On its loop a close takes effect at once. A pool that kept the connection fails
+                    // the test; the close below ends it either way.
+                    let closedByRelease = !connection.channel.isActive
+                    connection.channel.close(promise: nil)
+                    return connection.channel.closeFuture.map { (idle, closedByRelease) }
+                }.nonisolated()
+            }.get()
+        }
+        #expect(idleAfterRelease == 0)
+        #expect(closedByRelease)
+    }
 }
