@@ -160,12 +160,19 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         let serviceIndex: Int
         if let only = runtime.router.onlyService {
             serviceIndex = only
-        } else if let routed = runtime.router.route(host: head.host.map(head.string), path: head.string(head.target)) {
+        } else if let routed = head.bytes.withUnsafeReadableBytes({ bytes in
+            runtime.router.route(
+                host: head.host.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) },
+                target: UnsafeRawBufferPointer(rebasing: bytes[head.target])
+            )
+        }) {
             serviceIndex = routed
         } else {
             // The body, if any, is not read: the connection closes after the answer.
+            let target = head.string(head.target)
             let host = head.host.map(head.string) ?? "(none)"
-            self.writeError(.notFound, "no service for host \(host) and path \(head.string(head.target))", isHEAD: head.methodIs("HEAD"), keepAlive: false)
+            let what = target.hasPrefix("/") ? "host \(host) and path \(target)" : target
+            self.writeError(.notFound, "no service for \(what)", isHEAD: head.methodIs("HEAD"), keepAlive: false)
             self.closeAfterAnswer()
             return
         }

@@ -1,4 +1,5 @@
 public import LBConfig
+import LBHTTP
 
 /// Chooses the service of an HTTP request from its Host and path (DESIGN §6).
 ///
@@ -6,14 +7,18 @@ public import LBConfig
 /// (`*.example.test`) before a route without hosts, then the longest path prefix; equal ones go by
 /// their order in the file. The path prefix is a plain string prefix, as Envoy's `prefix` and nginx's
 /// prefix `location` are (`/api` also matches `/apix`; write `/api/` to mean the directory). The
-/// service without a route takes whatever no route matches.
+/// service without a route takes whatever no route matches. A request target in absolute form
+/// (`http://host/path`, as a client sends to a proxy it was told about) routes by its authority and
+/// path, and its `Host` header does not count (RFC 9112 §3.2.2).
+///
+/// A request is routed on its bytes, as the head holds them: host names compare ignoring ASCII case.
 public struct ServiceRouter: Sendable {
     private struct Entry: Sendable {
         var index: Int
-        var exactHosts: Set<String>
-        var wildcardSuffixes: [String]  // ".example.test" for "*.example.test"
+        var exactHosts: [[UInt8]]  // lower case
+        var wildcardSuffixes: [[UInt8]]  // ".example.test" for "*.example.test", lower case
         var anyHost: Bool
-        var pathPrefix: String
+        var pathPrefix: [UInt8]
     }
 
     private let entries: [Entry]
@@ -32,10 +37,10 @@ public struct ServiceRouter: Sendable {
             entries.append(
                 Entry(
                     index: index,
-                    exactHosts: Set(hosts.filter { !$0.hasPrefix("*.") }),
-                    wildcardSuffixes: hosts.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst()) },
+                    exactHosts: hosts.filter { !$0.hasPrefix("*.") }.map { Array($0.utf8) },
+                    wildcardSuffixes: hosts.filter { $0.hasPrefix("*.") }.map { Array($0.utf8.dropFirst()) },
                     anyHost: hosts.isEmpty,
-                    pathPrefix: route.pathPrefix
+                    pathPrefix: Array(route.pathPrefix.utf8)
                 )
             )
         }
@@ -50,20 +55,37 @@ public struct ServiceRouter: Sendable {
     /// The index of the service for a request with this `Host` header value (port and letter case
     /// do not matter) and request target, or `nil` when no service takes it.
     public func route(host: String?, path: String) -> Int? {
-        let name = host.map(Self.hostName) ?? ""
+        var path = path
+        return path.withUTF8 { target in
+            guard var host else { return self.route(host: nil, target: UnsafeRawBufferPointer(target)) }
+            return host.withUTF8 { self.route(host: UnsafeRawBufferPointer($0), target: UnsafeRawBufferPointer(target)) }
+        }
+    }
+
+    /// ``route(host:path:)`` on the bytes of the `Host` value and the request target.
+    func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer) -> Int? {
+        var name = host.map(Self.hostName) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        var path = target
+        // `http://host` and `http://host?query` have the path `/`, which the target does not hold.
+        var slashImplied = false
+        if let (authority, rest) = Self.absoluteForm(target) {
+            name = Self.hostName(authority)
+            path = rest
+            slashImplied = rest.first != UInt8(ascii: "/")
+        }
         var best: (index: Int, hostRank: Int, prefixLength: Int)?
-        for entry in self.entries where path.hasPrefix(entry.pathPrefix) {
+        for entry in self.entries where Self.path(path, slashImplied: slashImplied, hasPrefix: entry.pathPrefix) {
             let hostRank: Int
-            if entry.exactHosts.contains(name) {
+            if entry.exactHosts.contains(where: { Self.equalIgnoringCase(name, $0) }) {
                 hostRank = 2
-            } else if entry.wildcardSuffixes.contains(where: { name.hasSuffix($0) && name.count > $0.count }) {
+            } else if entry.wildcardSuffixes.contains(where: { name.count > $0.count && Self.hasSuffixIgnoringCase(name, $0) }) {
                 hostRank = 1
             } else if entry.anyHost {
                 hostRank = 0
             } else {
                 continue
             }
-            let prefixLength = entry.pathPrefix.utf8.count
+            let prefixLength = entry.pathPrefix.count
             if let current = best, (current.hostRank, current.prefixLength) >= (hostRank, prefixLength) { continue }
             best = (entry.index, hostRank, prefixLength)
         }
@@ -73,12 +95,56 @@ public struct ServiceRouter: Sendable {
     /// `Host` without its port, in lower case: `API.example.test:8080` → `api.example.test`,
     /// `[::1]:8080` → `[::1]`.
     static func hostName(_ host: String) -> String {
-        var name = Substring(host)
-        if name.hasPrefix("[") {
-            if let close = name.firstIndex(of: "]") { name = name[...close] }
-        } else if let colon = name.lastIndex(of: ":") {
-            name = name[..<colon]
+        var host = host
+        return host.withUTF8 { String(decoding: Self.hostName(UnsafeRawBufferPointer($0)), as: UTF8.self).lowercased() }
+    }
+
+    /// The bytes of `host` without its port (letter case kept).
+    static func hostName(_ host: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        if host.first == UInt8(ascii: "[") {
+            guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return host }
+            return UnsafeRawBufferPointer(rebasing: host[...close])
         }
-        return name.lowercased()
+        guard let colon = host.lastIndex(of: UInt8(ascii: ":")) else { return host }
+        return UnsafeRawBufferPointer(rebasing: host[..<colon])
+    }
+
+    /// The authority and what follows it (the path, if any, and the query) of a target in absolute
+    /// form (`http://` or `https://`, any case), or `nil` for any other form.
+    static func absoluteForm(_ target: UnsafeRawBufferPointer) -> (authority: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer)? {
+        let schemeEnd: Int
+        if target.count >= 7, HTTPBytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<7]), "http://") {
+            schemeEnd = 7
+        } else if target.count >= 8, HTTPBytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<8]), "https://") {
+            schemeEnd = 8
+        } else {
+            return nil
+        }
+        var end = schemeEnd
+        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
+        var authority = UnsafeRawBufferPointer(rebasing: target[schemeEnd..<end])
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) {
+            authority = UnsafeRawBufferPointer(rebasing: authority[(at + 1)...])
+        }
+        return (authority, UnsafeRawBufferPointer(rebasing: target[end...]))
+    }
+
+    /// Whether `path`, behind a `/` when `slashImplied`, starts with `prefix`.
+    private static func path(_ path: UnsafeRawBufferPointer, slashImplied: Bool, hasPrefix prefix: [UInt8]) -> Bool {
+        var prefix = prefix[...]
+        if slashImplied, let first = prefix.first {
+            guard first == UInt8(ascii: "/") else { return false }
+            prefix = prefix.dropFirst()
+        }
+        return path.count >= prefix.count && path.prefix(prefix.count).elementsEqual(prefix)
+    }
+
+    private static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
+        lowercase.withUnsafeBytes { HTTPBytes.equalIgnoringCase(bytes, $0) }
+    }
+
+    private static func hasSuffixIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
+        guard bytes.count >= lowercase.count else { return false }
+        return Self.equalIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - lowercase.count)...]), lowercase)
     }
 }

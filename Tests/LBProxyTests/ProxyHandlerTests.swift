@@ -54,6 +54,19 @@ struct ProxyHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test("a request whose target is in absolute form goes to the service of its authority, whatever its Host says")
+    func absoluteFormRouted() throws {
+        var routed = Service(name: "api", backends: [])
+        routed.route = Service.Route(hosts: ["api.test"])
+        let channel = try self.channel([routed])
+        try channel.writeInbound(ByteBuffer(string: "GET http://API.test:8080/x HTTP/1.1\r\nHost: other.test\r\n\r\n"))
+        let answer = try self.answer(channel)
+        #expect(answer.hasSuffix("503 Service Unavailable: no backend of service api is available\n"), "\(answer)")
+        try channel.writeInbound(ByteBuffer(string: "GET http://other.test/x HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+        let missing = try self.answer(channel)
+        #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n") && missing.hasSuffix("no service for http://other.test/x\n"), "\(missing)")
+    }
+
     @Test("after a request that asks to close, a pipelined one behind it is not served")
     func closeEndsPipeline() throws {
         let channel = try self.channel([Service(name: "s", backends: [])])
