@@ -68,3 +68,21 @@ struct RequestTemplate {
         }
     }
 }
+
+extension LoadConfiguration {
+    /// Why a header named `name` (in lower case) cannot be among ``headers``, or `nil` when it can:
+    /// ``RequestTemplate`` writes these per request, or they follow from other settings, and a second
+    /// copy would make the request malformed or its record wrong. `Host` and `User-Agent` can: they
+    /// replace loadgen's own. Kept beside the template that writes them; a test checks that every
+    /// header it writes is here.
+    public static func headerLoadgenWrites(_ name: String, keys: Bool) -> String? {
+        switch name {
+        case "x-request-id": "every request gets its own id"
+        case "x-forwarded-for": "every client sends its own address"
+        case "x-lblab-key" where keys: "-keys gives every request its key"
+        case "content-length", "transfer-encoding": "the body's length comes from -body or -body-file"
+        case "connection": "connections are kept alive and closed by loadgen"
+        default: nil
+        }
+    }
+}

@@ -186,7 +186,7 @@ struct LoadgenCommand: AsyncParsableCommand {
                     throw MalformedValue(text: header, problem: "is not a header; write 'Name: value'")
                 }
                 let name = String(header[..<colon])
-                if let reason = Self.headerLoadgenWrites(name.lowercased(), keys: self.keys != nil) {
+                if let reason = LoadConfiguration.headerLoadgenWrites(name.lowercased(), keys: self.keys != nil) {
                     throw MalformedValue(text: header, problem: "names a header loadgen writes itself: \(reason)")
                 }
                 return (name, header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces))
@@ -238,21 +238,5 @@ struct LoadgenCommand: AsyncParsableCommand {
             path += "?" + query
         }
         return LoadConfiguration.Target(host: host, port: port, path: path)
-    }
-}
-
-extension LoadgenCommand {
-    /// Why a `-header` named `name` (in lower case) cannot be given, or `nil` when it can: these are
-    /// written per request or follow from other flags, and a second copy would make the request
-    /// malformed or its record wrong. `Host` and `User-Agent` can: they replace loadgen's own.
-    static func headerLoadgenWrites(_ name: String, keys: Bool) -> String? {
-        switch name {
-        case "x-request-id": "every request gets its own id"
-        case "x-forwarded-for": "every client sends its own address"
-        case "x-lblab-key" where keys: "-keys gives every request its key"
-        case "content-length", "transfer-encoding": "the body's length comes from -body or -body-file"
-        case "connection": "connections are kept alive and closed by loadgen"
-        default: nil
-        }
     }
 }

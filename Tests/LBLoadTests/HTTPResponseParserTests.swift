@@ -105,20 +105,39 @@ struct HTTPResponseParserTests {
         LoadConfiguration(target: .init(host: "127.0.0.1", port: 8080, path: path), clients: 1, pacing: .openLoop(ratePerClient: 1, arrival: .constant))
     }
 
-    @Test("request bytes: the template's prefix, then id, client address and key")
-    func requestTemplate() {
-        var configuration = Self.oneClient(path: "/a?b=1")
+    /// The bytes of request 42 from 203.0.113.7 with key 3: a POST to `path` with header `X-Test: yes`
+    /// and the body "hi", written over what `bytes` held.
+    private static func post(path: String, into bytes: inout ByteBuffer) {
+        var configuration = Self.oneClient(path: path)
         configuration.method = "POST"
         configuration.headers = [("X-Test", "yes")]
         configuration.body = Array("hi".utf8)
-        let template = RequestTemplate(configuration: configuration)
+        RequestTemplate(configuration: configuration).write(id: 42, clientIP: "203.0.113.7", key: 3, into: &bytes)
+    }
+
+    @Test("request bytes: the template's prefix, then id, client address and key")
+    func requestTemplate() {
         var bytes = ByteBuffer(string: "what the buffer held before")
-        template.write(id: 42, clientIP: "203.0.113.7", key: 3, into: &bytes)
+        Self.post(path: "/a?b=1", into: &bytes)
         #expect(
             String(buffer: bytes)
                 == "POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: lblab-loadgen\r\nX-Test: yes\r\n"
                 + "Content-Length: 2\r\nX-Request-Id: 42\r\nX-Forwarded-For: 203.0.113.7\r\nX-LBLab-Key: 3\r\n\r\nhi"
         )
+    }
+
+    @Test("every header the template writes but Host and User-Agent is one a -header cannot give")
+    func reservedHeaders() {
+        var bytes = ByteBuffer()
+        Self.post(path: "/", into: &bytes)
+        let lines = String(buffer: bytes).components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n").dropFirst()
+        let names = lines.map { String($0.prefix { $0 != ":" }).lowercased() }
+        #expect(names.count == 7, "\(names)")
+        for name in names where !["host", "user-agent", "x-test"].contains(name) {
+            #expect(LoadConfiguration.headerLoadgenWrites(name, keys: true) != nil, "loadgen writes \(name), and -header may give it too")
+        }
+        #expect(LoadConfiguration.headerLoadgenWrites("x-test", keys: true) == nil)
+        #expect(LoadConfiguration.headerLoadgenWrites("x-lblab-key", keys: false) == nil, "without -keys the header is the user's")
     }
 
     @Test("a Host or User-Agent header given replaces loadgen's own instead of making a second")
