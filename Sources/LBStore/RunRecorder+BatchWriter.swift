@@ -10,11 +10,15 @@ import LBCore
 /// other tables use GRDB's arguments as usual.
 struct BatchWriter {
     let runID: Int64
+    /// Put before `requests` and `proxy_requests` in the statements that insert rows: empty for the
+    /// tables themselves, `temp.staged_` for the temporary copies of ``ResultsDatabase/readIncludingStaged(runID:_:)``.
+    private let rowTablePrefix: String
     /// Where chunks are packed (``RecordChunk/Buffer``).
     private let chunkBuffer = RecordChunk.Buffer()
 
-    init(runID: Int64) {
+    init(runID: Int64, rowTablePrefix: String = "") {
         self.runID = runID
+        self.rowTablePrefix = rowTablePrefix
     }
 
     /// Writes `batch`. With a `writer` (``RunRecorder``'s name for its process), its request records go
@@ -75,7 +79,7 @@ struct BatchWriter {
     /// Inserts the request records of `batch` as rows.
     private func insertRows(of batch: PendingRecords, _ db: Database) throws {
         if !batch.requests.isEmpty {
-            try self.insert(batch.requests, into: "requests", columns: 15, db) { statement, offset, request in
+            try self.insert(batch.requests, into: self.rowTablePrefix + "requests", columns: 15, db) { statement, offset, request in
                 statement.bind(offset + 1, self.runID)
                 statement.bind(offset + 2, request.id)
                 statement.bind(offset + 3, Int64(request.clientID))
@@ -94,7 +98,7 @@ struct BatchWriter {
             }
         }
         if !batch.proxyRequests.isEmpty {
-            try self.insert(batch.proxyRequests, into: "proxy_requests", columns: 11, db) {
+            try self.insert(batch.proxyRequests, into: self.rowTablePrefix + "proxy_requests", columns: 11, db) {
                 statement,
                 offset,
                 request in
@@ -139,9 +143,25 @@ struct BatchWriter {
     /// Turns the chunk `id` into rows of its table and deletes it, in the caller's transaction. Returns
     /// the number of rows, or `nil` when there is no such chunk.
     static func unstage(chunk id: Int64, in db: Database) throws -> Int? {
+        guard let (runID, batch, count) = try Self.decode(chunk: id, in: db) else { return nil }
+        try BatchWriter(runID: runID).insertRows(of: batch, db)
+        try db.execute(sql: "DELETE FROM staged_records WHERE id = ?", arguments: [id])
+        return count
+    }
+
+    /// Inserts the records of chunk `id` into the temporary tables `temp.staged_requests` and
+    /// `temp.staged_proxy_requests`, leaving the chunk where it is. Returns the number of rows.
+    static func copyStaged(chunk id: Int64, in db: Database) throws -> Int {
+        guard let (runID, batch, count) = try Self.decode(chunk: id, in: db) else { return 0 }
+        try BatchWriter(runID: runID, rowTablePrefix: "temp.staged_").insertRows(of: batch, db)
+        return count
+    }
+
+    /// The run, records and row count of chunk `id`, or `nil` when there is no such chunk.
+    private static func decode(chunk id: Int64, in db: Database) throws -> (Int64, PendingRecords, Int)? {
         // Read through the C API: the blob is decoded where SQLite holds it, not copied into a Row first.
         let select = try db.cachedStatement(
-            sql: "SELECT run_id, kind, row_count, data FROM staged_records WHERE id = ?"
+            sql: "SELECT run_id, kind, row_count, data FROM main.staged_records WHERE id = ?"
         )
         let handle = select.sqliteStatement
         defer { sqlite3_reset(handle) }
@@ -162,10 +182,7 @@ struct BatchWriter {
         case .proxyRequests: batch.proxyRequests = try RecordChunk.decodeProxyRequests(bytes, count: count)
         case nil: throw RecordChunk.Malformed(description: "unknown kind \(kindName)")
         }
-        sqlite3_reset(handle)
-        try BatchWriter(runID: runID).insertRows(of: batch, db)
-        try db.execute(sql: "DELETE FROM staged_records WHERE id = ?", arguments: [id])
-        return count
+        return (runID, batch, count)
     }
 
     /// Rows inserted by one execution of the multi-row statement. Each execution of an INSERT costs

@@ -85,9 +85,10 @@ extension ResultsDatabase {
         return try self.report(run)
     }
 
-    /// The report of `run`, a summary already read from this file.
+    /// The report of `run`, a summary already read from this file. The records a run still recording
+    /// has staged count as its rows (``readIncludingStaged(runID:_:)``): its figures so far.
     public func report(_ run: RunSummary) throws(StoreError) -> RunReport {
-        try self.read { db in try Self.report(run, db) }
+        try self.readIncludingStaged(runID: run.id) { db, _ in try Self.report(run, db) }
     }
 
     private static func report(_ run: RunSummary, _ db: Database) throws -> RunReport {

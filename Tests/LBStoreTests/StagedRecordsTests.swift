@@ -88,19 +88,7 @@ struct StagedRecordsTests {
                 clientIP: "203.0.113.1"
             )
         )
-        // The writer stages each full batch as it comes; wait (bounded) until it has staged them all.
-        let deadline = ContinuousClock.now + .seconds(20)
-        var staged = 0
-        repeat {
-            staged = try database.read { db in
-                try Int.fetchOne(
-                    db,
-                    sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records WHERE kind = 'requests'"
-                )!
-            }
-            if staged >= 2 * RunRecorder.batchRecords { break }
-            Thread.sleep(forTimeInterval: 0.02)
-        } while ContinuousClock.now < deadline
+        let staged = try Self.waitUntilStaged(database, atLeast: 2 * RunRecorder.batchRecords)
         #expect(staged >= 2 * RunRecorder.batchRecords, "full batches are staged while the run goes on")
         #expect(try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM requests")! } == 0)
         let live = try #require(try database.runs().first)
@@ -122,6 +110,51 @@ struct StagedRecordsTests {
         #expect(chunks == 0 && proxyRows == 1)
         let done = try #require(try database.runs().first)
         #expect(done.requestCount == Int64(total) && done.stagedRequestCount == 0)
+    }
+
+    /// The request records staged in `database`, once there are `count` or more; at most 20 s later
+    /// (the writer stages each full batch as it comes).
+    static func waitUntilStaged(_ database: ResultsDatabase, atLeast count: Int) throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(20)
+        var staged = 0
+        repeat {
+            staged = try database.read { db in
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT coalesce(sum(row_count), 0) FROM staged_records WHERE kind = 'requests'"
+                )!
+            }
+            if staged >= count { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        } while ContinuousClock.now < deadline
+        return staged
+    }
+
+    @Test("a report and an export of a run still recording count its staged records, and leave the file as it was")
+    func liveRunReportedAndExported() throws {
+        let directory = try TemporaryDirectory()
+        let database = try ResultsDatabase.open(path: directory.path("live.db"))
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
+        let total = 2 * RunRecorder.batchRecords
+        for i in 0..<total { recorder.record(sampleRequest(i)) }
+        try #require(try Self.waitUntilStaged(database, atLeast: total) == total)
+        let id = try #require(try database.runs().first?.id)
+
+        for _ in 0..<2 {  // the connection's temporary tables are gone after each read
+            let report = try database.report(runID: id)
+            #expect(report.requests == total && report.responses == total - total / 10, "\(report.requests) \(report.responses)")
+        }
+        let files = try database.exportCSV(to: directory.path("csv"), runID: id)
+        #expect(files.first { $0.path.hasSuffix("/requests.csv") }?.rows == total)
+        let lines = try String(contentsOfFile: directory.path("csv/requests.csv"), encoding: .utf8).split(separator: "\r\n")
+        #expect(lines.count == total + 1 && lines[1].hasPrefix("\(id),0,") && lines[total].hasPrefix("\(id),\(total - 1),"), "in order")
+        let (rows, chunks) = try database.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM requests")!, try Int.fetchOne(db, sql: "SELECT count(*) FROM staged_records")!)
+        }
+        #expect(rows == 0 && chunks == 2, "reading wrote nothing")
+
+        _ = try recorder.finish(status: .completed, durationMicros: 1)
+        #expect(try database.report(runID: id).requests == total, "counted once after the run ends")
     }
 
     @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
