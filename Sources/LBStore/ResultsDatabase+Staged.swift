@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 extension ResultsDatabase {
@@ -12,7 +13,8 @@ extension ResultsDatabase {
     /// The staged chunks are decoded into temporary tables, and temporary views named after the two
     /// tables put their rows after the table's own (temporary names come first in SQLite's lookup); all
     /// of it lives on the connection only, and is dropped before it is handed back. The file itself is
-    /// not written. Without staged records, `body` runs on the tables as they are.
+    /// not written. Without staged records, `body` runs on the tables as they are. A chunk this LBLab
+    /// cannot read (a newer format, a damaged file) is left out, and a line on standard error says so.
     func readIncludingStaged<T>(runID: Int64?, _ body: (_ db: Database, _ stagedRows: Int) throws -> T) throws(StoreError) -> T {
         try self.read { db in
             let chunks = try Int64.fetchAll(
@@ -22,6 +24,8 @@ extension ResultsDatabase {
             )
             guard !chunks.isEmpty else { return try body(db, 0) }
             for table in Self.stagedTables {
+                try db.execute(sql: "DROP VIEW IF EXISTS temp.\(table)")
+                try db.execute(sql: "DROP TABLE IF EXISTS temp.staged_\(table)")
                 try db.execute(sql: "CREATE TEMP TABLE staged_\(table) AS SELECT * FROM main.\(table) WHERE 0")
                 try db.execute(
                     sql: "CREATE TEMP VIEW \(table) AS SELECT * FROM main.\(table) UNION ALL SELECT * FROM temp.staged_\(table)"
@@ -34,7 +38,14 @@ extension ResultsDatabase {
                 }
             }
             var rows = 0
-            for chunk in chunks { rows += try BatchWriter.copyStaged(chunk: chunk, in: db) }
+            for chunk in chunks {
+                do {
+                    rows += try BatchWriter.copyStaged(chunk: chunk, in: db)
+                } catch let error as RecordChunk.Malformed {
+                    let line = "lblab: \(self.path): staged records \(chunk) cannot be read and are left out: \(error)\n"
+                    FileHandle.standardError.write(Data(line.utf8))
+                }
+            }
             return try body(db, rows)
         }
     }

@@ -10,13 +10,14 @@ import LBCore
 /// other tables use GRDB's arguments as usual.
 struct BatchWriter {
     let runID: Int64
-    /// Put before `requests` and `proxy_requests` in the statements that insert rows: empty for the
-    /// tables themselves, `temp.staged_` for the temporary copies of ``ResultsDatabase/readIncludingStaged(runID:_:)``.
+    /// Put before `requests` and `proxy_requests` in the statements that insert rows: `main.` for the
+    /// tables themselves, `temp.staged_` for the temporary copies of
+    /// ``ResultsDatabase/readIncludingStaged(runID:_:)``.
     private let rowTablePrefix: String
     /// Where chunks are packed (``RecordChunk/Buffer``).
     private let chunkBuffer = RecordChunk.Buffer()
 
-    init(runID: Int64, rowTablePrefix: String = "") {
+    init(runID: Int64, rowTablePrefix: String = "main.") {
         self.runID = runID
         self.rowTablePrefix = rowTablePrefix
     }
