@@ -39,6 +39,11 @@ final class SyntheticBackendHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.controlBody = nil
+            // A client that waits for leave to send its body (curl does, for bodies over 1 KiB) gets it at
+            // once, as nginx gives it, instead of sending after its own timeout (RFC 9110 §10.1.1).
+            if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
             if self.shared.configuration.echo {
                 self.echoBody = context.channel.allocator.buffer(capacity: 0)
                 self.echoChunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }

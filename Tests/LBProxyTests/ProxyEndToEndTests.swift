@@ -281,6 +281,30 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a client that waits for 100 Continue before its body gets it from the backend through the proxy, then the echo")
+    func continueRelayed() async throws {
+        try await withProxy(backends: ["b1"], configure: { $0.echo = true }, { Service(name: "s", backends: $0) }) { proxy in
+            let fd = try connectLoopback(proxy.port)
+            defer { close(fd) }
+            let body = [UInt8](repeating: 0x6B, count: 5_000)
+            let head = Array("POST /echo HTTP/1.1\r\nHost: b.test\r\nExpect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+            #expect(head.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == head.count)
+            // The body waits for the interim answer, as curl's does (for a second at most).
+            var interim: [UInt8] = []
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            while !String(decoding: interim, as: UTF8.self).contains("\r\n\r\n"), poll(&ready, 1, 2_000) == 1 {
+                var buffer = [UInt8](repeating: 0, count: 4_096)
+                let count = recv(fd, &buffer, buffer.count, 0)
+                guard count > 0 else { break }
+                interim += buffer[0..<count]
+            }
+            #expect(String(decoding: interim, as: UTF8.self) == "HTTP/1.1 100 Continue\r\n\r\n")
+            let (final, received) = try rawRequest(on: fd, body)
+            #expect(final.hasPrefix("HTTP/1.1 200 OK"), "\(final)")
+            #expect(received == body)
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
