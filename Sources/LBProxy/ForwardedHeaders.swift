@@ -75,13 +75,22 @@ public struct ForwardedHeaders: Sendable {
         let source = head.bytes
         Self.copy(0..<head.target.upperBound, of: source, into: &out)
         out.writeStaticString(" HTTP/1.1\r\n")
+        // A target in absolute form names the host: a proxy sends it as Host in place of the client's
+        // (RFC 9112 §3.2.2), and the backend hears of it as X-Forwarded-Host too.
+        let authority = Self.absoluteFormAuthority(of: head)
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
             case .connection, .hopByHop, .xForwardedFor, .overriddenContentLength: false
             case .xForwardedProto, .xForwardedHost: trusted
             case .xRequestID: head.requestID != nil
-            case .other, .host, .contentLength, .transferEncoding, .xLBLabBackend: true
+            case .host: authority == nil
+            case .other, .contentLength, .transferEncoding, .xLBLabBackend: true
             }
+        }
+        if let authority {
+            out.writeStaticString("Host: ")
+            Self.copy(authority, of: source, into: &out)
+            out.writeStaticString("\r\n")
         }
         out.writeStaticString("X-Forwarded-For: ")
         if trusted && head.hasForwardedFor {
@@ -94,7 +103,7 @@ public struct ForwardedHeaders: Sendable {
         if !(trusted && head.hasForwardedProto) {
             out.writeStaticString("\r\nX-Forwarded-Proto: http")
         }
-        if !(trusted && head.hasForwardedHost), let host = head.host {
+        if !(trusted && head.hasForwardedHost), let host = authority ?? head.host {
             out.writeStaticString("\r\nX-Forwarded-Host: ")
             Self.copy(host, of: source, into: &out)
         }
@@ -170,6 +179,18 @@ public struct ForwardedHeaders: Sendable {
     }
 
     /// Copies `range` of `source`'s readable bytes to the end of `out`.
+    /// Where the authority of `head`'s target is in its bytes, when the target is in absolute form
+    /// with a host (``ServiceRouter/absoluteForm(_:)``).
+    private static func absoluteFormAuthority(of head: HTTPHead) -> Range<Int>? {
+        head.bytes.withUnsafeReadableBytes { bytes in
+            guard let (authority, _) = ServiceRouter.absoluteForm(UnsafeRawBufferPointer(rebasing: bytes[head.target])),
+                !authority.isEmpty, let base = bytes.baseAddress, let start = authority.baseAddress
+            else { return nil }
+            let lower = start - base
+            return lower..<lower + authority.count
+        }
+    }
+
     private static func copy(_ range: Range<Int>, of source: ByteBuffer, into out: inout ByteBuffer) {
         source.withUnsafeReadableBytes { bytes in
             _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))

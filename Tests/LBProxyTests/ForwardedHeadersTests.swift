@@ -39,6 +39,17 @@ struct ForwardedHeadersTests {
         )
     }
 
+    @Test("a target in absolute form goes on as it came, with its authority as Host and X-Forwarded-Host instead of the client's Host")
+    func absoluteForm() throws {
+        let out = try forwarded("GET http://user@API.test:8080/x?y HTTP/1.1\r\nHost: other.test\r\nAccept: */*\r\n\r\n", peer: "192.0.2.1")
+        #expect(
+            out == "GET http://user@API.test:8080/x?y HTTP/1.1\r\nAccept: */*\r\nHost: API.test:8080\r\n"
+                + "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: API.test:8080\r\nX-Request-Id: 00000000000000ab\r\n\r\n"
+        )
+        let origin = try forwarded("GET /http://x.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: "192.0.2.1")
+        #expect(origin.contains("\r\nHost: a.test\r\n") && origin.contains("X-Forwarded-Host: a.test\r\n"), "\(origin)")
+    }
+
     @Test("from a trusted proxy, X-Forwarded-For is extended and its client believed")
     func trustedPeer() throws {
         let request = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: r-1\r\n\r\n"
