@@ -124,3 +124,43 @@ bench_median() {
 bench_wrk_rps() {
     wrk "$@" | awk '/^Requests\/sec/ {print $2}'
 }
+
+# bench_start_pair: three nginx backends (127.0.0.1:18401-18403), and in front of them HAProxy on
+# 18410 and LBLab on 18412 (admin 18422), as bench/proxy_bench.sh runs them; their PIDs in
+# BENCH_HAPROXY_PID and BENCH_LBLAB_PID.
+bench_start_pair() {
+    local backends=(18401 18402 18403) port
+    for port in "${backends[@]}"; do bench_start_nginx "$port"; done
+    bench_start_haproxy 18410 8000 "${backends[@]}"
+    bench_start_lblab 18412 18422 "${backends[@]}"
+}
+
+# bench_paired ROUNDS LEGEND NAME… : runs `measure 18410` (HAProxy's port) and `measure 18412`
+# (LBLab's) ROUNDS times, alternating which goes first; `measure` (defined by the caller) prints one
+# line of figures. Prints each round with LEGEND, then for each figure NAME both medians and the
+# median of the rounds' LBLab / HAProxy ratios.
+bench_paired() {
+    local rounds=$1 legend=$2 h l
+    shift 2
+    : >"$BENCH_DIR/haproxy.txt"
+    : >"$BENCH_DIR/lblab.txt"
+    for round in $(seq 1 "$rounds"); do
+        if ((round % 2)); then
+            h=$(measure 18410); l=$(measure 18412)
+        else
+            l=$(measure 18412); h=$(measure 18410)
+        fi
+        echo "$h" >>"$BENCH_DIR/haproxy.txt"
+        echo "$l" >>"$BENCH_DIR/lblab.txt"
+        echo "round $round: haproxy $h | lblab $l   ($legend)"
+    done
+    python3 - "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "$@" <<'PY'
+import statistics, sys
+h = [list(map(float, line.split())) for line in open(sys.argv[1])]
+l = [list(map(float, line.split())) for line in open(sys.argv[2])]
+for i, name in enumerate(sys.argv[3:]):
+    hm, lm = statistics.median(x[i] for x in h), statistics.median(x[i] for x in l)
+    paired = statistics.median(b[i] / a[i] for a, b in zip(h, l))
+    print(f"{name:8} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f}")
+PY
+}

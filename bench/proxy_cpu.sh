@@ -12,11 +12,8 @@ source bench/peers.sh
 bench_install_peers
 scripts/build-release.sh --product lbctl >/dev/null
 
-backends=(18301 18302 18303)
-for port in "${backends[@]}"; do bench_start_nginx "$port"; done
-bench_start_haproxy 18310 8000 "${backends[@]}"
+bench_start_pair
 haproxy_pid=$BENCH_HAPROXY_PID
-bench_start_lblab 18312 18322 "${backends[@]}"
 lblab_pid=$BENCH_LBLAB_PID
 
 # Clock ticks of user and system time over all threads of PID: "user system".
@@ -26,7 +23,7 @@ ticks() {
 
 hz=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
-    for entry in "haproxy $haproxy_pid 18310" "lblab $lblab_pid 18312"; do
+    for entry in "haproxy $haproxy_pid 18410" "lblab $lblab_pid 18412"; do
         read -r name pid port <<<"$entry"
         read -r user1 system1 <<<"$(ticks "$pid")"
         requests=$(wrk -t1 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')

@@ -28,10 +28,7 @@ source bench/peers.sh
 bench_install_peers
 scripts/build-release.sh --product lbctl >/dev/null
 
-backends=(18401 18402 18403)
-for port in "${backends[@]}"; do bench_start_nginx "$port"; done
-bench_start_haproxy 18410 8000 "${backends[@]}"
-bench_start_lblab 18412 18422 "${backends[@]}"
+bench_start_pair
 lblab_pid=$BENCH_LBLAB_PID
 wrk_cpu=()
 if [ "$placement" = pinned ]; then
@@ -54,24 +51,4 @@ measure() {
         END { printf "%.0f %.3f %.3f %.3f %.3f\n", rps, p50, p75, p90, p99 }'
 }
 
-declare -a haproxy lblab
-for round in $(seq 1 "$rounds"); do
-    if ((round % 2)); then
-        h=$(measure 18410); l=$(measure 18412)
-    else
-        l=$(measure 18412); h=$(measure 18410)
-    fi
-    haproxy+=("$h"); lblab+=("$l")
-    echo "round $round: haproxy $h | lblab $l   (req/s p50 p75 p90 p99)"
-done
-printf '%s\n' "${haproxy[@]}" >"$BENCH_DIR/haproxy.txt"
-printf '%s\n' "${lblab[@]}" >"$BENCH_DIR/lblab.txt"
-python3 - "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" <<'PY'
-import statistics, sys
-h = [list(map(float, line.split())) for line in open(sys.argv[1])]
-l = [list(map(float, line.split())) for line in open(sys.argv[2])]
-for i, name in enumerate(["req/s", "p50 ms", "p75 ms", "p90 ms", "p99 ms"]):
-    hm, lm = statistics.median(x[i] for x in h), statistics.median(x[i] for x in l)
-    paired = statistics.median(b[i] / a[i] for a, b in zip(h, l))
-    print(f"{name:7} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f}")
-PY
+bench_paired "$rounds" "req/s p50 p75 p90 p99" "req/s" "p50 ms" "p75 ms" "p90 ms" "p99 ms"

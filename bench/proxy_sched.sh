@@ -18,10 +18,7 @@ bench_install_peers
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
 scripts/build-release.sh --product lbctl >/dev/null
 
-backends=(18401 18402 18403)
-for port in "${backends[@]}"; do bench_start_nginx "$port"; done
-bench_start_haproxy 18410 8000 "${backends[@]}"
-bench_start_lblab 18412 18422 "${backends[@]}"
+bench_start_pair
 
 # One run: wrk for SECONDS, perf sched for 2 s of it from its second second; the switches as text.
 record() {
