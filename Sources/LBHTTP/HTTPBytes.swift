@@ -69,6 +69,24 @@ public enum HTTPBytes {
         return true
     }
 
+    /// Where the authority (host and port, without user info) is in a request `target` in absolute
+    /// form (`http://` or `https://`, any case), or `nil` for a target in any other form. It ends where
+    /// the path or the query begins, or with the target.
+    public static func absoluteFormAuthority(_ target: UnsafeRawBufferPointer) -> Range<Int>? {
+        let schemeEnd: Int
+        if target.count >= 7, Self.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<7]), "http://") {
+            schemeEnd = 7
+        } else if target.count >= 8, Self.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<8]), "https://") {
+            schemeEnd = 8
+        } else {
+            return nil
+        }
+        var end = schemeEnd
+        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
+        let userInfoEnd = target[schemeEnd..<end].lastIndex(of: UInt8(ascii: "@")).map { $0 + 1 }
+        return (userInfoEnd ?? schemeEnd)..<end
+    }
+
     /// `bytes` without leading and trailing spaces and tabs.
     @inlinable
     public static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {

@@ -58,6 +58,10 @@ public struct HTTPHead: Sendable {
     public var keepAlive: Bool
     /// The `Host` value, if there is one.
     public var host: Range<Int>?
+    /// The authority of a request target in absolute form (`http://api.example.test:8080/x`), without
+    /// user info: the host the request is for, where its `Host` header does not count (RFC 9112
+    /// §3.2.2). `nil` for a target in any other form.
+    public var authority: Range<Int>?
     /// Whether an `X-Forwarded-For`, `-Proto`, `-Host` or `X-Request-Id` header is present.
     public var hasForwardedFor = false
     public var hasForwardedProto = false
@@ -126,7 +130,7 @@ public struct HTTPHead: Sendable {
     }
 
     private mutating func readRequestLine() throws(HTTPMalformed) {
-        let result: Result<(Range<Int>, Range<Int>, UInt8, Int), HTTPMalformed> = self.bytes.withUnsafeReadableBytes { bytes in
+        let result: Result<(Range<Int>, Range<Int>, Range<Int>?, UInt8, Int), HTTPMalformed> = self.bytes.withUnsafeReadableBytes { bytes in
             var index = 0
             while index < bytes.count, HTTPBytes.isTokenCharacter(bytes[index]) { index += 1 }
             guard index > 0, index < bytes.count, bytes[index] == 0x20 else { return .failure(HTTPMalformed("bad request line")) }
@@ -142,11 +146,14 @@ public struct HTTPHead: Sendable {
             guard HTTPBytes.startsWithHTTP1(version), version[7] == 0x30 || version[7] == 0x31,
                 version[8] == 0x0D, version[9] == 0x0A
             else { return .failure(HTTPMalformed("not an HTTP/1.0 or HTTP/1.1 request")) }
-            return .success((method, target, version[7] - 0x30, index + 9))
+            let authority = HTTPBytes.absoluteFormAuthority(UnsafeRawBufferPointer(rebasing: bytes[target]))
+                .map { (targetStart + $0.lowerBound)..<(targetStart + $0.upperBound) }
+            return .success((method, target, authority, version[7] - 0x30, index + 9))
         }
-        let (method, target, minor, lineEnd) = try result.get()
+        let (method, target, authority, minor, lineEnd) = try result.get()
         self.method = method
         self.target = target
+        self.authority = authority
         self.minorVersion = minor
         self.startLineEnd = lineEnd
         self.keepAlive = minor == 1

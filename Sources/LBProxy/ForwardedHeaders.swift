@@ -77,7 +77,7 @@ public struct ForwardedHeaders: Sendable {
         out.writeStaticString(" HTTP/1.1\r\n")
         // A target in absolute form names the host: a proxy sends it as Host in place of the client's
         // (RFC 9112 §3.2.2), and the backend hears of it as X-Forwarded-Host too.
-        let authority = Self.absoluteFormAuthority(of: head)
+        let authority = head.authority.flatMap { $0.isEmpty ? nil : $0 }
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
             case .connection, .hopByHop, .xForwardedFor, .overriddenContentLength: false
@@ -179,18 +179,6 @@ public struct ForwardedHeaders: Sendable {
     }
 
     /// Copies `range` of `source`'s readable bytes to the end of `out`.
-    /// Where the authority of `head`'s target is in its bytes, when the target is in absolute form
-    /// with a host (``ServiceRouter/absoluteForm(_:)``).
-    private static func absoluteFormAuthority(of head: HTTPHead) -> Range<Int>? {
-        head.bytes.withUnsafeReadableBytes { bytes in
-            guard let (authority, _) = ServiceRouter.absoluteForm(UnsafeRawBufferPointer(rebasing: bytes[head.target])),
-                !authority.isEmpty, let base = bytes.baseAddress, let start = authority.baseAddress
-            else { return nil }
-            let lower = start - base
-            return lower..<lower + authority.count
-        }
-    }
-
     private static func copy(_ range: Range<Int>, of source: ByteBuffer, into out: inout ByteBuffer) {
         source.withUnsafeReadableBytes { bytes in
             _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))

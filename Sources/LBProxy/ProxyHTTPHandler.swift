@@ -161,9 +161,11 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         if let only = runtime.router.onlyService {
             serviceIndex = only
         } else if let routed = head.bytes.withUnsafeReadableBytes({ bytes in
-            runtime.router.route(
+            let start = head.target.lowerBound
+            return runtime.router.route(
                 host: head.host.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) },
-                target: UnsafeRawBufferPointer(rebasing: bytes[head.target])
+                target: UnsafeRawBufferPointer(rebasing: bytes[head.target]),
+                authority: head.authority.map { ($0.lowerBound - start)..<($0.upperBound - start) }
             )
         }) {
             serviceIndex = routed
@@ -171,7 +173,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             // The body, if any, is not read: the connection closes after the answer.
             let target = head.string(head.target)
             let host = head.host.map(head.string) ?? "(none)"
-            let what = target.hasPrefix("/") ? "host \(host) and path \(target)" : target
+            let what = head.authority == nil ? "host \(host) and path \(target)" : target
             self.writeError(.notFound, "no service for \(what)", isHEAD: head.methodIs("HEAD"), keepAlive: false)
             self.closeAfterAnswer()
             return

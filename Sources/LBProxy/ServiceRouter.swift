@@ -57,21 +57,24 @@ public struct ServiceRouter: Sendable {
     public func route(host: String?, path: String) -> Int? {
         var path = path
         return path.withUTF8 { target in
-            guard var host else { return self.route(host: nil, target: UnsafeRawBufferPointer(target)) }
-            return host.withUTF8 { self.route(host: UnsafeRawBufferPointer($0), target: UnsafeRawBufferPointer(target)) }
+            let target = UnsafeRawBufferPointer(target)
+            let authority = HTTPBytes.absoluteFormAuthority(target)
+            guard var host else { return self.route(host: nil, target: target, authority: authority) }
+            return host.withUTF8 { self.route(host: UnsafeRawBufferPointer($0), target: target, authority: authority) }
         }
     }
 
-    /// ``route(host:path:)`` on the bytes of the `Host` value and the request target.
-    func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer) -> Int? {
+    /// ``route(host:path:)`` on the bytes of the `Host` value and the request target, with the
+    /// target's `authority` (a range of `target`) when it is in absolute form (``HTTPHead/authority``).
+    func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, authority: Range<Int>?) -> Int? {
         var name = host.map(Self.hostName) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         var path = target
         // `http://host` and `http://host?query` have the path `/`, which the target does not hold.
         var slashImplied = false
-        if let (authority, rest) = Self.absoluteForm(target) {
-            name = Self.hostName(authority)
-            path = rest
-            slashImplied = rest.first != UInt8(ascii: "/")
+        if let authority {
+            name = Self.hostName(UnsafeRawBufferPointer(rebasing: target[authority]))
+            path = UnsafeRawBufferPointer(rebasing: target[authority.upperBound...])
+            slashImplied = path.first != UInt8(ascii: "/")
         }
         var best: (index: Int, hostRank: Int, prefixLength: Int)?
         for entry in self.entries where Self.path(path, slashImplied: slashImplied, hasPrefix: entry.pathPrefix) {
@@ -107,26 +110,6 @@ public struct ServiceRouter: Sendable {
         }
         guard let colon = host.lastIndex(of: UInt8(ascii: ":")) else { return host }
         return UnsafeRawBufferPointer(rebasing: host[..<colon])
-    }
-
-    /// The authority and what follows it (the path, if any, and the query) of a target in absolute
-    /// form (`http://` or `https://`, any case), or `nil` for any other form.
-    static func absoluteForm(_ target: UnsafeRawBufferPointer) -> (authority: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer)? {
-        let schemeEnd: Int
-        if target.count >= 7, HTTPBytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<7]), "http://") {
-            schemeEnd = 7
-        } else if target.count >= 8, HTTPBytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: target[..<8]), "https://") {
-            schemeEnd = 8
-        } else {
-            return nil
-        }
-        var end = schemeEnd
-        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
-        var authority = UnsafeRawBufferPointer(rebasing: target[schemeEnd..<end])
-        if let at = authority.lastIndex(of: UInt8(ascii: "@")) {
-            authority = UnsafeRawBufferPointer(rebasing: authority[(at + 1)...])
-        }
-        return (authority, UnsafeRawBufferPointer(rebasing: target[end...]))
     }
 
     /// Whether `path`, behind a `/` when `slashImplied`, starts with `prefix`.

@@ -44,6 +44,23 @@ struct HTTPHeadTests {
         #expect(String(buffer: rest) == "hello")
     }
 
+    @Test("a target in absolute form has its authority read, without user info; other forms have none")
+    func authority() throws {
+        let cases: [(String, String?)] = [
+            ("HTTP://user:pw@API.test:8080/x?y", "API.test:8080"),
+            ("https://a.test?q=/p", "a.test"),
+            ("http://a.test", "a.test"),
+            ("http:///x", ""),
+            ("/http://a.test/", nil),
+            ("*", nil),
+        ]
+        for (target, authority) in cases {
+            let head = try #require(try self.request("OPTIONS \(target) HTTP/1.1\r\nHost: h\r\n\r\n").0)
+            #expect(head.authority.map(head.string) == authority, "\(target)")
+        }
+        #expect(try #require(try self.request("GET / HTTP/1.1\r\nHost: http://x\r\n\r\n").0).authority == nil)
+    }
+
     @Test("nothing is read until the head is whole")
     func incomplete() throws {
         let (head, _, rest) = try self.request("GET / HTTP/1.1\r\nHost: a\r\n")
