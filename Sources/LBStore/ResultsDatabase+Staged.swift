@@ -23,19 +23,20 @@ extension ResultsDatabase {
                 arguments: [runID]
             )
             guard !chunks.isEmpty else { return try body(db, 0) }
+            func dropTemporaries() throws {
+                for table in Self.stagedTables {
+                    try db.execute(sql: "DROP VIEW IF EXISTS temp.\(table)")
+                    try db.execute(sql: "DROP TABLE IF EXISTS temp.staged_\(table)")
+                }
+            }
+            // Dropped first too: a connection whose last drop failed may still hold them.
+            try dropTemporaries()
+            defer { try? dropTemporaries() }
             for table in Self.stagedTables {
-                try db.execute(sql: "DROP VIEW IF EXISTS temp.\(table)")
-                try db.execute(sql: "DROP TABLE IF EXISTS temp.staged_\(table)")
                 try db.execute(sql: "CREATE TEMP TABLE staged_\(table) AS SELECT * FROM main.\(table) WHERE 0")
                 try db.execute(
                     sql: "CREATE TEMP VIEW \(table) AS SELECT * FROM main.\(table) UNION ALL SELECT * FROM temp.staged_\(table)"
                 )
-            }
-            defer {
-                for table in Self.stagedTables {
-                    try? db.execute(sql: "DROP VIEW IF EXISTS temp.\(table)")
-                    try? db.execute(sql: "DROP TABLE IF EXISTS temp.staged_\(table)")
-                }
             }
             var rows = 0
             for chunk in chunks {
