@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Byte-level helpers for reading HTTP/1.1 text (RFC 9110 §5.6, RFC 9112 §2): the grammar's character
 /// classes, ASCII case-insensitive comparison and the search for the end of a head.
 public enum HTTPBytes {
@@ -42,6 +50,19 @@ public enum HTTPBytes {
             index += 1
         }
         return nil
+    }
+
+    /// Whether `bytes` hold a line feed not preceded by a carriage return (RFC 9112 §2.2: lines end
+    /// with CRLF; a strict reader refuses a bare LF instead of guessing where the line ends).
+    public static func containsBareLF(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        var index = 0
+        while index < bytes.count, let found = memchr(base + index, 0x0A, bytes.count - index) {
+            let offset = base.distance(to: UnsafeRawPointer(found))
+            if offset == 0 || bytes[offset - 1] != 0x0D { return true }
+            index = offset + 1
+        }
+        return false
     }
 
     /// Whether `bytes` equal `lowercase` ignoring ASCII case (`lowercase` must be lower case).

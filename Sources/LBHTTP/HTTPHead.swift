@@ -19,7 +19,8 @@ public struct HTTPHeaderField: Equatable, Sendable {
         case xForwardedHost
         case xRequestID
         case xLBLabBackend
-        /// A `Content-Length` beside `Transfer-Encoding` in a response: overridden, not forwarded.
+        /// A `Content-Length` that is not forwarded: one beside `Transfer-Encoding` in a response
+        /// (overridden by it), or a repeat of an equal one.
         case overriddenContentLength
     }
 
@@ -38,7 +39,8 @@ public struct HTTPHeaderField: Equatable, Sendable {
 /// Strict means what a proxy needs to stay out of request smuggling: CRLF line ends only, no
 /// whitespace before a header's colon, no folded lines, no control characters, a `Content-Length` of
 /// digits only and equal when repeated, and in a request never both `Content-Length` and
-/// `Transfer-Encoding`, nor a `Transfer-Encoding` whose last coding is not `chunked`.
+/// `Transfer-Encoding`, nor a `Transfer-Encoding` whose last coding is not `chunked`, nor an HTTP/1.1
+/// request without `Host`.
 public struct HTTPHead: Sendable {
     /// The head's bytes.
     public var bytes: ByteBuffer
@@ -77,6 +79,8 @@ public struct HTTPHead: Sendable {
         guard var head = try Self.cut(&buffer, isRequest: true) else { return nil }
         try head.readRequestLine()
         try head.readFields(into: &fields)
+        // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request that lacks Host.
+        guard head.host != nil || head.minorVersion == 0 else { throw HTTPMalformed("HTTP/1.1 request without Host") }
         try head.decideRequestFraming(fields)
         return head
     }
@@ -121,12 +125,21 @@ public struct HTTPHead: Sendable {
         let end = buffer.withUnsafeReadableBytes { HTTPBytes.endOfHead($0) }
         guard let end else {
             if buffer.readableBytes > Self.maxBytes {
-                throw HTTPMalformed(isRequest ? "request head over 64 KiB" : "response head over 64 KiB")
+                throw HTTPMalformed(isRequest ? "request head over 64 KiB" : "response head over 64 KiB", isTooLarge: true)
             }
+            // A head whose lines end in a bare LF never shows the CRLF CRLF that ends it: refused at
+            // once rather than waited for until a timeout.
+            if buffer.withUnsafeReadableBytes({ HTTPBytes.containsBareLF($0) }) { throw HTTPMalformed(Self.bareLF(isRequest: isRequest)) }
             return nil
         }
-        guard end + 4 <= Self.maxBytes else { throw HTTPMalformed(isRequest ? "request head over 64 KiB" : "response head over 64 KiB") }
+        guard end + 4 <= Self.maxBytes else {
+            throw HTTPMalformed(isRequest ? "request head over 64 KiB" : "response head over 64 KiB", isTooLarge: true)
+        }
         return HTTPHead(bytes: buffer.readSlice(length: end + 4)!)
+    }
+
+    private static func bareLF(isRequest: Bool) -> String {
+        isRequest ? "bare LF in the request head (lines end with CRLF)" : "bare LF in the response head (lines end with CRLF)"
     }
 
     private mutating func readRequestLine() throws(HTTPMalformed) {
@@ -145,7 +158,9 @@ public struct HTTPHead: Sendable {
             let version = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<(index + 11)])
             guard HTTPBytes.startsWithHTTP1(version), version[7] == 0x30 || version[7] == 0x31,
                 version[8] == 0x0D, version[9] == 0x0A
-            else { return .failure(HTTPMalformed("not an HTTP/1.0 or HTTP/1.1 request")) }
+            else {
+                return .failure(HTTPMalformed(version[8] == 0x0A ? Self.bareLF(isRequest: true) : "not an HTTP/1.0 or HTTP/1.1 request"))
+            }
             let authority = HTTPBytes.absoluteFormAuthority(UnsafeRawBufferPointer(rebasing: bytes[target]))
                 .map { (targetStart + $0.lowerBound)..<(targetStart + $0.upperBound) }
             return .success((method, target, authority, version[7] - 0x30, index + 9))
@@ -176,7 +191,7 @@ public struct HTTPHead: Sendable {
                 while index < bytes.count, HTTPBytes.isValueCharacter(bytes[index]) { index += 1 }
             }
             guard index + 1 < bytes.count, bytes[index] == 0x0D, bytes[index + 1] == 0x0A else {
-                return .failure(HTTPMalformed("bad status line"))
+                return .failure(HTTPMalformed(bytes[index] == 0x0A ? Self.bareLF(isRequest: false) : "bad status line"))
             }
             return .success((bytes[7] - 0x30, status, index))
         }
@@ -208,7 +223,8 @@ public struct HTTPHead: Sendable {
                 let valueStart = index
                 while index < end, HTTPBytes.isValueCharacter(bytes[index]) { index += 1 }
                 guard index + 1 < bytes.count, bytes[index] == 0x0D, bytes[index + 1] == 0x0A else {
-                    return .failure(HTTPMalformed("bad character in header value"))
+                    let isRequest = self.status == 0
+                    return .failure(HTTPMalformed(bytes[index] == 0x0A ? Self.bareLF(isRequest: isRequest) : "bad character in header value"))
                 }
                 var valueLow = valueStart
                 var valueHigh = index
@@ -216,7 +232,10 @@ public struct HTTPHead: Sendable {
                 while valueHigh > valueLow, bytes[valueHigh - 1] == 0x20 || bytes[valueHigh - 1] == 0x09 { valueHigh -= 1 }
                 let kind = Self.kind(of: UnsafeRawBufferPointer(rebasing: bytes[name]))
                 let value = valueLow..<valueHigh
-                fields.append(HTTPHeaderField(kind: kind, line: lineStart..<(index + 2), name: name, value: value))
+                // A repeat of an equal Content-Length is forwarded once (RFC 9112 §6.3 lets a recipient
+                // replace the repeats with one value); a differing one is refused by `note`.
+                let forwarded = kind == .contentLength && facts.contentLength != nil ? .overriddenContentLength : kind
+                fields.append(HTTPHeaderField(kind: forwarded, line: lineStart..<(index + 2), name: name, value: value))
                 if case .failure(let error) = facts.note(kind, value: UnsafeRawBufferPointer(rebasing: bytes[value]), at: value) {
                     return .failure(error)
                 }
