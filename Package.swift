@@ -182,6 +182,7 @@ let package = Package(
                 "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting", "LBHTTP",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -266,13 +266,16 @@ extension ProxyHTTPHandler {
         self.flushResponse()
     }
 
-    func upstreamClosed() {
+    func upstreamClosed(malformed: HTTPMalformed?) {
         guard let exchange = self.exchange, exchange.upstream != nil else { return }
         if exchange.responseStarted {
             // Part of the response went out: the client cannot be told otherwise.
             self.flushResponse()
             self.abandonUpstream()
             self.endExchange(close: true)
+        } else if let malformed {
+            // Retried as a broken connection is: the request may have reached the backend.
+            self.attemptFailed(.connectionReset, detail: "\(self.backendName) sent a malformed response: \(malformed.reason)")
         } else {
             self.attemptFailed(.connectionReset, detail: "\(self.backendName) closed the connection before a response")
         }

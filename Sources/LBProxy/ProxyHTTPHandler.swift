@@ -104,7 +104,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
                     head = try HTTPHead.readRequest(from: &self.inbound!, fields: &self.loop.fields)
                 } catch {
                     self.inbound = nil
-                    self.writeError(.badRequest, "\(error.reason)", isHEAD: false, keepAlive: false)
+                    self.writeError(error.isTooLarge ? .requestHeaderFieldsTooLarge : .badRequest, error.reason, isHEAD: false, keepAlive: false)
                     self.closeAfterAnswer()
                     return
                 }
@@ -155,6 +155,13 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func start(_ head: HTTPHead) {
+        if head.methodIs("CONNECT") {
+            // A tunnel is not a request to forward: refused, and the connection closed, since the
+            // client may already be sending what it meant for the tunnel.
+            self.writeError(.notImplemented, "CONNECT (the proxy forwards requests to its services; it opens no tunnels)", isHEAD: false, keepAlive: false)
+            self.closeAfterAnswer()
+            return
+        }
         let runtime = self.loop.runtime
         let fields = self.loop.fields
         let serviceIndex: Int

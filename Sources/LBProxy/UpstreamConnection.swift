@@ -13,8 +13,9 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamEnd()
     /// A read from the backend ended: what was written to the client can be flushed.
     func upstreamReadComplete()
-    /// The connection closed, failed, or sent what is not HTTP, before the response was complete.
-    func upstreamClosed()
+    /// The connection closed or failed before the response was complete, or sent what is not HTTP
+    /// (`malformed` says what).
+    func upstreamClosed(malformed: HTTPMalformed?)
     /// The connection can take more of the request body again, or cannot.
     func upstreamWritabilityChanged(_ writable: Bool)
 }
@@ -124,7 +125,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         do {
             try self.read(&bytes)
         } catch {
-            self.fail(context: context)
+            self.fail(context: context, malformed: error)
         }
     }
 
@@ -172,12 +173,12 @@ final class UpstreamConnection: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    private func fail(context: ChannelHandlerContext) {
+    private func fail(context: ChannelHandlerContext, malformed: HTTPMalformed? = nil) {
         self.keepAlive = false
         self.awaiting = false
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.upstreamClosed()
+        delegate?.upstreamClosed(malformed: malformed)
         context.close(promise: nil)
     }
 
@@ -191,7 +192,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.delegate = nil
         if self.awaiting {
             self.awaiting = false
-            delegate?.upstreamClosed()
+            delegate?.upstreamClosed(malformed: nil)
         }
         self.onClose?(self)
         self.onClose = nil

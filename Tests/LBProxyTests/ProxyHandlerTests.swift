@@ -38,6 +38,20 @@ struct ProxyHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test("a head over 64 KiB gets a 431; CONNECT gets a 501; both close the connection")
+    func refusedByKind() throws {
+        let large = try self.channel([Service(name: "s", backends: [])])
+        try large.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 70_000))"))
+        let tooLarge = try self.answer(large)
+        #expect(tooLarge.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n") && tooLarge.hasSuffix(": request head over 64 KiB\n"), "\(tooLarge)")
+        #expect(!large.isActive)
+        let tunnel = try self.channel([Service(name: "s", backends: [])])
+        try tunnel.writeInbound(ByteBuffer(string: "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n"))
+        let refused = try self.answer(tunnel)
+        #expect(refused.hasPrefix("HTTP/1.1 501 Not Implemented\r\n") && refused.contains("Connection: close\r\n"), "\(refused)")
+        #expect(!tunnel.isActive)
+    }
+
     @Test("a request no service takes gets a 404; a service without backends answers 503 and keeps the connection")
     func ownAnswers() throws {
         var routed = Service(name: "api", backends: [])
