@@ -127,24 +127,46 @@ bench_wrk_rps() {
 
 # bench_start_pair: three nginx backends (127.0.0.1:18401-18403), and in front of them HAProxy on
 # 18410 and LBLab on 18412 (admin 18422), as bench/proxy_bench.sh runs them; their PIDs in
-# BENCH_HAPROXY_PID and BENCH_LBLAB_PID.
+# BENCH_HAPROXY_PID and BENCH_LBLAB_PID, and all five in BENCH_PAIR_PIDS.
 bench_start_pair() {
-    local backends=(18401 18402 18403) port
+    local backends=(18401 18402 18403) port first=${#BENCH_PIDS[@]}
     for port in "${backends[@]}"; do bench_start_nginx "$port"; done
     bench_start_haproxy 18410 8000 "${backends[@]}"
     bench_start_lblab 18412 18422 "${backends[@]}"
+    BENCH_PAIR_PIDS=("${BENCH_PIDS[@]:first}")
+}
+
+# bench_stop_pair: stops what bench_start_pair started, by PID, and waits for it to exit.
+bench_stop_pair() {
+    local pid kept=()
+    for pid in "${BENCH_PAIR_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${BENCH_PAIR_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${BENCH_PIDS[@]}"; do
+        [[ " ${BENCH_PAIR_PIDS[*]} " == *" $pid "* ]] || kept+=("$pid")
+    done
+    BENCH_PIDS=(${kept[@]+"${kept[@]}"})
+    BENCH_PAIR_PIDS=()
 }
 
 # bench_paired ROUNDS LEGEND NAME… : runs `measure 18410` (HAProxy's port) and `measure 18412`
 # (LBLab's) ROUNDS times, alternating which goes first; `measure` (defined by the caller) prints one
-# line of figures. Prints each round with LEGEND, then for each figure NAME both medians and the
-# median of the rounds' LBLab / HAProxy ratios.
+# line of figures. Prints each round with LEGEND, then for each figure NAME both medians, the
+# median of the rounds' LBLab / HAProxy ratios, and in how many rounds LBLab's figure was the lower,
+# with the two-sided sign test's p (the chance of a split at least that uneven if neither proxy
+# tended lower). The rounds of one run share their processes, and with them where the scheduler has
+# settled each (which core a backend shares with which proxy): a small p says the two differ in
+# this run's placement. With BENCH_FRESH_ROUNDS=1 every round after the first restarts the pair
+# (bench_stop_pair, bench_start_pair), so that each round draws its own placement.
 bench_paired() {
     local rounds=$1 legend=$2 h l
     shift 2
     : >"$BENCH_DIR/haproxy.txt"
     : >"$BENCH_DIR/lblab.txt"
     for round in $(seq 1 "$rounds"); do
+        if ((round > 1)) && [ "${BENCH_FRESH_ROUNDS:-0}" = 1 ]; then
+            bench_stop_pair
+            bench_start_pair
+        fi
         if ((round % 2)); then
             h=$(measure 18410); l=$(measure 18412)
         else
@@ -155,12 +177,17 @@ bench_paired() {
         echo "round $round: haproxy $h | lblab $l   ($legend)"
     done
     python3 - "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "$@" <<'PY'
-import statistics, sys
+import math, statistics, sys
 h = [list(map(float, line.split())) for line in open(sys.argv[1])]
 l = [list(map(float, line.split())) for line in open(sys.argv[2])]
 for i, name in enumerate(sys.argv[3:]):
     hm, lm = statistics.median(x[i] for x in h), statistics.median(x[i] for x in l)
     paired = statistics.median(b[i] / a[i] for a, b in zip(h, l))
-    print(f"{name:8} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f}")
+    lower = sum(b[i] < a[i] for a, b in zip(h, l))
+    untied = sum(b[i] != a[i] for a, b in zip(h, l))
+    tail = min(lower, untied - lower)
+    p = min(1.0, 2 * sum(math.comb(untied, k) for k in range(tail + 1)) / 2**untied) if untied else 1.0
+    print(f"{name:8} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f};"
+          f" LBLab lower in {lower} of {len(h)} (sign test p = {p:.2f})")
 PY
 }

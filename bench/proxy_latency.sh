@@ -5,8 +5,10 @@
 # p99), both medians and the median of the rounds' LBLab / HAProxy ratios.
 # With `pinned` as fourth argument the proxy measured has CPU 1 to itself and the backends and wrk
 # share CPU 0 (taskset), so that the figures are the proxy's own queueing, without the scheduler's
-# placement of five busy processes on two cores; `shared` (the default) leaves placement to the kernel.
-# Usage: bench/proxy_latency.sh [rounds] [seconds] [connections] [shared|pinned]   (default 8 5 50 shared)
+# placement of five busy processes on two cores; `shared` (the default) leaves placement to the kernel;
+# `fresh` leaves it to the kernel too, but restarts the backends and both proxies before every round,
+# so that each round draws its own placement instead of inheriting the run's (BENCH_FRESH_ROUNDS).
+# Usage: bench/proxy_latency.sh [rounds] [seconds] [connections] [shared|pinned|fresh]   (default 8 5 50 shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-8}
@@ -15,13 +17,14 @@ connections=${3:-50}
 placement=${4:-shared}
 case $placement in
 shared) ;;
+fresh) export BENCH_FRESH_ROUNDS=1 ;;
 pinned)
     if (($(nproc) < 2)) || ! command -v taskset >/dev/null; then
         echo "bench/proxy_latency.sh: pinned needs two CPUs and taskset" >&2
         exit 2
     fi
     ;;
-*) echo "bench/proxy_latency.sh: the fourth argument is shared or pinned, not '$placement'" >&2; exit 2 ;;
+*) echo "bench/proxy_latency.sh: the fourth argument is shared, pinned or fresh, not '$placement'" >&2; exit 2 ;;
 esac
 export BENCH_NEEDS_HAPROXY=1
 source bench/peers.sh
