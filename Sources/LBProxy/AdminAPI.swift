@@ -98,7 +98,7 @@ public struct AdminAPI: Sendable {
     private static func describe(_ service: ServiceRuntime) -> [String: Any] {
         [
             "name": service.settings.name,
-            "algorithm": service.settings.algorithm.name,
+            "algorithm": service.tunables.algorithm.name,
             "backends": service.backends.map(Self.describe),
         ]
     }

@@ -75,7 +75,7 @@ final class HealthChecker {
         let now = Self.now()
         for (serviceIndex, service) in self.runtime.services.enumerated() {
             guard let check = service.settings.health, service.version != self.versions[serviceIndex] else { continue }
-            let (members, version) = service.snapshot()
+            let (members, _, version) = service.snapshot()
             self.versions[serviceIndex] = version
             let present = Set(members.map { ObjectIdentifier($0.state) })
             for (key, target) in self.targets where target.service === service && !present.contains(key) {

@@ -30,30 +30,52 @@ final class LoopBackend {
     var spec: BackendSpec { self.runtime.spec }
 }
 
-/// A service as one event loop sees it: its backends as of the service's version and a picker built
-/// over them.
+/// A service as one event loop sees it: its backends and tunables as of the service's version, and a
+/// picker built over them.
 final class LoopService {
     let runtime: ServiceRuntime
     private(set) var picker: any Picker
     private(set) var backends: [LoopBackend] = []
+    /// How the service picks and treats requests, as of ``version``.
+    private(set) var tunables: ServiceTunables
     private var version = -1
     /// When slow-start weights are next due for a rebuild (uptime nanoseconds; `max` while none ramps).
     private var rampCheckNanos = Int64.max
     private let eventLoop: any EventLoop
+    /// Which stream of the configured seed this loop's pickers draw from.
+    private let seedStream: UInt64
 
-    init(runtime: ServiceRuntime, picker: any Picker, eventLoop: any EventLoop) {
+    /// The service's view on the loop of `eventLoop`; `seedStream` sets the picker's own stream of the
+    /// configured seed.
+    init(runtime: ServiceRuntime, eventLoop: any EventLoop, seedStream: UInt64) throws {
         self.runtime = runtime
-        self.picker = picker
         self.eventLoop = eventLoop
+        self.seedStream = seedStream
+        let tunables = runtime.tunables
+        self.tunables = tunables
+        self.picker = try Self.makePicker(tunables, seedStream: seedStream)
         self.refreshIfChanged()
     }
 
-    /// Takes up the service's backend list if it changed since the last look: pools of backends that
-    /// stay are kept, those of removed backends retired (their idle connections closed, the busy ones
-    /// closed when released), and the picker rebuilt.
+    private static func makePicker(_ tunables: ServiceTunables, seedStream: UInt64) throws -> any Picker {
+        var parameters = tunables.parameters
+        parameters.seed = StableHash.combine(parameters.seed, seedStream)
+        return try tunables.algorithm.makePicker(parameters)
+    }
+
+    /// Takes up the service's backend list and tunables if they changed since the last look: pools of
+    /// backends that stay are kept, those of removed backends retired (their idle connections closed,
+    /// the busy ones closed when released), and the picker rebuilt (made anew when the algorithm or
+    /// its parameters changed; a reload has checked that they make one).
     func refreshIfChanged() {
         guard self.runtime.version != self.version else { return }
-        let (members, version) = self.runtime.snapshot()
+        let (members, tunables, version) = self.runtime.snapshot()
+        if tunables.algorithm != self.tunables.algorithm || tunables.parameters != self.tunables.parameters,
+            let picker = try? Self.makePicker(tunables, seedStream: self.seedStream)
+        {
+            self.picker = picker
+        }
+        self.tunables = tunables
         var old: [ObjectIdentifier: LoopBackend] = [:]
         for backend in self.backends { old[ObjectIdentifier(backend.state)] = backend }
         self.backends = members.map { member in
@@ -193,10 +215,8 @@ final class LoopContext {
         self.runtime = runtime
         self.records = runtime.recorder.map(LoopRecords.init)
         self.services = try runtime.services.enumerated().map { serviceIndex, service in
-            var parameters = service.settings.parameters
             // Each loop draws from its own stream of the configured seed.
-            parameters.seed = StableHash.combine(parameters.seed, UInt64(index) &* 0x9E37_79B9 &+ UInt64(serviceIndex))
-            return LoopService(runtime: service, picker: try service.settings.algorithm.makePicker(parameters), eventLoop: eventLoop)
+            try LoopService(runtime: service, eventLoop: eventLoop, seedStream: UInt64(index) &* 0x9E37_79B9 &+ UInt64(serviceIndex))
         }
         self.retryBudgets = runtime.services.map {
             RetryBudget(share: $0.settings.retryBudget.share, minimumConcurrency: $0.settings.retryBudget.minimumConcurrency)
@@ -257,7 +277,7 @@ extension LoopContext {
         canReplay: Bool,
         holdsRetry: inout Bool
     ) -> NextStep {
-        let decision = self.runtime.services[service].settings.retries.decide(
+        let decision = self.services[service].tunables.retries.decide(
             method: method,
             failure: failure,
             attempt: attempt,

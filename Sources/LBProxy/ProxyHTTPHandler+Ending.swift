@@ -155,8 +155,8 @@ extension ProxyHTTPHandler {
                     let limit = GoDuration.format(backend.limiter.limits.queueTimeout)
                     self.respondError(.serviceUnavailable, "waited \(limit) in the queue of \(backend.name) for a place")
                 }
-            } else if exchange.headerDeadline <= now, let service = self.service {
-                let limit = GoDuration.format(service.settings.timeouts.responseHeader)
+            } else if exchange.headerDeadline <= now {
+                let limit = GoDuration.format(self.loop.services[exchange.service].tunables.timeouts.responseHeader)
                 self.attemptFailed(.responseTimedOut, detail: "no response header from \(self.backendName) within \(limit)")
             }
         } else if self.idleDeadline <= now {
@@ -171,13 +171,13 @@ extension ProxyHTTPHandler {
     }
 
     func requestTimedOut() {
-        guard let exchange = self.exchange, let service = self.service else { return }
+        guard let exchange = self.exchange else { return }
         self.abandonUpstream()
         if exchange.responseStarted {
             // Part of the response went out: all the client can be told is the connection closing.
             self.endExchange(close: true)
         } else {
-            let limit = GoDuration.format(service.settings.timeouts.request)
+            let limit = GoDuration.format(self.loop.services[exchange.service].tunables.timeouts.request)
             self.respondError(.gatewayTimeout, "no response within the request timeout (\(limit))")
         }
     }

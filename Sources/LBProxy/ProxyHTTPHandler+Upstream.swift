@@ -68,7 +68,7 @@ extension ProxyHTTPHandler {
 
     /// Sends the current attempt to `backend`, which has a place for it, at `now`.
     func proceed(to backend: LoopBackend, now: UInt64? = nil) {
-        guard let exchange = self.exchange, let service = self.service else { return }
+        guard let exchange = self.exchange else { return }
         backend.state.requestStarted()
         exchange.backend = backend
         exchange.attemptStartNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
@@ -78,7 +78,7 @@ extension ProxyHTTPHandler {
             return
         }
         let attemptID = exchange.attemptID
-        pool.connect(timeout: service.settings.timeouts.connect)
+        pool.connect(timeout: self.loop.services[exchange.service].tunables.timeouts.connect)
             .assumeIsolated()
             .whenComplete { result in
                 guard let current = self.exchange, current.attemptID == attemptID, current.upstream == nil else {
@@ -101,7 +101,7 @@ extension ProxyHTTPHandler {
 
     /// The attempt has `upstream` to send on, at `now`.
     func connected(_ upstream: UpstreamConnection, now: UInt64? = nil) {
-        guard let exchange = self.exchange, let service = self.service else { return }
+        guard let exchange = self.exchange else { return }
         upstream.delegate = self
         upstream.expectResponse(toHEAD: exchange.isHEAD)
         exchange.upstream = upstream
@@ -112,7 +112,7 @@ extension ProxyHTTPHandler {
         let now = now ?? self.loop.eventLoop.now.uptimeNanoseconds
         exchange.upstreamStartNanos = now
         if !exchange.bodyReplayable { exchange.body.removeAll() }
-        exchange.headerDeadline = now &+ UInt64(max(1, service.settings.timeouts.responseHeader.nanoseconds))
+        exchange.headerDeadline = now &+ UInt64(max(1, self.loop.services[exchange.service].tunables.timeouts.responseHeader.nanoseconds))
         exchange.requestSent = exchange.requestComplete
         self.armTimer(exchange.headerDeadline)
         if !exchange.requestComplete {
@@ -190,8 +190,8 @@ extension ProxyHTTPHandler {
 
     func upstreamHead(_ head: HTTPHead, fields: [HTTPHeaderField]) {
         guard let context = self.context, let exchange = self.exchange else { return }
-        if head.status >= 500, let service = self.service,
-            service.settings.retries.retryOn.contains(where: { $0.matches(.status(head.status)) })
+        if head.status >= 500,
+            self.loop.services[exchange.service].tunables.retries.retryOn.contains(where: { $0.matches(.status(head.status)) })
         {
             // A status worth another backend: retried when policy and budget allow, and then this
             // response is dropped with its connection; otherwise it goes to the client as it is.

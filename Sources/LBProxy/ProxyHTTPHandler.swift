@@ -185,7 +185,6 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             self.closeAfterAnswer()
             return
         }
-        let service = runtime.services[serviceIndex]
         let clientKey: UInt64
         var clientIP = self.peer
         if self.peerIsTrusted && head.hasForwardedFor {
@@ -206,10 +205,12 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             into: &exchange.head
         )
         let now = self.loop.eventLoop.now.uptimeNanoseconds
+        let loopService = self.loop.services[serviceIndex]
+        loopService.refreshIfChanged()
         let pick = PickRequest(
             now: Instant(nanoseconds: Int64(now)),
             clientKey: clientKey,
-            hashKey: service.settings.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
+            hashKey: loopService.tunables.hashKey.hash(of: head, fields: fields, clientKey: clientKey)
         )
         exchange.begin(
             service: serviceIndex,
@@ -217,7 +218,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             clientKeepAlive: head.keepAlive,
             clientIsHTTP10: head.minorVersion == 0,
             pick: pick,
-            deadline: now &+ UInt64(max(1, service.settings.timeouts.request.nanoseconds))
+            deadline: now &+ UInt64(max(1, loopService.tunables.timeouts.request.nanoseconds))
         )
         self.exchange = exchange
         if self.loop.records != nil {

@@ -40,13 +40,47 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
+/// What a reload may change in a running service: how it picks and how it treats a request. Each event
+/// loop takes them up with the backend list, when ``ServiceRuntime/version`` moves; the rest of a
+/// service's settings (route, health checks, outlier detection, slow start, limits, pool, retry
+/// budget, client-idle timeout) take a restart.
+public struct ServiceTunables: Sendable, Hashable {
+    public var algorithm: Algorithm
+    public var parameters: PickerParameters
+    public var hashKey: Service.HashKey
+    public var retries: RetryPolicy
+    /// Of ``Service/timeouts``, `connect`, `responseHeader` and `request` (`clientIdle` is the
+    /// listener's, across services).
+    public var timeouts: Service.Timeouts
+
+    public init(_ service: Service) {
+        self.algorithm = service.algorithm
+        self.parameters = service.parameters
+        self.hashKey = service.hashKey
+        self.retries = service.retries
+        self.timeouts = service.timeouts
+    }
+
+    /// What differs from `old`, in words ("algorithm least-connections", "timeouts", …).
+    func changes(from old: ServiceTunables) -> [String] {
+        var changes: [String] = []
+        if self.algorithm != old.algorithm { changes.append("algorithm \(self.algorithm.name)") }
+        if self.parameters != old.parameters { changes.append("algorithm parameters") }
+        if self.hashKey != old.hashKey { changes.append("hash key") }
+        if self.retries != old.retries { changes.append("retries") }
+        if self.timeouts != old.timeouts { changes.append("timeouts") }
+        return changes
+    }
+}
+
 /// One service at run time: its settings and its backends, which the admin API may change while it
-/// runs. Each event loop keeps its own copy of the backend list and picker, and refreshes them when
-/// ``version`` moves (one relaxed load per request).
+/// runs. Each event loop keeps its own copy of the backend list, the tunables and the picker, and
+/// refreshes them when ``version`` moves (one relaxed load per request).
 public final class ServiceRuntime: Sendable {
-    /// The service as configured.
+    /// The service as configured at start. Its backends and ``tunables`` may have changed since.
     public let settings: Service
     private let members: Mutex<[BackendRuntime]>
+    private let tunablesNow: Mutex<ServiceTunables>
     private let versionCounter = Atomic<Int>(0)
     private let registry: ProxyMetrics
     let metrics: ServiceMetrics
@@ -57,6 +91,7 @@ public final class ServiceRuntime: Sendable {
 
     init(_ settings: Service, metrics: ProxyMetrics, recorder: ProxyRecorder? = nil) {
         self.settings = settings
+        self.tunablesNow = Mutex(ServiceTunables(settings))
         self.registry = metrics
         self.recorder = recorder
         self.metrics = metrics.service(settings.name)
@@ -91,14 +126,34 @@ public final class ServiceRuntime: Sendable {
         self.members.withLock { $0 }
     }
 
-    /// Moves whenever the backend list or a weight changes.
+    /// Moves whenever the backend list, a weight or the tunables change.
     public var version: Int {
         self.versionCounter.load(ordering: .relaxed)
     }
 
-    /// The backends and the version they are of, read together.
-    func snapshot() -> (backends: [BackendRuntime], version: Int) {
-        self.members.withLock { ($0, self.versionCounter.load(ordering: .relaxed)) }
+    /// The backends and tunables, and the version they are of, read together.
+    func snapshot() -> (backends: [BackendRuntime], tunables: ServiceTunables, version: Int) {
+        self.members.withLock { members in
+            (members, self.tunablesNow.withLock { $0 }, self.versionCounter.load(ordering: .relaxed))
+        }
+    }
+
+    /// How the service picks and treats requests now (a reload may have changed them).
+    public var tunables: ServiceTunables {
+        self.tunablesNow.withLock { $0 }
+    }
+
+    /// Takes up `tunables`; every loop does with its next request. Returns what changed, in words.
+    @discardableResult
+    public func retune(_ tunables: ServiceTunables) -> [String] {
+        self.members.withLock { _ in
+            let changes = self.tunablesNow.withLock { current in
+                defer { current = tunables }
+                return tunables.changes(from: current)
+            }
+            if !changes.isEmpty { self.versionCounter.add(1, ordering: .releasing) }
+            return changes
+        }
     }
 
     /// Why a change to the backend list was refused.

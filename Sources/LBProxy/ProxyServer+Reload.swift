@@ -3,17 +3,21 @@ public import LBConfig
 extension ProxyServer {
     /// What a reload did, and what it could not do while running.
     public struct ReloadOutcome: Sendable, Equatable {
-        /// Backend changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3".
+        /// Changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3", "web: algorithm
+        /// least-connections", "web: timeouts".
         public var applied: [String] = []
-        /// Changes that take a restart: listeners, admin, threads, services added or removed, a
-        /// service's settings other than its backends.
+        /// Changes that take a restart: listeners, admin, threads, services added or removed, and of a
+        /// service's settings those that are not ``ServiceTunables``, by their keys in the file ("service
+        /// web: health").
         public var needsRestart: [String] = []
     }
 
     /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running: each
     /// service's backends become those of the file (added, removed, reweighted, moved), as the admin
-    /// API would change them; requests in flight finish where they are. What cannot change in a
-    /// running proxy is left as it is and listed.
+    /// API would change them, and its ``ServiceTunables`` (algorithm and its parameters, hash key,
+    /// retries, timeouts) those of the file; requests in flight finish where they are, and the next
+    /// request on each event loop goes by the new ones. What cannot change in a running proxy is left as
+    /// it is and listed.
     public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
         var outcome = ReloadOutcome()
         let running = self.runtime.configuration
@@ -28,9 +32,20 @@ extension ProxyServer {
         for name in runningNames.subtracting(newNames).sorted() { outcome.needsRestart.append("service \(name) (removed)") }
         for wanted in configuration.services {
             guard let service = self.runtime.service(named: wanted.name) else { continue }
-            var settings = wanted
-            settings.backends = service.settings.backends
-            if settings != service.settings { outcome.needsRestart.append("service \(wanted.name): settings other than backends") }
+            let fixed = service.settings
+            var restart: [String] = []
+            if wanted.route != fixed.route { restart.append("match") }
+            if wanted.health != fixed.health { restart.append("health") }
+            if wanted.retryBudget != fixed.retryBudget { restart.append("retries.budget") }
+            if wanted.timeouts.clientIdle != fixed.timeouts.clientIdle { restart.append("timeouts.client-idle") }
+            if wanted.outlierDetection != fixed.outlierDetection { restart.append("outlier-detection") }
+            if wanted.slowStart != fixed.slowStart { restart.append("slow-start") }
+            if wanted.limits != fixed.limits { restart.append("limits") }
+            if wanted.pool != fixed.pool { restart.append("pool") }
+            for setting in restart { outcome.needsRestart.append("service \(wanted.name): \(setting)") }
+            var tunables = ServiceTunables(wanted)
+            // The client-idle timeout is not one of them: the running one stays.
+            tunables.timeouts.clientIdle = service.tunables.timeouts.clientIdle
             let current = service.backends
             for backend in current {
                 let kept = wanted.backends.first { $0.name == backend.spec.name }
@@ -48,6 +63,7 @@ extension ProxyServer {
                     outcome.applied.append("\(wanted.name): added \(spec.name)")
                 }
             }
+            for change in service.retune(tunables) { outcome.applied.append("\(wanted.name): \(change)") }
         }
         for line in outcome.applied { self.runtime.recorder?.event("reload", "proxy", ["change": line]) }
         return outcome

@@ -44,7 +44,8 @@ final class TCPProxyHandler: ChannelDuplexHandler {
     private func connect() {
         guard let context = self.context, !self.closed else { return }
         let service = self.loop.services[self.serviceIndex]
-        let settings = service.runtime.settings
+        service.refreshIfChanged()
+        let settings = service.tunables
         self.attempts += 1
         let peer = context.channel.remoteAddress?.ipAddress ?? "0.0.0.0"
         let now = NIODeadline.now().uptimeNanoseconds

@@ -175,7 +175,7 @@ struct ProxyCommand: AsyncParsableCommand {
             return
         }
         let outcome = server.reload(configuration)
-        printError("reload: \(path): " + (outcome.applied.isEmpty ? "no backend changes" : outcome.applied.joined(separator: "; ")))
+        printError("reload: \(path): " + (outcome.applied.isEmpty ? "no changes" : outcome.applied.joined(separator: "; ")))
         if !outcome.needsRestart.isEmpty {
             printError("reload: not applied (they take a restart): \(outcome.needsRestart.joined(separator: "; "))")
         }

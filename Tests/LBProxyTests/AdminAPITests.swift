@@ -128,7 +128,7 @@ struct AdminAPITests {
         #expect(runtime.services[0].backends.count == 1)
     }
 
-    @Test("a reload applies backend changes and lists what takes a restart")
+    @Test("a reload applies backend changes and the tunables, and lists by key what takes a restart")
     func reload() async throws {
         let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
         let b2 = BackendSpec(name: "b2", address: HostPort(host: "127.0.0.1", port: 9002))
@@ -140,13 +140,18 @@ struct AdminAPITests {
         let moved = BackendSpec(name: "b2", address: HostPort(host: "127.0.0.1", port: 9012))
         changed.services[0].backends = [reweighted, moved, BackendSpec(name: "b3", address: HostPort(host: "127.0.0.1", port: 9003))]
         changed.services[0].algorithm = .leastConnections
+        changed.services[0].timeouts.clientIdle = .seconds(5)
+        changed.services[0].pool.maxIdle = 3
         changed.services.append(Service(name: "other", backends: [b1]))
         changed.services[1].route = Service.Route(hosts: ["other.test"])
         let outcome = server.reload(changed)
-        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3"])
-        #expect(outcome.needsRestart == ["service other (new)", "service web: settings other than backends"])
+        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3", "web: algorithm least-connections"])
+        #expect(outcome.needsRestart == ["service other (new)", "service web: timeouts.client-idle", "service web: pool"])
         let backends = server.runtime.services[0].backends
         #expect(backends.map(\.spec) == [reweighted, moved, changed.services[0].backends[2]])
+        #expect(server.runtime.services[0].tunables.algorithm == .leastConnections)
+        #expect(server.runtime.services[0].tunables.timeouts.clientIdle == configuration.services[0].timeouts.clientIdle)
+        #expect(server.reload(changed).applied.isEmpty, "a second reload of the same file changes nothing")
         await server.shutdown(grace: .zero)
     }
 

@@ -307,6 +307,35 @@ struct ProxyEndToEndTests {
 
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
+    @Test("a reload changes the algorithm, the hash key and the timeouts of a running service")
+    func reloadRetunes() async throws {
+        try await withBackends(["b1", "b2"], { $0.settings.latency = .fixed(.milliseconds(100)) }) { specs in
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "s", algorithm: .roundRobin, backends: specs)], threads: 2)
+            let server = try ProxyServer(configuration: configuration)
+            let address = try await server.start()[0]
+            let proxy = HostPort(host: "127.0.0.1", port: address.port!)
+            let spread = try await closedLoad(proxy, requests: 12)
+            #expect(spread.statuses == [200: 12] && spread.backends.keys.sorted() == ["b1", "b2"], "\(spread.backends)")
+
+            // Every request has the path /: hashed on it, all go to one backend.
+            var hashed = configuration
+            hashed.services[0].algorithm = .maglev
+            hashed.services[0].hashKey = .path
+            let outcome = server.reload(hashed)
+            #expect(outcome.applied == ["s: algorithm maglev", "s: hash key"] && outcome.needsRestart.isEmpty, "\(outcome)")
+            let pinned = try await closedLoad(proxy, requests: 12)
+            #expect(pinned.statuses == [200: 12] && pinned.backends.count == 1, "\(pinned.backends)")
+
+            var hurried = hashed
+            hurried.services[0].timeouts.responseHeader = .milliseconds(20)
+            hurried.services[0].retries.maxRetries = 0
+            #expect(server.reload(hurried).applied == ["s: retries", "s: timeouts"])
+            let late = try await closedLoad(proxy, requests: 6)
+            #expect(late.statuses == [504: 6], "\(late.statuses)")
+            await server.shutdown(grace: .zero)
+        }
+    }
+
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
         let fd = try connectLoopback(port)
         defer { close(fd) }
