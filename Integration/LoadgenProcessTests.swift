@@ -150,6 +150,13 @@ struct LoadgenProcessTests {
             (["-header", "Content-Length: 5"], "-header"),
             (["-keys", "10", "-header", "X-LBLab-Key: 1"], "-header"),
             (["-url", "http://127.0.0.1:1/", "-duration", "1s"], "-url"),
+            // A flag of the other loop, or one without the flag it qualifies, would be ignored.
+            (["-connections", "5"], "-connections"),
+            (["-closed", "-rate", "5"], "-rate"),
+            (["-closed", "-total-rate", "500"], "-total-rate"),
+            (["-closed", "-arrival", "poisson"], "-arrival"),
+            (["-closed", "-max-connections", "5"], "-max-connections"),
+            (["-zipf", "1.1"], "-zipf"),
         ]
     )
     func badInput(arguments: [String], flag: String) async throws {

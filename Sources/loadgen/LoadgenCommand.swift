@@ -33,8 +33,8 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(name: .goStyle("total-rate"), help: "Requests per second over all clients, instead of -rate.")
     var totalRate: Double?
 
-    @Option(name: .goStyle("arrival"), help: "constant or poisson gaps between a client's requests.")
-    var arrival = "constant"
+    @Option(name: .goStyle("arrival"), help: "constant or poisson gaps between a client's requests (default constant).")
+    var arrival: String?
 
     @Option(name: .goStyle("duration"), help: "How long to send (Go duration).")
     var duration = "10s"
@@ -48,8 +48,8 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Flag(name: .goStyle("closed"), help: "Closed loop (wrk's model) with -connections, for comparison with wrk.")
     var closed = false
 
-    @Option(name: .goStyle("connections"), help: "Closed loop: connections, each sending its next request on the last response.")
-    var connections = 50
+    @Option(name: .goStyle("connections"), help: "Closed loop: connections, each sending its next request on the last response (default 50).")
+    var connections: Int?
 
     @Option(name: .goStyle("max-connections"), help: "Open loop: most connections at once (default: enough for 1 s of requests).")
     var maxConnections: Int?
@@ -148,21 +148,33 @@ struct LoadgenCommand: AsyncParsableCommand {
         try requireFlag("clients", (1...ClientAddresses.capacity).contains(self.clients),
             "must be between 1 and \(ClientAddresses.capacity) (one TEST-NET address each), got \(self.clients)")
         try requireFlag("rate", self.rate == nil || self.totalRate == nil, "give -rate (per client) or -total-rate, not both")
+        // A flag of the other loop would be ignored: refused instead, so that a run is what its flags say.
+        if self.closed {
+            try requireFlag("rate", self.rate == nil, "the closed loop sends each request when the last is answered; give -rate or -closed")
+            try requireFlag("total-rate", self.totalRate == nil, "the closed loop sends each request when the last is answered; give -total-rate or -closed")
+            try requireFlag("arrival", self.arrival == nil, "applies to the open loop, not to -closed")
+            try requireFlag("max-connections", self.maxConnections == nil, "applies to the open loop; -closed keeps -connections open")
+        } else {
+            try requireFlag("connections", self.connections == nil, "applies to -closed; the open loop opens connections as it needs them, up to -max-connections")
+        }
+        try requireFlag("zipf", self.zipf == 0 || self.keys != nil, "draws among the keys of -keys N; give -keys too")
         let ratePerClient = self.totalRate.map { $0 / Double(self.clients) } ?? self.rate ?? 10
         if let totalRate {
             try requireFlag("total-rate", totalRate > 0 && totalRate.isFinite, "must be above 0, got \(totalRate)")
         }
         try requireFlag("rate", ratePerClient > 0 && ratePerClient.isFinite, "must be above 0, got \(ratePerClient)")
         let arrival = try flagValue("arrival") {
-            guard let arrival = ArrivalProcess(rawValue: self.arrival.lowercased()) else {
-                throw MalformedValue(text: self.arrival, problem: "is not an arrival process; use constant or poisson")
+            let name = self.arrival ?? "constant"
+            guard let arrival = ArrivalProcess(rawValue: name.lowercased()) else {
+                throw MalformedValue(text: name, problem: "is not an arrival process; use constant or poisson")
             }
             return arrival
         }
+        let connections = self.connections ?? 50
         let pacing: LoadConfiguration.Pacing =
-            self.closed ? .closedLoop(connections: self.connections) : .openLoop(ratePerClient: ratePerClient, arrival: arrival)
+            self.closed ? .closedLoop(connections: connections) : .openLoop(ratePerClient: ratePerClient, arrival: arrival)
         if self.closed {
-            try requireFlag("connections", (1...10_000).contains(self.connections), "must be between 1 and 10000")
+            try requireFlag("connections", (1...10_000).contains(connections), "must be between 1 and 10000")
         }
         var configuration = LoadConfiguration(target: target, clients: self.clients, pacing: pacing)
         configuration.duration = try flagValue("duration") { try GoDuration.parse(self.duration) }
