@@ -167,10 +167,17 @@ struct LoadgenProcessTests {
         #expect(errorLine.contains(flag), "stderr: \(result.stderr)")
     }
 
-    @Test("lbctl backend refuses bad flags the same way")
-    func backendBadInput() async throws {
-        let result = await (try ChildProcess("lbctl", ["backend", "-latency", "lognormal(5ms)"])).wait(timeout: .seconds(10))
+    @Test(
+        "lbctl backend refuses bad flags the same way",
+        arguments: [
+            (["-latency", "lognormal(5ms)"], "-latency"),
+            (["-queue", "5"], "-queue"),  // a queue beyond no -capacity would be ignored
+        ]
+    )
+    func backendBadInput(arguments: [String], flag: String) async throws {
+        let result = await (try ChildProcess("lbctl", ["backend", "-listen", "127.0.0.1:0"] + arguments)).wait(timeout: .seconds(10))
         #expect(result.status != 0)
-        #expect(result.stderr.contains("-latency"))
+        let errorLine = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(errorLine.contains(flag), "stderr: \(result.stderr)")
     }
 }

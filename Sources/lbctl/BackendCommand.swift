@@ -97,6 +97,7 @@ struct BackendCommand: AsyncParsableCommand {
         try requireFlag("cpu", settings.cpuWork >= .zero, "must not be negative")
         try requireFlag("capacity", self.capacity >= 0, "must be 0 (no limit) or more, got \(self.capacity)")
         try requireFlag("queue", self.queue >= -1, "must be -1 (no limit) or more, got \(self.queue)")
+        try requireFlag("queue", self.queue == -1 || self.capacity > 0, "is the queue beyond -capacity; give -capacity N too")
         try requireFlag("threads", (1...256).contains(self.threads), "must be between 1 and 256")
         try requireFlag("response-size", self.responseSize >= 0, "must not be negative")
         try requireFlag("health-path", self.healthPath.hasPrefix("/"), "must start with /")
