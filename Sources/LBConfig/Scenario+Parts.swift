@@ -16,7 +16,10 @@ extension ScenarioBackend {
             let value = try capacity.int(in: 0...1_000_000)
             self.capacity = value == 0 ? nil : value
         }
-        if let queue = map["queue"] { self.queue = try queue.int(in: 0...1_000_000) }
+        if let queue = map["queue"] {
+            self.queue = try queue.int(in: 0...1_000_000)
+            guard self.capacity != nil else { throw queue.error("queue is the wait beyond capacity: give capacity (above 0) too") }
+        }
         if let weight = map["weight"] { self.weight = try weight.int(in: 1...1_000_000) }
         if let inService = map["in-service"] { self.inService = try inService.bool() }
         if let threads = map["threads"] { self.threads = try threads.int(in: 1...64) }
