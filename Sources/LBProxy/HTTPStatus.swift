@@ -5,6 +5,7 @@ struct HTTPStatus {
 
     static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
     static let notFound = HTTPStatus(code: 404, reason: "Not Found")
+    static let requestTimeout = HTTPStatus(code: 408, reason: "Request Timeout")
     static let badGateway = HTTPStatus(code: 502, reason: "Bad Gateway")
     static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
     static let gatewayTimeout = HTTPStatus(code: 504, reason: "Gateway Timeout")

@@ -160,6 +160,11 @@ extension ProxyHTTPHandler {
                 self.attemptFailed(.responseTimedOut, detail: "no response header from \(self.backendName) within \(limit)")
             }
         } else if self.idleDeadline <= now {
+            if let partial = self.inbound, partial.readableBytes > 0 {
+                // Part of a head came and the rest did not: the client is told why, as HAProxy does.
+                let limit = GoDuration.format(.nanoseconds(Int64(self.loop.runtime.clientIdleNanos)))
+                self.writeError(.requestTimeout, "the request head did not arrive in full within the client-idle timeout (\(limit))", isHEAD: false, keepAlive: false)
+            }
             self.closeAfterAnswer()
             return
         }

@@ -109,5 +109,23 @@ struct ProxyHandlerTests {
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(200))
         #expect(!channel.isActive)
+        #expect(try self.answer(channel).isEmpty, "nothing asked, nothing answered")
+    }
+
+    @Test("a head that stops halfway gets a 408 at the client-idle timeout, however slowly its bytes came")
+    func partialHead() throws {
+        var service = Service(name: "s", backends: [])
+        service.timeouts.clientIdle = .seconds(5)
+        let channel = try self.channel([service])
+        for piece in ["GET / HTTP/1.1\r\n", "Host: a\r\n", "X-Slow: 1\r\n", "X-Slow: 2\r\n"] {
+            try channel.writeInbound(ByteBuffer(string: piece))
+            channel.embeddedEventLoop.advanceTime(by: .milliseconds(1_200))
+        }
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(400))
+        let answer = try self.answer(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout\r\n") && answer.contains("Connection: close\r\n"), "\(answer)")
+        #expect(answer.hasSuffix("within the client-idle timeout (5s)\n"), "\(answer)")
+        #expect(!channel.isActive)
     }
 }
