@@ -44,6 +44,8 @@ final class HealthChecker {
     /// The backends probed, by their state's identity.
     private var targets: [ObjectIdentifier: Target] = [:]
     private var versions: [Int]
+    /// Each service's check as last taken up.
+    private var checks: [Service.HealthCheck?]
     private var reconcileTimer: Scheduled<Void>?
     private var stopped = false
 
@@ -52,6 +54,7 @@ final class HealthChecker {
         self.runtime = runtime
         self.onTransition = onTransition
         self.versions = runtime.services.map { _ in -1 }
+        self.checks = runtime.services.map { _ in nil }
     }
 
     /// Starts probing; the first probe of each backend goes out at once. Backends added later are
@@ -69,19 +72,34 @@ final class HealthChecker {
         }
     }
 
-    /// Brings the targets in line with the services' backend lists, and looks again in a second.
+    /// Brings the targets in line with the services' backend lists and checks (a reload may change
+    /// both), and looks again in a second.
     private func reconcile() {
         guard !self.stopped else { return }
         let now = Self.now()
         for (serviceIndex, service) in self.runtime.services.enumerated() {
-            guard let check = service.settings.health, service.version != self.versions[serviceIndex] else { continue }
-            let (members, _, version) = service.snapshot()
+            guard service.version != self.versions[serviceIndex] else { continue }
+            let (members, tunables, version) = service.snapshot()
             self.versions[serviceIndex] = version
-            let present = Set(members.map { ObjectIdentifier($0.state) })
-            for (key, target) in self.targets where target.service === service && !present.contains(key) {
+            let check = tunables.health
+            let present = check == nil ? [] : Set(members.map { ObjectIdentifier($0.state) })
+            // A backend removed, or probed by a check that changed: its probing stops (and starts anew
+            // below, from the state it is in, under the new check).
+            for (key, target) in self.targets where target.service === service && (!present.contains(key) || target.check != check) {
                 target.timer?.cancel()
                 self.targets[key] = nil
             }
+            if check == nil, self.checks[serviceIndex] != nil {
+                // Checks turned off: a backend is taken as up, as one added to a service without checks is.
+                for member in members where !member.state.isHealthy {
+                    member.state.setHealthy(true)
+                    self.onTransition(
+                        HealthChange(service: service.settings.name, backend: member.spec.name, isUp: true, probes: 0, detail: "health checks turned off")
+                    )
+                }
+            }
+            self.checks[serviceIndex] = check
+            guard let check else { continue }
             for member in members where self.targets[ObjectIdentifier(member.state)] == nil {
                 let key = ObjectIdentifier(member.state)
                 self.targets[key] = Target(

@@ -40,10 +40,10 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
-/// What a reload may change in a running service: how it picks and how it treats a request. Each event
-/// loop takes them up with the backend list, when ``ServiceRuntime/version`` moves; the rest of a
-/// service's settings (route, health checks, outlier detection, slow start, limits, pool, retry
-/// budget, client-idle timeout) take a restart.
+/// What a reload may change in a running service: how it picks, how it treats a request, and how its
+/// backends are checked. Each event loop, and the health checker, take them up with the backend list
+/// when ``ServiceRuntime/version`` moves; the rest of a service's settings (route, outlier detection,
+/// slow start, limits, pool, retry budget, client-idle timeout) take a restart.
 public struct ServiceTunables: Sendable, Hashable {
     public var algorithm: Algorithm
     public var parameters: PickerParameters
@@ -52,6 +52,8 @@ public struct ServiceTunables: Sendable, Hashable {
     /// Of ``Service/timeouts``, `connect`, `responseHeader` and `request` (`clientIdle` is the
     /// listener's, across services).
     public var timeouts: Service.Timeouts
+    /// Active health checks, if any.
+    public var health: Service.HealthCheck?
 
     public init(_ service: Service) {
         self.algorithm = service.algorithm
@@ -59,6 +61,7 @@ public struct ServiceTunables: Sendable, Hashable {
         self.hashKey = service.hashKey
         self.retries = service.retries
         self.timeouts = service.timeouts
+        self.health = service.health
     }
 
     /// What differs from `old`, in words ("algorithm least-connections", "timeouts", …).
@@ -69,6 +72,7 @@ public struct ServiceTunables: Sendable, Hashable {
         if self.hashKey != old.hashKey { changes.append("hash key") }
         if self.retries != old.retries { changes.append("retries") }
         if self.timeouts != old.timeouts { changes.append("timeouts") }
+        if self.health != old.health { changes.append(self.health == nil ? "health checks off" : "health") }
         return changes
     }
 }
@@ -184,7 +188,7 @@ public final class ServiceRuntime: Sendable {
             members.append(
                 BackendRuntime(
                     spec: spec,
-                    state: BackendState(name: spec.name, healthy: self.settings.health == nil),
+                    state: BackendState(name: spec.name, healthy: self.tunablesNow.withLock { $0.health == nil }),
                     metrics: self.registry.backend(service: self.settings.name, name: spec.name),
                     tracking: BackendTracking(),
                     limiter: BackendLimiter(self.settings.limits)

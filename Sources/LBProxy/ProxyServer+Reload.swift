@@ -15,7 +15,7 @@ extension ProxyServer {
     /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running: each
     /// service's backends become those of the file (added, removed, reweighted, moved), as the admin
     /// API would change them, and its ``ServiceTunables`` (algorithm and its parameters, hash key,
-    /// retries, timeouts) those of the file; requests in flight finish where they are, and the next
+    /// retries, timeouts, health checks) those of the file; requests in flight finish where they are, and the next
     /// request on each event loop goes by the new ones. What cannot change in a running proxy is left as
     /// it is and listed.
     public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
@@ -35,7 +35,6 @@ extension ProxyServer {
             let fixed = service.settings
             var restart: [String] = []
             if wanted.route != fixed.route { restart.append("match") }
-            if wanted.health != fixed.health { restart.append("health") }
             if wanted.retryBudget != fixed.retryBudget { restart.append("retries.budget") }
             if wanted.timeouts.clientIdle != fixed.timeouts.clientIdle { restart.append("timeouts.client-idle") }
             if wanted.outlierDetection != fixed.outlierDetection { restart.append("outlier-detection") }

@@ -70,6 +70,33 @@ struct HealthCheckTests {
         #expect(changes.first?.description.hasPrefix("s/b1 is down after 3 failed checks") == true, "\(changes)")
     }
 
+    @Test("a reload turns checks on, and off: a backend they took down comes back")
+    func reloaded() async throws {
+        let heard = Heard()
+        try await withSyntheticBackend { address in
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "s", backends: [BackendSpec(name: "b1", address: address)])], threads: 1)
+            let server = try ProxyServer(configuration: configuration) { heard.add($0) }
+            _ = try await server.start()
+            let state = server.runtime.services[0].backends[0].state
+            var checked = configuration
+            checked.services[0].health = Service.HealthCheck(
+                probe: .http(path: "/health", expectStatus: 204),
+                timing: HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(40), rise: 1, fall: 1)
+            )
+            #expect(server.reload(checked).applied == ["s: health"])
+            // The checker looks for changes once a second.
+            try await waitFor({ !state.isHealthy }, seconds: 5)
+            #expect(!state.isHealthy)
+            #expect(server.reload(configuration).applied == ["s: health checks off"])
+            try await waitFor({ state.isHealthy }, seconds: 5)
+            #expect(state.isHealthy)
+            await server.shutdown(grace: .zero)
+            let changes = heard.changes.withLock { $0.map(\.change) }
+            #expect(changes.map(\.isUp) == [false, true], "\(changes)")
+            #expect(changes.last?.detail == "health checks turned off")
+        }
+    }
+
     @Test("an HTTP check fails on the wrong status")
     func wrongStatus() async throws {
         let heard = Heard()
