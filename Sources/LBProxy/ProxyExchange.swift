@@ -63,6 +63,8 @@ final class ProxyExchange {
     var status = 0
     /// Whether the attempt in flight is a retry (and holds a place in the retry budget).
     var isRetry = false
+    /// Whether the request went again on a new connection after a reused one closed on it.
+    var resent = false
 
     // What the record of the request keeps (with -db or an access log).
     /// The request's number: the client's `X-Request-Id` when it is one, else the proxy's own.
@@ -114,6 +116,7 @@ final class ProxyExchange {
         self.keepClient = true
         self.status = 0
         self.isRetry = false
+        self.resent = false
         self.pickedNanos = 0
         self.upstreamStartNanos = 0
         self.firstFailed = nil

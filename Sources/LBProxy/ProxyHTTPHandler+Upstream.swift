@@ -72,11 +72,18 @@ extension ProxyHTTPHandler {
         backend.state.requestStarted()
         exchange.backend = backend
         exchange.attemptStartNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
-        let pool = backend.pool
-        if let idle = pool.takeIdle() {
+        if let idle = backend.pool.takeIdle() {
             self.connected(idle, now: exchange.attemptStartNanos)
             return
         }
+        self.connect(to: backend)
+    }
+
+    /// Opens a new connection to `backend`, which holds the current attempt's place, and sends the
+    /// request on it.
+    func connect(to backend: LoopBackend) {
+        guard let exchange = self.exchange else { return }
+        let pool = backend.pool
         let attemptID = exchange.attemptID
         pool.connect(timeout: self.loop.services[exchange.service].tunables.timeouts.connect)
             .assumeIsolated()
@@ -276,6 +283,20 @@ extension ProxyHTTPHandler {
         } else if let malformed {
             // Retried as a broken connection is: the request may have reached the backend.
             self.attemptFailed(.connectionReset, detail: "\(self.backendName) sent a malformed response: \(malformed.reason)")
+        } else if let upstream = exchange.upstream, upstream.isReused, !upstream.receivedAny, !exchange.resent,
+            let backend = exchange.backend, exchange.bodyReplayable, RetryPolicy.isIdempotent(method: exchange.method)
+        {
+            // A kept-alive connection that the backend closed as the request went out (its idle
+            // timeout, or a restart), with nothing back: the request goes again, once, on a new
+            // connection to the same backend, keeping its place there; not a failure of the backend,
+            // nor an attempt of the retry policy (nginx treats a cached connection alike).
+            exchange.resent = true
+            upstream.delegate = nil
+            upstream.channel.close(promise: nil)
+            exchange.upstream = nil
+            exchange.headerDeadline = .max
+            exchange.requestSent = false
+            self.connect(to: backend)
         } else {
             self.attemptFailed(.connectionReset, detail: "\(self.backendName) closed the connection before a response")
         }

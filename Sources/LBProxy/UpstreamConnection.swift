@@ -46,6 +46,13 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Whether a response is awaited (a request was sent and its response has not ended).
     private var awaiting = false
     private var requestIsHEAD = false
+    /// Responses the connection has carried to their end.
+    private var responsesServed = 0
+    /// Whether the request being served is not the connection's first, and whether any byte of its
+    /// response has come: a reused connection that closes with nothing may have been closed by the
+    /// backend while idle, as the request went out.
+    private(set) var isReused = false
+    private(set) var receivedAny = false
     /// Bytes of a head that has not all arrived.
     private var pending: ByteBuffer?
     /// The body's framer, once the final head has been read.
@@ -105,6 +112,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Expects the response to a request about to be written.
     func expectResponse(toHEAD isHEAD: Bool) {
         self.awaiting = true
+        self.isReused = self.responsesServed > 0
+        self.receivedAny = false
         self.requestIsHEAD = isHEAD
         self.framer = nil
         self.pending = nil
@@ -117,6 +126,7 @@ final class UpstreamConnection: ChannelInboundHandler {
             self.fail(context: context)
             return
         }
+        self.receivedAny = true
         if var pending = self.pending {
             self.pending = nil
             pending.writeBuffer(&bytes)
@@ -163,6 +173,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     private func complete(leftover: Bool) {
         if leftover { self.keepAlive = false }
         self.awaiting = false
+        self.responsesServed += 1
         self.framer = nil
         let delegate = self.delegate
         delegate?.upstreamEnd()

@@ -15,12 +15,14 @@ import Glibc
 @Suite("Backend responses read by the proxy", .serialized)
 struct UpstreamResponseTests {
     /// Runs `body` with a proxy whose one backend answers each request head with `response` and keeps
-    /// the connection open (so that the proxy cannot learn of a problem from a close).
-    private func withCannedBackend(_ response: String, _ body: (Int) async throws -> Void) async throws {
+    /// the connection open (so that the proxy cannot learn of a problem from a close); with
+    /// `answersPerConnection`, it closes a connection instead of answering once it has answered that
+    /// many requests on it.
+    private func withCannedBackend(_ response: String, answersPerConnection: Int = .max, _ body: (Int) async throws -> Void) async throws {
         let backend = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(CannedResponder(response: response))
+                    try channel.pipeline.syncOperations.addHandler(CannedResponder(response: response, answers: answersPerConnection))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -72,6 +74,21 @@ struct UpstreamResponseTests {
         }
     }
 
+    @Test("a kept-alive connection the backend closes on a request goes again on a new one, once, for idempotent methods")
+    func staleConnectionResent() async throws {
+        try await withCannedBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", answersPerConnection: 1) { port in
+            let get = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            // The first opens a connection and leaves it idle in the pool; the second finds it closed
+            // by the backend, with no retries configured.
+            for round in 1...3 {
+                let answer = try rawExchange(port, get)
+                #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "round \(round): \(answer)")
+            }
+            let post = try rawExchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            #expect(post.hasSuffix("502 Bad Gateway: canned closed the connection before a response\n"), "not resent: \(post)")
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads until the proxy closes it (or a read has
     /// waited 10 s).
     private func rawExchange(_ port: Int, _ request: String) throws -> String {
@@ -89,21 +106,29 @@ struct UpstreamResponseTests {
     }
 }
 
-/// Answers every request head it reads with `response`, and leaves the connection open.
+/// Answers every request head it reads with `response`, and leaves the connection open; past `answers`
+/// requests on a connection, it closes it unanswered.
 private final class CannedResponder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let response: String
+    private var answersLeft: Int
     private var received = ""
 
-    init(response: String) {
+    init(response: String, answers: Int) {
         self.response = response
+        self.answersLeft = answers
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.received += String(buffer: self.unwrapInboundIn(data))
         while let end = self.received.range(of: "\r\n\r\n") {
             self.received.removeSubrange(..<end.upperBound)
+            guard self.answersLeft > 0 else {
+                context.close(promise: nil)
+                return
+            }
+            self.answersLeft -= 1
             context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: self.response)), promise: nil)
         }
     }
