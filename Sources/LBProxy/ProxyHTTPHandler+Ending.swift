@@ -212,7 +212,7 @@ extension ProxyHTTPHandler {
             var line = #"{"t_us":\#(row.receivedMicros),"request_id":\#(row.requestID),"client":\#(exchange.clientIP.jsonQuoted)"#
             line += #","method":\#(exchange.method.jsonQuoted),"target":\#((exchange.target ?? "").jsonQuoted),"service":\#(service.jsonQuoted)"#
             line += #","backend":\#(backend.map { $0.name.jsonQuoted } ?? "null"),"status":\#(row.status.map(String.init) ?? "null")"#
-            line += #","attempts":\#(row.attempts),"duration_us":\#(recorder.micros(now) - row.receivedMicros)}"#
+            line += #","attempts":\#(row.attempts),"resent":\#(exchange.resent),"duration_us":\#(recorder.micros(now) - row.receivedMicros)}"#
             return line
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import LBConfig
 import LBCore
 import NIOCore
@@ -18,7 +19,12 @@ struct UpstreamResponseTests {
     /// the connection open (so that the proxy cannot learn of a problem from a close); with
     /// `answersPerConnection`, it closes a connection instead of answering once it has answered that
     /// many requests on it.
-    private func withCannedBackend(_ response: String, answersPerConnection: Int = .max, _ body: (Int) async throws -> Void) async throws {
+    private func withCannedBackend(
+        _ response: String,
+        answersPerConnection: Int = .max,
+        accessLog: String? = nil,
+        _ body: (Int) async throws -> Void
+    ) async throws {
         let backend = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -31,7 +37,8 @@ struct UpstreamResponseTests {
         var service = Service(name: "s", backends: [spec])
         service.retries.maxRetries = 0
         service.timeouts.responseHeader = .seconds(20)
-        let server = try ProxyServer(configuration: ProxyConfiguration.onLoopback([service], threads: 1))
+        let recorder = try accessLog.map { try ProxyRecorder(sink: InMemoryRecordSink(), accessLogPath: $0) }
+        let server = try ProxyServer(configuration: ProxyConfiguration.onLoopback([service], threads: 1), recorder: recorder)
         let address = try await server.start()[0]
         do {
             try await body(address.port!)
@@ -76,7 +83,9 @@ struct UpstreamResponseTests {
 
     @Test("a kept-alive connection the backend closes on a request goes again on a new one, once, for idempotent methods")
     func staleConnectionResent() async throws {
-        try await withCannedBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", answersPerConnection: 1) { port in
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("lblab-resent-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        try await withCannedBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", answersPerConnection: 1, accessLog: log) { port in
             let get = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
             // The first opens a connection and leaves it idle in the pool; the second finds it closed
             // by the backend, with no retries configured.
@@ -87,6 +96,9 @@ struct UpstreamResponseTests {
             let post = try rawExchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             #expect(post.hasSuffix("502 Bad Gateway: canned closed the connection before a response\n"), "not resent: \(post)")
         }
+        // The server has shut down: every line is written.
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.map { $0.contains(#""resent":true"#) } == [false, true, true, false], "\(lines)")
     }
 
     /// Sends `request` on a new connection to `port` and reads until the proxy closes it (or a read has
