@@ -75,6 +75,9 @@ final class LoopService {
         {
             self.picker = picker
         }
+        if tunables.pool != self.tunables.pool {
+            for backend in self.backends { backend.pool.settings = tunables.pool }
+        }
         self.tunables = tunables
         var old: [ObjectIdentifier: LoopBackend] = [:]
         for backend in self.backends { old[ObjectIdentifier(backend.state)] = backend }
@@ -84,7 +87,7 @@ final class LoopService {
             }
             return LoopBackend(
                 runtime: member,
-                pool: UpstreamPool(backend: member.spec, eventLoop: self.eventLoop, settings: self.runtime.settings.pool)
+                pool: UpstreamPool(backend: member.spec, eventLoop: self.eventLoop, settings: tunables.pool)
             )
         }
         for (_, removed) in old { removed.pool.retire() }
@@ -97,12 +100,12 @@ final class LoopService {
         var ramping = false
         self.picker.rebuild(
             self.backends.map { backend in
-                let (weight, ramps) = self.runtime.effectiveWeight(backend.runtime, now: now)
+                let (weight, ramps) = self.runtime.effectiveWeight(backend.runtime, now: now, slowStart: self.tunables.slowStart)
                 ramping = ramping || ramps
                 return Backend(state: backend.state, weight: weight)
             }
         )
-        self.rampCheckNanos = ramping ? now.nanoseconds + self.runtime.settings.slowStart.step.nanoseconds : .max
+        self.rampCheckNanos = ramping ? now.nanoseconds + self.tunables.slowStart.step.nanoseconds : .max
     }
 
     /// A backend for `request` other than those in `excluded` (the backends a retried request already

@@ -40,10 +40,11 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
-/// What a reload may change in a running service: how it picks, how it treats a request, and how its
-/// backends are checked. Each event loop, and the health checker, take them up with the backend list
-/// when ``ServiceRuntime/version`` moves; the rest of a service's settings (route, outlier detection,
-/// slow start, limits, pool, retry budget, client-idle timeout) take a restart.
+/// What a reload may change in a running service: how it picks, how it treats a request, how its
+/// backends are checked and ramped, and how many idle connections to them are kept. Each event loop,
+/// and the health checker, take them up with the backend list when ``ServiceRuntime/version`` moves;
+/// the rest of a service's settings (route, outlier detection, limits, retry budget, client-idle
+/// timeout) take a restart.
 public struct ServiceTunables: Sendable, Hashable {
     public var algorithm: Algorithm
     public var parameters: PickerParameters
@@ -54,6 +55,10 @@ public struct ServiceTunables: Sendable, Hashable {
     public var timeouts: Service.Timeouts
     /// Active health checks, if any.
     public var health: Service.HealthCheck?
+    /// The ramp of a backend that joins or recovers (a ramp under way goes on by the new one).
+    public var slowStart: SlowStart
+    /// Idle connections kept per backend and loop.
+    public var pool: Service.PoolSettings
 
     public init(_ service: Service) {
         self.algorithm = service.algorithm
@@ -62,6 +67,8 @@ public struct ServiceTunables: Sendable, Hashable {
         self.retries = service.retries
         self.timeouts = service.timeouts
         self.health = service.health
+        self.slowStart = service.slowStart
+        self.pool = service.pool
     }
 
     /// What differs from `old`, in words ("algorithm least-connections", "timeouts", …).
@@ -73,6 +80,8 @@ public struct ServiceTunables: Sendable, Hashable {
         if self.retries != old.retries { changes.append("retries") }
         if self.timeouts != old.timeouts { changes.append("timeouts") }
         if self.health != old.health { changes.append(self.health == nil ? "health checks off" : "health") }
+        if self.slowStart != old.slowStart { changes.append("slow-start") }
+        if self.pool != old.pool { changes.append("pool") }
         return changes
     }
 }

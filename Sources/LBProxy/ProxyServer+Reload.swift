@@ -8,16 +8,16 @@ extension ProxyServer {
         public var applied: [String] = []
         /// Changes that take a restart: listeners, admin, threads, services added or removed, and of a
         /// service's settings those that are not ``ServiceTunables``, by their keys in the file ("service
-        /// web: pool").
+        /// web: limits").
         public var needsRestart: [String] = []
     }
 
     /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running: each
     /// service's backends become those of the file (added, removed, reweighted, moved), as the admin
     /// API would change them, and its ``ServiceTunables`` (algorithm and its parameters, hash key,
-    /// retries, timeouts, health checks) those of the file; requests in flight finish where they are,
-    /// and the next request on each event loop goes by the new ones. What cannot change in a running
-    /// proxy is left as it is and listed.
+    /// retries, timeouts, health checks, slow start, pool) those of the file; requests in flight
+    /// finish where they are, and the next request on each event loop goes by the new ones. What
+    /// cannot change in a running proxy is left as it is and listed.
     public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
         var outcome = ReloadOutcome()
         let running = self.runtime.configuration
@@ -38,9 +38,7 @@ extension ProxyServer {
             if wanted.retryBudget != fixed.retryBudget { restart.append("retries.budget") }
             if wanted.timeouts.clientIdle != fixed.timeouts.clientIdle { restart.append("timeouts.client-idle") }
             if wanted.outlierDetection != fixed.outlierDetection { restart.append("outlier-detection") }
-            if wanted.slowStart != fixed.slowStart { restart.append("slow-start") }
             if wanted.limits != fixed.limits { restart.append("limits") }
-            if wanted.pool != fixed.pool { restart.append("pool") }
             // A setting none of the above names (one added to `Service` later) still shows.
             var unnamed = wanted
             unnamed.backends = fixed.backends
@@ -50,6 +48,8 @@ extension ProxyServer {
             unnamed.retries = fixed.retries
             unnamed.timeouts = fixed.timeouts
             unnamed.health = fixed.health
+            unnamed.slowStart = fixed.slowStart
+            unnamed.pool = fixed.pool
             if restart.isEmpty, unnamed != fixed { restart.append("settings") }
             for setting in restart { outcome.needsRestart.append("service \(wanted.name): \(setting)") }
             var tunables = ServiceTunables(wanted)

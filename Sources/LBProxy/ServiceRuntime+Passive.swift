@@ -58,16 +58,15 @@ extension ServiceRuntime {
     /// `backend` became available (added, back up, readmitted): with slow start on, its weight ramps
     /// from now, and every loop rebuilds its picker as it goes.
     func startRamp(_ backend: BackendRuntime, now: Instant) {
-        guard self.settings.slowStart.window > .zero else { return }
+        guard self.tunables.slowStart.window > .zero else { return }
         backend.tracking.availableSinceNanos.store(max(1, now.nanoseconds), ordering: .relaxed)
         self.changed()
     }
 
-    /// The weight pickers give `backend` at `now`, and whether it is still ramping.
-    func effectiveWeight(_ backend: BackendRuntime, now: Instant) -> (weight: Double, ramping: Bool) {
+    /// The weight pickers give `backend` at `now` under `slowStart`, and whether it is still ramping.
+    func effectiveWeight(_ backend: BackendRuntime, now: Instant, slowStart: SlowStart) -> (weight: Double, ramping: Bool) {
         let weight = Double(backend.spec.weight)
         let since = backend.tracking.availableSinceNanos.load(ordering: .relaxed)
-        let slowStart = self.settings.slowStart
         guard since > 0, slowStart.window > .zero else { return (weight, false) }
         let start = Instant(nanoseconds: since)
         guard slowStart.isRamping(since: start, now: now) else { return (weight, false) }

@@ -8,7 +8,8 @@ import NIOPosix
 final class UpstreamPool {
     let backend: BackendSpec
     private let eventLoop: any EventLoop
-    private let settings: Service.PoolSettings
+    /// How many idle connections are kept, and how long (a reload may change them).
+    var settings: Service.PoolSettings
     private var idle: [UpstreamConnection] = []
     /// Whether the backend left the service: connections are closed as they come back.
     private var retired = false

@@ -3,6 +3,7 @@ import LBConfig
 import LBCore
 import LBLoad
 import LBTesting
+import NIOEmbedded
 import Testing
 
 @testable import LBProxy
@@ -142,17 +143,33 @@ struct AdminAPITests {
         changed.services[0].algorithm = .leastConnections
         changed.services[0].timeouts.clientIdle = .seconds(5)
         changed.services[0].pool.maxIdle = 3
+        changed.services[0].limits.maxConnections = 7
         changed.services.append(Service(name: "other", backends: [b1]))
         changed.services[1].route = Service.Route(hosts: ["other.test"])
         let outcome = server.reload(changed)
-        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3", "web: algorithm least-connections"])
-        #expect(outcome.needsRestart == ["service other (new)", "service web: timeouts.client-idle", "service web: pool"])
+        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3", "web: algorithm least-connections", "web: pool"])
+        #expect(outcome.needsRestart == ["service other (new)", "service web: timeouts.client-idle", "service web: limits"])
         let backends = server.runtime.services[0].backends
         #expect(backends.map(\.spec) == [reweighted, moved, changed.services[0].backends[2]])
         #expect(server.runtime.services[0].tunables.algorithm == .leastConnections)
         #expect(server.runtime.services[0].tunables.timeouts.clientIdle == configuration.services[0].timeouts.clientIdle)
         #expect(server.reload(changed).applied.isEmpty, "a second reload of the same file changes nothing")
         await server.shutdown(grace: .zero)
+    }
+
+    @Test("a loop takes up retuned pool and slow-start settings: its pools keep fewer idle connections at once")
+    func retunedLoop() throws {
+        let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
+        let runtime = ProxyRuntime(configuration: ProxyConfiguration.onLoopback([Service(name: "web", backends: [b1])], threads: 1))
+        let loop = try LoopContext(eventLoop: EmbeddedEventLoop(), runtime: runtime, index: 0)
+        #expect(loop.services[0].backends[0].pool.settings.maxIdle == 64)
+        var tunables = runtime.services[0].tunables
+        tunables.pool.maxIdle = 0
+        tunables.slowStart = SlowStart(window: .seconds(30))
+        #expect(runtime.services[0].retune(tunables) == ["slow-start", "pool"])
+        loop.services[0].refreshIfChanged()
+        #expect(loop.services[0].backends[0].pool.settings.maxIdle == 0)
+        #expect(loop.services[0].tunables.slowStart.window == .seconds(30))
     }
 
     // MARK: On a running proxy
