@@ -48,10 +48,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     private var requestIsHEAD = false
     /// Responses the connection has carried to their end.
     private var responsesServed = 0
-    /// Whether the request being served is not the connection's first, and whether any byte of its
-    /// response has come: a reused connection that closes with nothing may have been closed by the
-    /// backend while idle, as the request went out.
-    private(set) var isReused = false
+    /// Whether any byte of the awaited response has come: a reused connection (``isReused``) that
+    /// closes with nothing may have been closed by the backend while idle, as the request went out.
     private(set) var receivedAny = false
     /// Bytes of a head that has not all arrived.
     private var pending: ByteBuffer?
@@ -112,7 +110,6 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Expects the response to a request about to be written.
     func expectResponse(toHEAD isHEAD: Bool) {
         self.awaiting = true
-        self.isReused = self.responsesServed > 0
         self.receivedAny = false
         self.requestIsHEAD = isHEAD
         self.framer = nil
@@ -219,6 +216,10 @@ final class UpstreamConnection: ChannelInboundHandler {
         // A reset or another I/O error: the connection is of no further use.
         self.fail(context: context)
     }
+
+    /// Whether the request in flight is not the connection's first (the count moves only when a
+    /// response ends).
+    var isReused: Bool { self.responsesServed > 0 }
 
     /// Whether the connection can serve another request once this one ends. A closed one cannot:
     /// NIO tells ``channelInactive(context:)`` as part of any close, which clears ``keepAlive``.
