@@ -71,6 +71,20 @@ public struct ServiceTunables: Sendable, Hashable {
         self.pool = service.pool
     }
 
+    /// `service` with these tunables in place of its own.
+    func applied(to service: Service) -> Service {
+        var service = service
+        service.algorithm = self.algorithm
+        service.parameters = self.parameters
+        service.hashKey = self.hashKey
+        service.retries = self.retries
+        service.timeouts = self.timeouts
+        service.health = self.health
+        service.slowStart = self.slowStart
+        service.pool = self.pool
+        return service
+    }
+
     /// What differs from `old`, in words ("algorithm least-connections", "timeouts", …).
     func changes(from old: ServiceTunables) -> [String] {
         var changes: [String] = []

@@ -40,16 +40,8 @@ extension ProxyServer {
             if wanted.outlierDetection != fixed.outlierDetection { restart.append("outlier-detection") }
             if wanted.limits != fixed.limits { restart.append("limits") }
             // A setting none of the above names (one added to `Service` later) still shows.
-            var unnamed = wanted
+            var unnamed = ServiceTunables(fixed).applied(to: wanted)
             unnamed.backends = fixed.backends
-            unnamed.algorithm = fixed.algorithm
-            unnamed.parameters = fixed.parameters
-            unnamed.hashKey = fixed.hashKey
-            unnamed.retries = fixed.retries
-            unnamed.timeouts = fixed.timeouts
-            unnamed.health = fixed.health
-            unnamed.slowStart = fixed.slowStart
-            unnamed.pool = fixed.pool
             if restart.isEmpty, unnamed != fixed { restart.append("settings") }
             for setting in restart { outcome.needsRestart.append("service \(wanted.name): \(setting)") }
             var tunables = ServiceTunables(wanted)
