@@ -95,14 +95,8 @@ public struct ServiceRouter: Sendable {
         return best?.index ?? self.defaultIndex
     }
 
-    /// `Host` without its port, in lower case: `API.example.test:8080` → `api.example.test`,
-    /// `[::1]:8080` → `[::1]`.
-    static func hostName(_ host: String) -> String {
-        var host = host
-        return host.withUTF8 { String(decoding: Self.hostName(UnsafeRawBufferPointer($0)), as: UTF8.self).lowercased() }
-    }
-
-    /// The bytes of `host` without its port (letter case kept).
+    /// The bytes of `host` without its port (letter case kept): `API.example.test:8080` →
+    /// `API.example.test`, `[::1]:8080` → `[::1]`.
     static func hostName(_ host: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         if host.first == UInt8(ascii: "[") {
             guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return host }

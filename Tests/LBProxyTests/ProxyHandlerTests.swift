@@ -20,6 +20,13 @@ struct ProxyHandlerTests {
         return channel
     }
 
+    /// A service without backends for requests to `api.test`.
+    private func apiService() -> Service {
+        var routed = Service(name: "api", backends: [])
+        routed.route = Service.Route(hosts: ["api.test"])
+        return routed
+    }
+
     private func answer(_ channel: EmbeddedChannel) throws -> String {
         var text = ""
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
@@ -54,9 +61,7 @@ struct ProxyHandlerTests {
 
     @Test("a request no service takes gets a 404; a service without backends answers 503 and keeps the connection")
     func ownAnswers() throws {
-        var routed = Service(name: "api", backends: [])
-        routed.route = Service.Route(hosts: ["api.test"])
-        let channel = try self.channel([routed])
+        let channel = try self.channel([self.apiService()])
         try channel.writeInbound(ByteBuffer(string: "GET /x HTTP/1.1\r\nHost: api.test\r\n\r\n"))
         let unavailable = try self.answer(channel)
         #expect(unavailable.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && !unavailable.contains("Connection: close"), "\(unavailable)")
@@ -70,9 +75,7 @@ struct ProxyHandlerTests {
 
     @Test("a request whose target is in absolute form goes to the service of its authority, whatever its Host says")
     func absoluteFormRouted() throws {
-        var routed = Service(name: "api", backends: [])
-        routed.route = Service.Route(hosts: ["api.test"])
-        let channel = try self.channel([routed])
+        let channel = try self.channel([self.apiService()])
         try channel.writeInbound(ByteBuffer(string: "GET http://API.test:8080/x HTTP/1.1\r\nHost: other.test\r\n\r\n"))
         let answer = try self.answer(channel)
         #expect(answer.hasSuffix("503 Service Unavailable: no backend of service api is available\n"), "\(answer)")

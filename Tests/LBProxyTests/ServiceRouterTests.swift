@@ -57,10 +57,13 @@ struct ServiceRouterTests {
         #expect(router.route(host: "b.test", path: "/") == nil)
     }
 
-    @Test("Host without port, lower case, IPv6 literals kept whole")
+    @Test("Host without port, any case, IPv6 literals kept whole")
     func hostNames() {
-        #expect(ServiceRouter.hostName("Example.TEST:80") == "example.test")
-        #expect(ServiceRouter.hostName("[2001:db8::1]:8080") == "[2001:db8::1]")
-        #expect(ServiceRouter.hostName("example.test") == "example.test")
+        let router = ServiceRouter(services: [service("default"), service("name", hosts: ["example.test"]), service("v6", hosts: ["[2001:db8::1]"])])
+        #expect(router.route(host: "Example.TEST:80", path: "/") == 1)
+        #expect(router.route(host: "[2001:db8::1]:8080", path: "/") == 2)
+        #expect(router.route(host: "[2001:db8::1]", path: "/") == 2)
+        #expect(router.route(host: "example.test", path: "/") == 1)
+        #expect(router.route(host: "[2001:db8::1", path: "/") == 0, "an unclosed literal is not the host")
     }
 }
