@@ -3,14 +3,15 @@
 #   1. loadgen -closed -connections 50 vs wrk -t1 -c50 against the same nginx: req/s ratio;
 #   2. open loop at 1,000, 5,000 and 10,000 req/s total for 10 s: achieved vs asked;
 #   3. the cost of -db: closed-loop req/s with and without recording;
-#   4. lbctl backend (zero latency) vs nginx as a target, under wrk -t1 -c50: req/s ratio.
+#   4. lbctl backend (zero latency) vs nginx as a target, under wrk -t1 -c50: req/s ratio;
+#   5. where the CPU goes in 1.: each client's user and system time per request, and nginx's.
 # Rounds are interleaved and medians reported. Usage: bench/loadgen.sh [rounds] [seconds] [sections]
-# where sections picks some of the four, e.g. "13" (default: all).
+# where sections picks some of the five, e.g. "13" (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-10}
-sections=${3:-1234}
+sections=${3:-12345}
 section() { [[ $sections == *$1* ]]; }
 source bench/peers.sh
 bench_install_peers
@@ -75,4 +76,32 @@ for round in $(seq 1 "$rounds"); do
 done
 n=$(bench_median "${n_runs[@]}"); b=$(bench_median "${b_runs[@]}")
 awk -v n="$n" -v b="$b" 'BEGIN { printf "median: nginx %.0f req/s, lbctl backend %.0f req/s, ratio %.2f\n", n, b, b / n }'
+fi
+
+if section 5; then
+echo
+echo "## 5. CPU per request in the closed loop of 1.: the client's (user, system) and nginx's worker's"
+nginx_worker=$(pgrep -P "${BENCH_PIDS[0]}")
+worker_ticks() { awk '{ print $14 + $15 }' /proc/"$nginx_worker"/stat; }
+hz=$(getconf CLK_TCK)
+TIMEFORMAT='%3U %3S'
+for round in $(seq 1 "$rounds"); do
+    for client in wrk loadgen; do
+        n1=$(worker_ticks)
+        if [ "$client" = wrk ]; then
+            { time wrk -t1 -c50 -d"${seconds}s" "$target" >"$BENCH_DIR/client.out" 2>/dev/null; } 2>"$BENCH_DIR/client.time"
+            rps=$(awk '/^Requests\/sec/ { print $2 }' "$BENCH_DIR/client.out")
+        else
+            { time .build/release/loadgen -url "$target" -duration "${seconds}s" -json -closed -connections 50 -clients 50 \
+                >"$BENCH_DIR/client.out" 2>/dev/null; } 2>"$BENCH_DIR/client.time"
+            rps=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["completed"]/r["elapsedSeconds"])' "$BENCH_DIR/client.out")
+        fi
+        n2=$(worker_ticks)
+        read -r user system <"$BENCH_DIR/client.time"
+        awk -v c="$client" -v r="$round" -v q="$rps" -v t="$seconds" -v u="$user" -v s="$system" -v n=$((n2 - n1)) -v hz="$hz" 'BEGIN {
+            total = q * t
+            printf "round %d %-7s %7.0f req/s  client user %.2f system %.2f us/req  nginx %.2f us/req\n",
+                r, c, q, u * 1e6 / total, s * 1e6 / total, n * 1e6 / hz / total }'
+    done
+done
 fi
