@@ -8,6 +8,7 @@ import Synchronization
 /// loop of a request that waited for a place.
 final class BackendLimiter: Sendable {
     private struct State: Sendable {
+        var limits: Service.Limits
         var limiter: ConnectionLimiter<Int>
         /// How to wake each waiting request, on its own loop.
         var wake: [Int: @Sendable () -> Void] = [:]
@@ -15,13 +16,35 @@ final class BackendLimiter: Sendable {
 
     private let state: Mutex<State>
     private static let waiterIDs = Atomic<Int>(0)
-    let limits: Service.Limits
 
     init(_ limits: Service.Limits) {
-        self.limits = limits
         self.state = Mutex(
-            State(limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout))
+            State(
+                limits: limits,
+                limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout)
+            )
         )
+    }
+
+    /// The limits now.
+    var limits: Service.Limits {
+        self.state.withLock { $0.limits }
+    }
+
+    /// Takes up `limits` (a reload): requests that a higher limit lets through proceed at once; see
+    /// ``ConnectionLimiter/setLimits(maxActive:maxQueued:queueTimeout:)`` for the rest.
+    func update(_ limits: Service.Limits) {
+        let woken: [@Sendable () -> Void] = self.state.withLock { state in
+            guard state.limits != limits else { return [] }
+            state.limits = limits
+            let proceeding = state.limiter.setLimits(
+                maxActive: limits.maxConnections,
+                maxQueued: limits.maxQueued,
+                queueTimeout: limits.queueTimeout
+            )
+            return proceeding.compactMap { state.wake.removeValue(forKey: $0) }
+        }
+        for wake in woken { wake() }
     }
 
     /// What happens to a new request.

@@ -30,14 +30,16 @@ final class LoopBackend {
     var spec: BackendSpec { self.runtime.spec }
 }
 
-/// A service as one event loop sees it: its backends and tunables as of the service's version, and a
-/// picker built over them.
+/// A service as one event loop sees it: its backends and tunables as of the service's version, a
+/// picker built over them, and the loop's retry budget for it.
 final class LoopService {
     let runtime: ServiceRuntime
     private(set) var picker: any Picker
     private(set) var backends: [LoopBackend] = []
     /// How the service picks and treats requests, as of ``version``.
     private(set) var tunables: ServiceTunables
+    /// The service's retry budget on this loop.
+    var retryBudget: RetryBudget
     private var version = -1
     /// When slow-start weights are next due for a rebuild (uptime nanoseconds; `max` while none ramps).
     private var rampCheckNanos = Int64.max
@@ -53,6 +55,7 @@ final class LoopService {
         self.seedStream = seedStream
         let tunables = runtime.tunables
         self.tunables = tunables
+        self.retryBudget = RetryBudget(share: tunables.retryBudget.share, minimumConcurrency: tunables.retryBudget.minimumConcurrency)
         self.picker = try Self.makePicker(tunables, seedStream: seedStream)
         self.refreshIfChanged()
     }
@@ -78,6 +81,8 @@ final class LoopService {
         if tunables.pool != self.tunables.pool {
             for backend in self.backends { backend.pool.settings = tunables.pool }
         }
+        self.retryBudget.share = tunables.retryBudget.share
+        self.retryBudget.minimumConcurrency = tunables.retryBudget.minimumConcurrency
         self.tunables = tunables
         var old: [ObjectIdentifier: LoopBackend] = [:]
         for backend in self.backends { old[ObjectIdentifier(backend.state)] = backend }
@@ -148,8 +153,6 @@ final class LoopContext {
     let runtime: ProxyRuntime
     /// The services, as the runtime's.
     let services: [LoopService]
-    /// The retry budget of each service on this loop.
-    var retryBudgets: [RetryBudget]
     /// Randomness for retry backoff.
     var generator: SeededGenerator
     private var requestIDs = SeededGenerator(seed: UInt64.random(in: .min ... .max))
@@ -221,9 +224,6 @@ final class LoopContext {
             // Each loop draws from its own stream of the configured seed.
             try LoopService(runtime: service, eventLoop: eventLoop, seedStream: UInt64(index) &* 0x9E37_79B9 &+ UInt64(serviceIndex))
         }
-        self.retryBudgets = runtime.services.map {
-            RetryBudget(share: $0.settings.retryBudget.share, minimumConcurrency: $0.settings.retryBudget.minimumConcurrency)
-        }
         self.generator = SeededGenerator.derived(seed: 0x7265_7472_79, stream: UInt64(index))
     }
 
@@ -294,10 +294,10 @@ extension LoopContext {
             return .requeue
         }
         if holdsRetry {
-            self.retryBudgets[service].retryFinished()
+            self.services[service].retryBudget.retryFinished()
             holdsRetry = false
         }
-        guard self.retryBudgets[service].retryStarted() else { return .giveUp }
+        guard self.services[service].retryBudget.retryStarted() else { return .giveUp }
         holdsRetry = true
         return .retry(after: delay)
     }

@@ -67,8 +67,8 @@ extension ProxyHTTPHandler {
             self.inbound = nil
         }
         if let records = self.loop.records { self.record(exchange, into: records) }
-        if exchange.isRetry { self.loop.retryBudgets[exchange.service].retryFinished() }
-        self.loop.retryBudgets[exchange.service].requestFinished()
+        if exchange.isRetry { self.loop.services[exchange.service].retryBudget.retryFinished() }
+        self.loop.services[exchange.service].retryBudget.requestFinished()
         self.exchange = nil
         exchange.clear()
         self.loop.returnExchange(exchange)

@@ -229,7 +229,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         self.requestFramer = HTTPBodyFramer(head.framing)
         if self.requestFramer.isComplete { exchange.requestComplete = true }
-        self.loop.retryBudgets[serviceIndex].requestStarted()
+        self.loop.services[serviceIndex].retryBudget.requestStarted()
         self.armTimer(exchange.deadline)
         self.attempt(now: now)
     }

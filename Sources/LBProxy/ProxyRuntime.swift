@@ -13,9 +13,7 @@ public final class ProxyRuntime: Sendable {
     public let services: [ServiceRuntime]
     let router: ServiceRouter
     let forwarded: ForwardedHeaders
-    /// How long a client connection may sit idle between requests: the longest `client-idle` of the
-    /// services (which service a connection's next request is for is not known until it comes).
-    let clientIdleNanos: UInt64
+    private let clientIdle: Atomic<UInt64>
     /// What `GET /metrics` shows.
     public let metrics: ProxyMetrics
     /// Where request rows, events and access-log lines go, if anywhere.
@@ -30,8 +28,23 @@ public final class ProxyRuntime: Sendable {
         self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics, recorder: recorder) }
         self.router = ServiceRouter(services: configuration.services)
         self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
-        let idle = configuration.services.map(\.timeouts.clientIdle).max() ?? .seconds(60)
-        self.clientIdleNanos = UInt64(max(1, idle.nanoseconds))
+        self.clientIdle = Atomic(Self.clientIdleNanos(configuration.services.map(\.timeouts)))
+    }
+
+    /// How long a client connection may sit idle between requests: the longest `client-idle` of the
+    /// services (which service a connection's next request is for is not known until it comes).
+    var clientIdleNanos: UInt64 {
+        self.clientIdle.load(ordering: .relaxed)
+    }
+
+    private static func clientIdleNanos(_ timeouts: [Service.Timeouts]) -> UInt64 {
+        UInt64(max(1, (timeouts.map(\.clientIdle).max() ?? .seconds(60)).nanoseconds))
+    }
+
+    /// Takes up the services' client-idle timeouts now (after a reload): connections go by the new
+    /// longest from the end of their next request.
+    func retimeClientIdle() {
+        self.clientIdle.store(Self.clientIdleNanos(self.services.map(\.tunables.timeouts)), ordering: .relaxed)
     }
 
     /// The service named `name`.
@@ -40,23 +53,26 @@ public final class ProxyRuntime: Sendable {
     }
 }
 
-/// What a reload may change in a running service: how it picks, how it treats a request, how its
-/// backends are checked and ramped, and how many idle connections to them are kept. Each event loop,
-/// and the health checker, take them up with the backend list when ``ServiceRuntime/version`` moves;
-/// the rest of a service's settings (route, outlier detection, limits, retry budget, client-idle
-/// timeout) take a restart.
+/// What a reload may change in a running service: every setting but its name, its route and its
+/// backends (which change by their own calls). Each event loop, and the health checker, take them up
+/// with the backend list when ``ServiceRuntime/version`` moves.
 public struct ServiceTunables: Sendable, Hashable {
     public var algorithm: Algorithm
     public var parameters: PickerParameters
     public var hashKey: Service.HashKey
     public var retries: RetryPolicy
-    /// Of ``Service/timeouts``, `connect`, `responseHeader` and `request` (`clientIdle` is the
-    /// listener's, across services).
+    /// The share of requests in flight that may be retries, on each loop (counts in flight stay).
+    public var retryBudget: Service.RetryBudgetSettings
+    /// The timeouts; of them, `clientIdle` counts across services (see ``ProxyRuntime``).
     public var timeouts: Service.Timeouts
     /// Active health checks, if any.
     public var health: Service.HealthCheck?
+    /// Passive outlier ejection, if any (what it has counted stays while it stays on).
+    public var outlierDetection: OutlierDetectionConfiguration?
     /// The ramp of a backend that joins or recovers (a ramp under way goes on by the new one).
     public var slowStart: SlowStart
+    /// Requests in flight and waiting per backend (those already in flight or waiting keep their place).
+    public var limits: Service.Limits
     /// Idle connections kept per backend and loop.
     public var pool: Service.PoolSettings
 
@@ -65,9 +81,12 @@ public struct ServiceTunables: Sendable, Hashable {
         self.parameters = service.parameters
         self.hashKey = service.hashKey
         self.retries = service.retries
+        self.retryBudget = service.retryBudget
         self.timeouts = service.timeouts
         self.health = service.health
+        self.outlierDetection = service.outlierDetection
         self.slowStart = service.slowStart
+        self.limits = service.limits
         self.pool = service.pool
     }
 
@@ -78,9 +97,12 @@ public struct ServiceTunables: Sendable, Hashable {
         service.parameters = self.parameters
         service.hashKey = self.hashKey
         service.retries = self.retries
+        service.retryBudget = self.retryBudget
         service.timeouts = self.timeouts
         service.health = self.health
+        service.outlierDetection = self.outlierDetection
         service.slowStart = self.slowStart
+        service.limits = self.limits
         service.pool = self.pool
         return service
     }
@@ -92,9 +114,14 @@ public struct ServiceTunables: Sendable, Hashable {
         if self.parameters != old.parameters { changes.append("algorithm parameters") }
         if self.hashKey != old.hashKey { changes.append("hash key") }
         if self.retries != old.retries { changes.append("retries") }
+        if self.retryBudget != old.retryBudget { changes.append("retry budget") }
         if self.timeouts != old.timeouts { changes.append("timeouts") }
         if self.health != old.health { changes.append(self.health == nil ? "health checks off" : "health") }
+        if self.outlierDetection != old.outlierDetection {
+            changes.append(self.outlierDetection == nil ? "outlier detection off" : "outlier detection")
+        }
         if self.slowStart != old.slowStart { changes.append("slow-start") }
+        if self.limits != old.limits { changes.append("limits") }
         if self.pool != old.pool { changes.append("pool") }
         return changes
     }
@@ -114,7 +141,7 @@ public final class ServiceRuntime: Sendable {
     let recorder: ProxyRecorder?
     /// Passive outlier detection over the backends, when the service has it.
     let outliers: Mutex<OutlierDetector<ObjectIdentifier>?>
-    let detectsOutliers: Bool
+    private let outlierSwitch: Atomic<Bool>
 
     init(_ settings: Service, metrics: ProxyMetrics, recorder: ProxyRecorder? = nil) {
         self.settings = settings
@@ -140,7 +167,12 @@ public final class ServiceRuntime: Sendable {
                 return detector
             }
         )
-        self.detectsOutliers = settings.outlierDetection != nil
+        self.outlierSwitch = Atomic(settings.outlierDetection != nil)
+    }
+
+    /// Whether the service ejects outliers now (a reload may turn it on or off).
+    var detectsOutliers: Bool {
+        self.outlierSwitch.load(ordering: .relaxed)
     }
 
     /// Moves ``version`` so that every loop rebuilds its picker.
@@ -170,16 +202,50 @@ public final class ServiceRuntime: Sendable {
         self.tunablesNow.withLock { $0 }
     }
 
-    /// Takes up `tunables`; every loop does with its next request. Returns what changed, in words.
+    /// Takes up `tunables`; every loop does with its next request, each backend's limiter at once, and
+    /// the outlier detector at once (turned off, it readmits the backends it had ejected). Returns what
+    /// changed, in words.
     @discardableResult
     public func retune(_ tunables: ServiceTunables) -> [String] {
-        self.members.withLock { _ in
-            let changes = self.tunablesNow.withLock { current in
+        let (changes, old, members) = self.members.withLock { members in
+            let old = self.tunablesNow.withLock { current in
                 defer { current = tunables }
-                return tunables.changes(from: current)
+                return current
             }
+            let changes = tunables.changes(from: old)
             if !changes.isEmpty { self.versionCounter.add(1, ordering: .releasing) }
-            return changes
+            return (changes, old, members)
+        }
+        if tunables.limits != old.limits {
+            for member in members { member.limiter.update(tunables.limits) }
+        }
+        if tunables.outlierDetection != old.outlierDetection { self.redetect(tunables.outlierDetection, members: members) }
+        return changes
+    }
+
+    /// Runs outlier detection by `configuration` from now: turned on, over `members` as admitted now;
+    /// changed, with what it has counted; turned off, with every backend it had ejected readmitted.
+    private func redetect(_ configuration: OutlierDetectionConfiguration?, members: [BackendRuntime]) {
+        let now = Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+        self.outliers.withLock { detector in
+            switch (detector, configuration) {
+            case (nil, let configuration?):
+                var fresh = OutlierDetector<ObjectIdentifier>(configuration: configuration)
+                for member in members { fresh.backendAdded(ObjectIdentifier(member.state), now: now) }
+                detector = fresh
+            case (_?, let configuration?):
+                detector!.configuration = configuration
+            case (_, nil):
+                detector = nil
+            }
+            self.outlierSwitch.store(configuration != nil, ordering: .relaxed)
+        }
+        guard configuration == nil else { return }
+        for member in members where member.state.isEjected {
+            member.tracking.failing.store(false, ordering: .relaxed)
+            member.state.setEjected(false)
+            self.recorder?.event("readmitted", member.spec.name, ["service": self.settings.name, "why": "outlier detection off"])
+            self.startRamp(member, now: now)
         }
     }
 
@@ -214,7 +280,7 @@ public final class ServiceRuntime: Sendable {
                     state: BackendState(name: spec.name, healthy: self.tunablesNow.withLock { $0.health == nil }),
                     metrics: self.registry.backend(service: self.settings.name, name: spec.name),
                     tracking: BackendTracking(),
-                    limiter: BackendLimiter(self.settings.limits)
+                    limiter: BackendLimiter(self.tunablesNow.withLock { $0.limits })
                 )
             )
             self.versionCounter.add(1, ordering: .releasing)

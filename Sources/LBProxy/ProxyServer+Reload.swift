@@ -4,7 +4,7 @@ extension ProxyServer {
     /// What a reload did, and what it could not do while running.
     public struct ReloadOutcome: Sendable, Equatable {
         /// Changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3", "web: algorithm
-        /// least-connections", "web: timeouts".
+        /// least-connections", "web: timeouts", "web: outlier detection off".
         public var applied: [String] = []
         /// Changes that take a restart: listeners, admin, threads, services added or removed, and of a
         /// service's settings those that are not ``ServiceTunables``, by their keys in the file ("service
@@ -14,10 +14,9 @@ extension ProxyServer {
 
     /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running: each
     /// service's backends become those of the file (added, removed, reweighted, moved), as the admin
-    /// API would change them, and its ``ServiceTunables`` (algorithm and its parameters, hash key,
-    /// retries, timeouts, health checks, slow start, pool) those of the file; requests in flight
-    /// finish where they are, and the next request on each event loop goes by the new ones. What
-    /// cannot change in a running proxy is left as it is and listed.
+    /// API would change them, and its ``ServiceTunables`` (every setting but its route) those of the
+    /// file; requests in flight finish where they are, and the next request on each event loop goes by
+    /// the new ones. What cannot change in a running proxy is left as it is and listed.
     public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
         var outcome = ReloadOutcome()
         let running = self.runtime.configuration
@@ -35,18 +34,12 @@ extension ProxyServer {
             let fixed = service.settings
             var restart: [String] = []
             if wanted.route != fixed.route { restart.append("match") }
-            if wanted.retryBudget != fixed.retryBudget { restart.append("retries.budget") }
-            if wanted.timeouts.clientIdle != fixed.timeouts.clientIdle { restart.append("timeouts.client-idle") }
-            if wanted.outlierDetection != fixed.outlierDetection { restart.append("outlier-detection") }
-            if wanted.limits != fixed.limits { restart.append("limits") }
             // A setting none of the above names (one added to `Service` later) still shows.
             var unnamed = ServiceTunables(fixed).applied(to: wanted)
             unnamed.backends = fixed.backends
             if restart.isEmpty, unnamed != fixed { restart.append("settings") }
             for setting in restart { outcome.needsRestart.append("service \(wanted.name): \(setting)") }
-            var tunables = ServiceTunables(wanted)
-            // The client-idle timeout is not one of them: the running one stays.
-            tunables.timeouts.clientIdle = service.tunables.timeouts.clientIdle
+            let tunables = ServiceTunables(wanted)
             let current = service.backends
             for backend in current {
                 let kept = wanted.backends.first { $0.name == backend.spec.name }
@@ -66,6 +59,7 @@ extension ProxyServer {
             }
             for change in service.retune(tunables) { outcome.applied.append("\(wanted.name): \(change)") }
         }
+        self.runtime.retimeClientIdle()
         for line in outcome.applied { self.runtime.recorder?.event("reload", "proxy", ["change": line]) }
         return outcome
     }

@@ -144,6 +144,19 @@ struct HealthTests {
         #expect(lengths == [.seconds(10), .seconds(20), .seconds(30), .seconds(35), .seconds(35)])
     }
 
+    @Test("a new configuration keeps the counts and the ejections under way, and times the next by itself")
+    func reconfigured() {
+        var detector = detector(4)
+        for _ in 0..<3 { _ = detector.requestFailed(0, now: .zero) }
+        #expect(detector.requestFailed(1, now: .zero) == .none)
+        detector.configuration.consecutiveFailures = 2
+        detector.configuration.baseEjectionTime = .seconds(4)
+        #expect(detector.isEjected(0), "an ejection under way goes on")
+        #expect(detector.readmitDue(now: .zero + .seconds(9)).isEmpty, "and ends at its own time")
+        // Backend 1's failure before the change counts: one more reaches the new threshold of 2.
+        #expect(detector.requestFailed(1, now: .zero) == .eject(1, until: .zero + .seconds(4)))
+    }
+
     @Test("time spent admitted forgives past ejections")
     func forgiveness() {
         var detector = detector(2)

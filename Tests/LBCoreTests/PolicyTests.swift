@@ -73,6 +73,11 @@ struct PolicyTests {
         quiet.requestStarted()
         let quietRetries = (0..<4).map { _ in quiet.retryStarted() }
         #expect(quietRetries == [true, true, true, false])
+        // A new minimum (a reload) counts the retries already in flight: three run, so one more at 4.
+        quiet.minimumConcurrency = 4
+        let afterRaise = [quiet.retryStarted(), quiet.retryStarted()]
+        #expect(afterRaise == [true, false])
+        #expect(quiet.activeRetries == 4 && quiet.activeRequests == 5)
     }
 
     @Test("a token bucket allows its burst at once and its rate after that")
@@ -131,5 +136,23 @@ struct PolicyTests {
         #expect(next == 2)
         let newcomer = fair.requestArrived(3, now: .zero)
         #expect(newcomer == .wait(deadline: .zero + .seconds(1)))
+    }
+
+    @Test("new limits: a higher max lets the oldest waiters through at once; a lower one holds waiters until fewer are in progress")
+    func connectionLimiterRelimited() {
+        var limiter = ConnectionLimiter<Int>(maxActive: 2, maxQueued: 5, queueTimeout: .seconds(1))
+        for id in 1...6 { _ = limiter.requestArrived(id, now: .zero) }
+        #expect(limiter.active == 2 && limiter.queued == 4)
+        let through = limiter.setLimits(maxActive: 4, maxQueued: 5, queueTimeout: .seconds(2))
+        #expect(through == [3, 4])
+        #expect(limiter.active == 4 && limiter.queued == 2)
+        // Waiting requests keep their deadline; a new one waits by the new timeout.
+        #expect(limiter.requestArrived(7, now: .zero) == .wait(deadline: .zero + .seconds(2)))
+        // Down to 1 in progress with 4 in progress and 3 waiting: the next three finishes hand on nothing.
+        #expect(limiter.setLimits(maxActive: 1, maxQueued: 1, queueTimeout: .seconds(2)).isEmpty)
+        #expect(limiter.requestArrived(8, now: .zero) == .reject, "3 wait, the new queue bound is 1")
+        let handed = (0..<4).map { _ in limiter.requestFinished() }
+        #expect(handed == [nil, nil, nil, 5])
+        #expect(limiter.active == 1 && limiter.queued == 2)
     }
 }

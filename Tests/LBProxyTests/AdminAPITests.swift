@@ -147,14 +147,57 @@ struct AdminAPITests {
         changed.services.append(Service(name: "other", backends: [b1]))
         changed.services[1].route = Service.Route(hosts: ["other.test"])
         let outcome = server.reload(changed)
-        #expect(outcome.applied == ["web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3", "web: algorithm least-connections", "web: pool"])
-        #expect(outcome.needsRestart == ["service other (new)", "service web: timeouts.client-idle", "service web: limits"])
+        #expect(
+            outcome.applied == [
+                "web: removed b2", "web: b1 weight 4", "web: added b2", "web: added b3", "web: algorithm least-connections",
+                "web: timeouts", "web: limits", "web: pool",
+            ]
+        )
+        #expect(outcome.needsRestart == ["service other (new)"])
         let backends = server.runtime.services[0].backends
         #expect(backends.map(\.spec) == [reweighted, moved, changed.services[0].backends[2]])
+        #expect(backends.map(\.limiter.limits.maxConnections) == [7, 7, 7], "kept and added backends alike")
         #expect(server.runtime.services[0].tunables.algorithm == .leastConnections)
-        #expect(server.runtime.services[0].tunables.timeouts.clientIdle == configuration.services[0].timeouts.clientIdle)
+        #expect(server.runtime.clientIdleNanos == 5_000_000_000)
         #expect(server.reload(changed).applied.isEmpty, "a second reload of the same file changes nothing")
         await server.shutdown(grace: .zero)
+    }
+
+    @Test("a reload turns outlier detection off (the ejected come back) and on again, and a loop takes up a new retry budget")
+    func reloadPassive() throws {
+        let specs = (1...3).map { BackendSpec(name: "b\($0)", address: HostPort(host: "127.0.0.1", port: 9000 + $0)) }
+        var service = Service(name: "web", backends: specs)
+        service.outlierDetection = OutlierDetectionConfiguration(consecutiveFailures: 1, baseEjectionTime: .seconds(30), maxEjectedShare: 0.5)
+        let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+        let server = try ProxyServer(configuration: configuration)
+        let runtime = server.runtime.services[0]
+        let eventLoop = EmbeddedEventLoop()
+        let loop = try LoopContext(eventLoop: eventLoop, runtime: server.runtime, index: 0)
+        let b1 = runtime.backends[0]
+        runtime.outlierFailed(b1, eventLoop: eventLoop)
+        #expect(b1.state.isEjected)
+
+        var off = configuration
+        off.services[0].outlierDetection = nil
+        off.services[0].retryBudget = Service.RetryBudgetSettings(share: 0.5, minimumConcurrency: 1)
+        let outcome = server.reload(off)
+        #expect(outcome.applied == ["web: retry budget", "web: outlier detection off"] && outcome.needsRestart.isEmpty, "\(outcome)")
+        #expect(!b1.state.isEjected, "turned off, detection lets go of the backend it had ejected")
+        runtime.outlierFailed(runtime.backends[1], eventLoop: eventLoop)
+        #expect(!runtime.backends[1].state.isEjected, "and ejects no more")
+        #expect(loop.services[0].retryBudget.share == 0.2)
+        loop.services[0].refreshIfChanged()
+        #expect(loop.services[0].retryBudget.share == 0.5 && loop.services[0].retryBudget.minimumConcurrency == 1)
+
+        var on = off
+        on.services[0].outlierDetection = OutlierDetectionConfiguration(consecutiveFailures: 2, baseEjectionTime: .seconds(30), maxEjectedShare: 0.5)
+        #expect(server.reload(on).applied == ["web: outlier detection"])
+        let b3 = runtime.backends[2]
+        runtime.outlierFailed(b3, eventLoop: eventLoop)
+        #expect(!b3.state.isEjected, "the new threshold is two failures")
+        runtime.outlierFailed(b3, eventLoop: eventLoop)
+        #expect(b3.state.isEjected)
+        try eventLoop.syncShutdownGracefully()
     }
 
     @Test("a loop takes up retuned pool and slow-start settings: its pools keep fewer idle connections at once")

@@ -305,8 +305,6 @@ struct ProxyEndToEndTests {
         }
     }
 
-    /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
-    /// decoded from Content-Length or chunked framing.
     @Test("a reload changes the algorithm, the hash key and the timeouts of a running service")
     func reloadRetunes() async throws {
         try await withBackends(["b1", "b2"], { $0.settings.latency = .fixed(.milliseconds(100)) }) { specs in
@@ -336,6 +334,33 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a reload that raises a backend's connection limit lets the requests waiting for it go at once")
+    func reloadLimits() async throws {
+        try await withBackends(["b1"], { $0.settings.latency = .fixed(.milliseconds(800)) }) { specs in
+            var service = Service(name: "s", backends: specs)
+            service.limits = Service.Limits(maxConnections: 1, maxQueued: 8, queueTimeout: .seconds(10))
+            let configuration = ProxyConfiguration.onLoopback([service], threads: 1)
+            let server = try ProxyServer(configuration: configuration)
+            let address = try await server.start()[0]
+            let proxy = HostPort(host: "127.0.0.1", port: address.port!)
+            let started = ContinuousClock.now
+            // Four at once: one in flight, three waiting; served one by one they would take 3.2 s.
+            async let load = self.closedLoad(proxy, requests: 4, connections: 4)
+            try await Task.sleep(for: .milliseconds(300))
+            var raised = configuration
+            raised.services[0].limits.maxConnections = 4
+            #expect(server.reload(raised).applied == ["s: limits"])
+            let statistics = try await load
+            let elapsed = ContinuousClock.now - started
+            #expect(statistics.statuses == [200: 4], "\(statistics.statuses)")
+            // The first ends at 0.8 s; the three let through at 0.3 s end by 1.1 s (2.4 s without the reload).
+            #expect(elapsed < .milliseconds(2_000), "\(elapsed)")
+            await server.shutdown(grace: .zero)
+        }
+    }
+
+    /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
+    /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
         let fd = try connectLoopback(port)
         defer { close(fd) }

@@ -54,8 +54,10 @@ public struct OutlierDetector<ID: Hashable & Sendable>: Sendable {
         var admittedSince: Instant?
     }
 
-    /// The configuration the detector runs with.
-    public let configuration: OutlierDetectionConfiguration
+    /// The configuration the detector runs with. It may change while it runs (a reload): what it has
+    /// counted stays, a backend ejected now stays out until its time, and the next failure is judged,
+    /// and the next ejection timed, by the new one.
+    public var configuration: OutlierDetectionConfiguration
     private var records: [ID: Record] = [:]
 
     /// A detector over no backends yet.

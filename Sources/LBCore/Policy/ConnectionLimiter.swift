@@ -18,11 +18,11 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
     }
 
     /// The most requests in progress at once.
-    public let maxActive: Int
+    public private(set) var maxActive: Int
     /// The most requests waiting at once.
-    public let maxQueued: Int
+    public private(set) var maxQueued: Int
     /// How long a request may wait.
-    public let queueTimeout: Duration
+    public private(set) var queueTimeout: Duration
     /// Requests in progress.
     public var active: Int { self._active }
     /// Requests rejected because the queue was full, for the metrics.
@@ -43,6 +43,23 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
         self.queueTimeout = queueTimeout
     }
 
+    /// Takes up new limits (a reload); returns the waiters that may proceed now, oldest first, when
+    /// `maxActive` grew. Requests already in progress or waiting keep their place and their deadline: a
+    /// lower `maxActive` takes effect as they finish (no waiter proceeds until fewer than it are in
+    /// progress), a lower `maxQueued` for new arrivals, a new `queueTimeout` for new waiters.
+    public mutating func setLimits(maxActive: Int, maxQueued: Int, queueTimeout: Duration) -> [Waiter] {
+        precondition(maxActive >= 1 && maxQueued >= 0, "ConnectionLimiter needs maxActive >= 1, maxQueued >= 0")
+        self.maxActive = maxActive
+        self.maxQueued = maxQueued
+        self.queueTimeout = queueTimeout
+        var proceeding: [Waiter] = []
+        while self._active < self.maxActive, let next = self.queue.popFirst() {
+            self._active += 1
+            proceeding.append(next)
+        }
+        return proceeding
+    }
+
     /// Requests waiting.
     public var queued: Int { self.queue.count }
 
@@ -61,11 +78,12 @@ public struct ConnectionLimiter<Waiter: Hashable & Sendable>: Sendable {
         return .wait(deadline: now + self.queueTimeout)
     }
 
-    /// A request in progress finished; returns the waiter that may now proceed, if any.
+    /// A request in progress finished; returns the waiter that may now proceed, if any (none while
+    /// more than ``maxActive`` are in progress, as after a lower limit was set).
     @inlinable
     public mutating func requestFinished() -> Waiter? {
         precondition(self._active > 0, "ConnectionLimiter.requestFinished() with no request in progress")
-        if let next = self.queue.popFirst() {
+        if self._active <= self.maxActive, let next = self.queue.popFirst() {
             return next
         }
         self._active -= 1

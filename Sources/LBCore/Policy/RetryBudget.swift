@@ -5,10 +5,12 @@
 /// retries and turns an overload into a collapse. With one, a retry may start only while
 /// `activeRetries < max(minimumConcurrency, ⌊share × activeRequests⌋)`.
 public struct RetryBudget: Sendable, Hashable {
-    /// The share of in-flight requests that may be retries (Envoy's default: 20%).
-    public let share: Double
-    /// Retries allowed in flight whatever the share says (Envoy's default: 3).
-    public let minimumConcurrency: Int
+    /// The share of in-flight requests that may be retries (Envoy's default: 20%). It may change while
+    /// requests are in flight (a reload): the counts stay, and the next retry is judged by the new one.
+    public var share: Double
+    /// Retries allowed in flight whatever the share says (Envoy's default: 3); it may change as
+    /// ``share`` may.
+    public var minimumConcurrency: Int
     /// Requests in flight, retries included.
     public private(set) var activeRequests = 0
     /// Retries in flight.
