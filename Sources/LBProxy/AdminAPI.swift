@@ -246,10 +246,7 @@ public struct AdminAPI: Sendable {
             guard let service = self.runtime.service(named: name) else { return .failure(Problem(status: 404, message: "no service named \(name)")) }
             return .success(service)
         }
-        if self.runtime.services.count == 1 { return .success(self.runtime.services[0]) }
-        if let index = self.runtime.configuration.services.firstIndex(where: { $0.route == nil }) {
-            return .success(self.runtime.services[index])
-        }
+        if let service = self.runtime.defaultService() { return .success(service) }
         return .failure(Problem(status: 400, message: "\"service\" is required: there are several and none is the default"))
     }
 

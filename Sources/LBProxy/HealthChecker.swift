@@ -43,9 +43,9 @@ final class HealthChecker {
     private let onTransition: @Sendable (HealthChange) -> Void
     /// The backends probed, by their state's identity.
     private var targets: [ObjectIdentifier: Target] = [:]
-    private var versions: [Int]
-    /// Each service's check as last taken up.
-    private var checks: [Service.HealthCheck?]
+    /// Each running service's version and check as last taken up, by its identity.
+    private var versions: [ObjectIdentifier: Int] = [:]
+    private var checks: [ObjectIdentifier: Service.HealthCheck] = [:]
     private var reconcileTimer: Scheduled<Void>?
     private var stopped = false
 
@@ -53,8 +53,6 @@ final class HealthChecker {
         self.eventLoop = eventLoop
         self.runtime = runtime
         self.onTransition = onTransition
-        self.versions = runtime.services.map { _ in -1 }
-        self.checks = runtime.services.map { _ in nil }
     }
 
     /// Starts probing; the first probe of each backend goes out at once. Backends added later are
@@ -72,15 +70,25 @@ final class HealthChecker {
         }
     }
 
-    /// Brings the targets in line with the services' backend lists and checks (a reload may change
-    /// both), and looks again in a second.
+    /// Brings the targets in line with the running services, their backend lists and their checks (a
+    /// reload may change all three), and looks again in a second.
     private func reconcile() {
         guard !self.stopped else { return }
         let now = Self.now()
-        for (serviceIndex, service) in self.runtime.services.enumerated() {
-            guard service.version != self.versions[serviceIndex] else { continue }
+        let services = self.runtime.services
+        let running = Set(services.map(ObjectIdentifier.init))
+        // A service retired: its backends are probed no more.
+        for (key, target) in self.targets where !running.contains(ObjectIdentifier(target.service)) {
+            target.timer?.cancel()
+            self.targets[key] = nil
+        }
+        self.versions = self.versions.filter { running.contains($0.key) }
+        self.checks = self.checks.filter { running.contains($0.key) }
+        for service in services {
+            let serviceID = ObjectIdentifier(service)
+            guard service.version != self.versions[serviceID] else { continue }
             let (members, tunables, version) = service.snapshot()
-            self.versions[serviceIndex] = version
+            self.versions[serviceID] = version
             let check = tunables.health
             let present = check == nil ? [] : Set(members.map { ObjectIdentifier($0.state) })
             // A backend removed, or probed by a check that changed: its probing stops (and starts anew
@@ -89,7 +97,7 @@ final class HealthChecker {
                 target.timer?.cancel()
                 self.targets[key] = nil
             }
-            if check == nil, self.checks[serviceIndex] != nil {
+            if check == nil, self.checks[serviceID] != nil {
                 // Checks turned off: a backend is taken as up, as one added to a service without checks is.
                 for member in members where !member.state.isHealthy {
                     member.state.setHealthy(true)
@@ -98,7 +106,7 @@ final class HealthChecker {
                     )
                 }
             }
-            self.checks[serviceIndex] = check
+            self.checks[serviceID] = check
             guard let check else { continue }
             for member in members where self.targets[ObjectIdentifier(member.state)] == nil {
                 let key = ObjectIdentifier(member.state)

@@ -66,6 +66,15 @@ final class LoopService {
         return try tunables.algorithm.makePicker(parameters)
     }
 
+    /// Whether the service no longer runs (a reload removed it); requests in flight on it finish.
+    private(set) var isRetired = false
+
+    /// The service was removed: its idle connections close now, the busy ones when released.
+    func retire() {
+        self.isRetired = true
+        for backend in self.backends { backend.pool.retire() }
+    }
+
     /// Takes up the service's backend list and tunables if they changed since the last look: pools of
     /// backends that stay are kept, those of removed backends retired (their idle connections closed,
     /// the busy ones closed when released), and the picker rebuilt (made anew when the algorithm or
@@ -96,6 +105,9 @@ final class LoopService {
             )
         }
         for (_, removed) in old { removed.pool.retire() }
+        if self.isRetired {
+            for backend in self.backends { backend.pool.retire() }
+        }
         self.version = version
         self.rebuildPicker(now: Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
     }
@@ -151,8 +163,15 @@ final class LoopService {
 final class LoopContext {
     let eventLoop: any EventLoop
     let runtime: ProxyRuntime
-    /// The services, as the runtime's.
-    let services: [LoopService]
+    /// Every service run since the start, by the runtime's index (see ``ProxyRuntime/Table``).
+    private(set) var services: [LoopService]
+    /// Routes requests to ``services``.
+    private(set) var router: ServiceRouter
+    /// Sets the forwarded headers, by the trusted proxies.
+    private(set) var forwarded: ForwardedHeaders
+    /// The runtime's generation that ``services``, ``router`` and ``forwarded`` are of.
+    private var generation: Int
+    private let index: Int
     /// Randomness for retry backoff.
     var generator: SeededGenerator
     private var requestIDs = SeededGenerator(seed: UInt64.random(in: .min ... .max))
@@ -220,11 +239,44 @@ final class LoopContext {
         self.eventLoop = eventLoop
         self.runtime = runtime
         self.records = runtime.recorder.map(LoopRecords.init)
-        self.services = try runtime.services.enumerated().map { serviceIndex, service in
-            // Each loop draws from its own stream of the configured seed.
-            try LoopService(runtime: service, eventLoop: eventLoop, seedStream: UInt64(index) &* 0x9E37_79B9 &+ UInt64(serviceIndex))
+        self.index = index
+        let (table, generation) = runtime.snapshot()
+        self.services = try table.all.enumerated().map { serviceIndex, service in
+            try LoopService(runtime: service, eventLoop: eventLoop, seedStream: Self.seedStream(loop: index, service: serviceIndex))
         }
+        self.router = table.router
+        self.forwarded = table.forwarded
+        self.generation = generation
         self.generator = SeededGenerator.derived(seed: 0x7265_7472_79, stream: UInt64(index))
+    }
+
+    /// Each loop draws from its own stream of the configured seed for each service.
+    private static func seedStream(loop: Int, service: Int) -> UInt64 {
+        UInt64(loop) &* 0x9E37_79B9 &+ UInt64(service)
+    }
+
+    /// Takes up the runtime's services, routes and trusted proxies if a reload changed them: a service
+    /// started gets its view on this loop, a retired one closes its idle connections.
+    func refreshIfReloaded() {
+        guard self.runtime.generation != self.generation else { return }
+        let (table, generation) = self.runtime.snapshot()
+        for serviceIndex in self.services.count..<table.all.count {
+            do {
+                self.services.append(
+                    try LoopService(runtime: table.all[serviceIndex], eventLoop: self.eventLoop, seedStream: Self.seedStream(loop: self.index, service: serviceIndex))
+                )
+            } catch {
+                // A reload takes only a configuration free of problems, whose pickers all build.
+                preconditionFailure("service \(table.all[serviceIndex].settings.name) was started with a picker that does not build: \(error)")
+            }
+        }
+        let running = Set(table.running)
+        for (serviceIndex, service) in self.services.enumerated() where !service.isRetired && !running.contains(serviceIndex) {
+            service.retire()
+        }
+        self.router = table.router
+        self.forwarded = table.forwarded
+        self.generation = generation
     }
 
     /// Starts trimming the idle upstream connections (past their timeout, beyond `max-idle`) once a
@@ -232,6 +284,7 @@ final class LoopContext {
     func start() {
         self.sweep = self.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
             let now = NIODeadline.now().uptimeNanoseconds
+            self.refreshIfReloaded()
             for service in self.services {
                 service.refreshIfChanged()
                 for backend in service.backends { backend.pool.sweep(nowNanos: now) }

@@ -208,7 +208,7 @@ extension ProxyHTTPHandler {
             clientIP: exchange.clientIP
         )
         records.add(row) {
-            let service = self.loop.runtime.services[exchange.service].settings.name
+            let service = self.loop.services[exchange.service].runtime.settings.name
             var line = #"{"t_us":\#(row.receivedMicros),"request_id":\#(row.requestID),"client":\#(exchange.clientIP.jsonQuoted)"#
             line += #","method":\#(exchange.method.jsonQuoted),"target":\#((exchange.target ?? "").jsonQuoted),"service":\#(service.jsonQuoted)"#
             line += #","backend":\#(backend.map { $0.name.jsonQuoted } ?? "null"),"status":\#(row.status.map(String.init) ?? "null")"#

@@ -151,7 +151,7 @@ extension ProxyHTTPHandler {
         let step = decided ?? self.nextStep(after: failure)
         if let exchange = self.exchange, let failed = exchange.backend {
             if exchange.firstFailed == nil { exchange.firstFailed = failed }
-            self.loop.runtime.services[exchange.service].outlierFailed(failed.runtime, eventLoop: self.loop.eventLoop)
+            self.loop.services[exchange.service].runtime.outlierFailed(failed.runtime, eventLoop: self.loop.eventLoop)
         }
         self.abandonUpstream()
         self.exchange?.headerDeadline = .max

@@ -61,7 +61,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     var service: ServiceRuntime? {
-        self.exchange.map { self.loop.runtime.services[$0.service] }
+        self.exchange.map { self.loop.services[$0.service].runtime }
     }
 
     // MARK: Client side
@@ -69,7 +69,10 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.peer = context.channel.remoteAddress?.ipAddress ?? "0.0.0.0"
-        self.peerIsTrusted = self.loop.runtime.forwarded.isTrusted(self.peer)
+        // A connection keeps the trust it got here through a reload, as the requests of a connection
+        // to nginx's old worker do.
+        self.loop.refreshIfReloaded()
+        self.peerIsTrusted = self.loop.forwarded.isTrusted(self.peer)
         self.peerKey = StableHash.hash(self.peer)
         self.becomeIdle()
     }
@@ -164,12 +167,13 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         let runtime = self.loop.runtime
         let fields = self.loop.fields
+        self.loop.refreshIfReloaded()
         let serviceIndex: Int
-        if let only = runtime.router.onlyService {
+        if let only = self.loop.router.onlyService {
             serviceIndex = only
         } else if let routed = head.bytes.withUnsafeReadableBytes({ bytes in
             let start = head.target.lowerBound
-            return runtime.router.route(
+            return self.loop.router.route(
                 host: head.host.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) },
                 target: UnsafeRawBufferPointer(rebasing: bytes[head.target]),
                 authority: head.authority.map { ($0.lowerBound - start)..<($0.upperBound - start) }
@@ -188,7 +192,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         let clientKey: UInt64
         var clientIP = self.peer
         if self.peerIsTrusted && head.hasForwardedFor {
-            clientIP = runtime.forwarded.clientAddress(peer: self.peer, peerIsTrusted: true, head: head, fields: fields)
+            clientIP = self.loop.forwarded.clientAddress(peer: self.peer, peerIsTrusted: true, head: head, fields: fields)
             clientKey = StableHash.hash(clientIP)
         } else {
             clientKey = self.peerKey
@@ -196,7 +200,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         let generatedID = self.loop.newRequestID()
         let exchange = self.loop.takeExchange()
         exchange.head.clear(minimumCapacity: head.bytes.readableBytes + 160 + self.peer.utf8.count)
-        runtime.forwarded.writeRequestHead(
+        self.loop.forwarded.writeRequestHead(
             head,
             fields: fields,
             peer: self.peer,

@@ -65,6 +65,12 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
+    /// Forgets the metrics of a retired service (its backends' go by ``remove(_:)-(BackendMetrics)``).
+    func remove(_ metrics: ServiceMetrics) {
+        self.registry.unregisterCounter(metrics.retries)
+        for (_, counter) in metrics.proxyAnswers { self.registry.unregisterCounter(counter) }
+    }
+
     /// The metrics in Prometheus' text format, after reading the gauges from `services`' backends.
     public func emit(_ services: [ServiceRuntime]) -> [UInt8] {
         for service in services {

@@ -3,32 +3,147 @@ public import LBCore
 import NIOCore
 import Synchronization
 
-/// What every event loop of the proxy shares: the configuration, the router, the header rewriter, and
-/// one ``BackendState`` per backend, whose atomics carry what must be global (requests in flight,
-/// health, ejection, draining) so that least-connections and P2C on one loop see the load of all.
+/// What every event loop of the proxy shares: the configuration, the services, the router, the header
+/// rewriter, and one ``BackendState`` per backend, whose atomics carry what must be global (requests
+/// in flight, health, ejection, draining) so that least-connections and P2C on one loop see the load
+/// of all.
+///
+/// A reload may add and remove services, change routes and the trusted proxies: each event loop takes
+/// up the new ``Table`` with its next request, when ``generation`` has moved (one relaxed load).
 public final class ProxyRuntime: Sendable {
-    /// The configuration it runs.
-    public let configuration: ProxyConfiguration
-    /// The services, in configuration order.
-    public let services: [ServiceRuntime]
-    let router: ServiceRouter
-    let forwarded: ForwardedHeaders
-    private let clientIdle: Atomic<UInt64>
+    /// What a reload changes together.
+    struct Table: Sendable {
+        /// The configuration it runs: the file's last valid one, with the listeners, admin, threads and
+        /// access log it started with (those take a restart).
+        var configuration: ProxyConfiguration
+        /// Every service run since the start, by the index requests and loops know it by. A removed
+        /// service keeps its index, retired, for the requests still in flight on it (a few hundred
+        /// bytes and its backends' state for each service a reload removes, for the process's life).
+        var all: [ServiceRuntime]
+        /// The indices in `all` of the services that run, in configuration order.
+        var running: [Int]
+        /// Routes requests to the running services (by their index in `all`).
+        var router: ServiceRouter
+        var forwarded: ForwardedHeaders
+
+        init(configuration: ProxyConfiguration, all: [ServiceRuntime], running: [Int]) {
+            self.configuration = configuration
+            self.all = all
+            self.running = running
+            // `configuration.services` holds every running service (by name; they may be in another order).
+            self.router = ServiceRouter(
+                indexed: running.map { index in (index, configuration.services.first { $0.name == all[index].settings.name }!) }
+            )
+            self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
+        }
+    }
+
+    private let table: Mutex<Table>
+    private let generationCounter = Atomic<Int>(0)
     /// What `GET /metrics` shows.
     public let metrics: ProxyMetrics
     /// Where request rows, events and access-log lines go, if anywhere.
     public let recorder: ProxyRecorder?
+    private let clientIdle: Atomic<UInt64>
 
     /// The runtime of `configuration`; it must have passed ``ProxyConfiguration/problems()``.
     public init(configuration: ProxyConfiguration, recorder: ProxyRecorder? = nil) {
-        self.configuration = configuration
         self.recorder = recorder
         let metrics = ProxyMetrics()
         self.metrics = metrics
-        self.services = configuration.services.map { ServiceRuntime($0, metrics: metrics, recorder: recorder) }
-        self.router = ServiceRouter(services: configuration.services)
-        self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
+        let services = configuration.services.map { ServiceRuntime($0, metrics: metrics, recorder: recorder) }
+        self.table = Mutex(Table(configuration: configuration, all: services, running: Array(services.indices)))
         self.clientIdle = Atomic(Self.clientIdleNanos(configuration.services.map(\.timeouts)))
+    }
+
+    /// The configuration it runs (after a reload, the file's, but for what takes a restart).
+    public var configuration: ProxyConfiguration {
+        self.table.withLock { $0.configuration }
+    }
+
+    /// The services that run, in configuration order.
+    public var services: [ServiceRuntime] {
+        self.table.withLock { table in table.running.map { table.all[$0] } }
+    }
+
+    /// Every service run since the start, retired ones included, by index.
+    var allServices: [ServiceRuntime] {
+        self.table.withLock { $0.all }
+    }
+
+    /// Moves whenever a reload changes the services, their routes or the trusted proxies.
+    var generation: Int {
+        self.generationCounter.load(ordering: .relaxed)
+    }
+
+    /// The table and the generation it is of, read together.
+    func snapshot() -> (table: Table, generation: Int) {
+        self.table.withLock { ($0, self.generationCounter.load(ordering: .relaxed)) }
+    }
+
+    /// The running service named `name`.
+    public func service(named name: String) -> ServiceRuntime? {
+        self.services.first { $0.settings.name == name }
+    }
+
+    /// The index of the running service named `name`, as requests know it.
+    func index(ofService name: String) -> Int? {
+        self.table.withLock { table in table.running.first { table.all[$0].settings.name == name } }
+    }
+
+    /// The service a request without a route goes to: the one without a route, or the only one.
+    func defaultService() -> ServiceRuntime? {
+        self.table.withLock { table in
+            if table.running.count == 1 { return table.all[table.running[0]] }
+            return table.running.first { index in
+                table.configuration.services.first { $0.name == table.all[index].settings.name }?.route == nil
+            }.map { table.all[$0] }
+        }
+    }
+
+    /// Runs `configuration`'s services, routes and trusted proxies from now (the rest of it is the
+    /// caller's): services it names that do not run start (with the backends and settings of the
+    /// file), running ones it no longer names are retired, and `kept` of them stay whatever the file
+    /// says. Returns the services started and retired; every loop takes them up with its next request.
+    func rearrange(_ configuration: ProxyConfiguration, keeping kept: Set<String>) -> (started: [String], retired: [ServiceRuntime]) {
+        self.table.withLock { table in
+            var running: [Int] = []
+            var started: [String] = []
+            var named: [String: Int] = [:]
+            for index in table.running { named[table.all[index].settings.name] = index }
+            var services = configuration.services
+            for service in services {
+                if let index = named.removeValue(forKey: service.name) {
+                    running.append(index)
+                } else {
+                    table.all.append(ServiceRuntime(service, metrics: self.metrics, recorder: self.recorder))
+                    running.append(table.all.count - 1)
+                    started.append(service.name)
+                }
+            }
+            var retired: [ServiceRuntime] = []
+            for (name, index) in named.sorted(by: { $0.value < $1.value }) {
+                if kept.contains(name) {
+                    running.append(index)
+                    services.append(table.configuration.services.first { $0.name == name }!)
+                } else {
+                    retired.append(table.all[index])
+                }
+            }
+            var runs = configuration
+            runs.services = services
+            runs.listeners = table.configuration.listeners
+            runs.admin = table.configuration.admin
+            runs.threads = table.configuration.threads
+            runs.accessLog = table.configuration.accessLog
+            let before = (table.configuration.services.map { ($0.name, $0.route) }, table.configuration.trustedProxies)
+            table = Table(configuration: runs, all: table.all, running: running)
+            let after = (runs.services.map { ($0.name, $0.route) }, runs.trustedProxies)
+            if !started.isEmpty || !retired.isEmpty || !before.0.elementsEqual(after.0, by: { $0 == $1 }) || before.1 != after.1 {
+                self.generationCounter.add(1, ordering: .releasing)
+            }
+            return (started, retired)
+        }
     }
 
     /// How long a client connection may sit idle between requests: the longest `client-idle` of the
@@ -45,11 +160,6 @@ public final class ProxyRuntime: Sendable {
     /// longest from the end of their next request.
     func retimeClientIdle() {
         self.clientIdle.store(Self.clientIdleNanos(self.services.map(\.tunables.timeouts)), ordering: .relaxed)
-    }
-
-    /// The service named `name`.
-    public func service(named name: String) -> ServiceRuntime? {
-        self.services.first { $0.settings.name == name }
     }
 }
 
@@ -318,6 +428,12 @@ public final class ServiceRuntime: Sendable {
             return true
         }
         if !found { throw .unknownBackend(name) }
+    }
+
+    /// The service was retired: `GET /metrics` no longer shows it.
+    func forgetMetrics() {
+        for member in self.backends { self.registry.remove(member.metrics) }
+        self.registry.remove(self.metrics)
     }
 
     /// The backend named `name`.

@@ -6,40 +6,44 @@ extension ProxyServer {
         /// Changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3", "web: algorithm
         /// least-connections", "web: timeouts", "web: outlier detection off".
         public var applied: [String] = []
-        /// Changes that take a restart: listeners, admin, threads, services added or removed, and of a
-        /// service's settings those that are not ``ServiceTunables``, by their keys in the file ("service
-        /// web: limits").
+        /// Changes that take a restart: "listeners", "admin", "threads", "access-log", the removal of a
+        /// service a TCP listener forwards to, and a setting of a service that no reload knows of
+        /// ("service web: settings").
         public var needsRestart: [String] = []
     }
 
-    /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running: each
-    /// service's backends become those of the file (added, removed, reweighted, moved), as the admin
-    /// API would change them, and its ``ServiceTunables`` (every setting but its route) those of the
-    /// file; requests in flight finish where they are, and the next request on each event loop goes by
-    /// the new ones. What cannot change in a running proxy is left as it is and listed.
+    /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running:
+    /// services it adds start, services it drops are retired (requests in flight on them finish), routes
+    /// and trusted proxies become its own, each service's backends become those of the file (added,
+    /// removed, reweighted, moved) as the admin API would change them, and its ``ServiceTunables``
+    /// (every setting but its route) those of the file. Requests in flight finish where they are; the
+    /// next request on each event loop goes by the new configuration. What cannot change in a running
+    /// proxy (listeners, admin, threads, access log, and a service a TCP listener forwards to) is
+    /// left as it is and listed.
     public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
         var outcome = ReloadOutcome()
         let running = self.runtime.configuration
         if running.listeners != configuration.listeners { outcome.needsRestart.append("listeners") }
         if running.admin != configuration.admin { outcome.needsRestart.append("admin") }
         if running.threads != configuration.threads { outcome.needsRestart.append("threads") }
-        if running.trustedProxies != configuration.trustedProxies { outcome.needsRestart.append("trusted-proxies") }
         if running.accessLog != configuration.accessLog { outcome.needsRestart.append("access-log") }
-        let runningNames = Set(running.services.map(\.name))
-        let newNames = Set(configuration.services.map(\.name))
-        for name in newNames.subtracting(runningNames).sorted() { outcome.needsRestart.append("service \(name) (new)") }
-        for name in runningNames.subtracting(newNames).sorted() { outcome.needsRestart.append("service \(name) (removed)") }
+        // A TCP listener's connections go to the service it started with: that service stays.
+        let pinned = Set(running.listeners.compactMap { $0.mode == .tcp ? $0.service : nil })
+        let names = Set(configuration.services.map(\.name))
+        for name in pinned.subtracting(names).sorted() {
+            outcome.needsRestart.append("service \(name) (removed; a tcp listener forwards to it)")
+        }
         for wanted in configuration.services {
-            guard let service = self.runtime.service(named: wanted.name) else { continue }
-            let fixed = service.settings
-            var restart: [String] = []
-            if wanted.route != fixed.route { restart.append("match") }
-            // A setting none of the above names (one added to `Service` later) still shows.
+            guard let service = self.runtime.service(named: wanted.name),
+                let fixed = running.services.first(where: { $0.name == wanted.name })
+            else { continue }
+            if wanted.route != fixed.route { outcome.applied.append("\(wanted.name): match") }
+            // A setting that is neither the route, the backends nor a tunable (one added to `Service`
+            // later) still shows.
             var unnamed = ServiceTunables(fixed).applied(to: wanted)
             unnamed.backends = fixed.backends
-            if restart.isEmpty, unnamed != fixed { restart.append("settings") }
-            for setting in restart { outcome.needsRestart.append("service \(wanted.name): \(setting)") }
-            let tunables = ServiceTunables(wanted)
+            unnamed.route = fixed.route
+            if unnamed != fixed { outcome.needsRestart.append("service \(wanted.name): settings") }
             let current = service.backends
             for backend in current {
                 let kept = wanted.backends.first { $0.name == backend.spec.name }
@@ -57,8 +61,15 @@ extension ProxyServer {
                     outcome.applied.append("\(wanted.name): added \(spec.name)")
                 }
             }
-            for change in service.retune(tunables) { outcome.applied.append("\(wanted.name): \(change)") }
+            for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
         }
+        let (started, retired) = self.runtime.rearrange(configuration, keeping: pinned)
+        for name in started { outcome.applied.append("added service \(name)") }
+        for service in retired {
+            service.forgetMetrics()
+            outcome.applied.append("removed service \(service.settings.name)")
+        }
+        if running.trustedProxies != configuration.trustedProxies { outcome.applied.append("trusted-proxies") }
         self.runtime.retimeClientIdle()
         for line in outcome.applied { self.runtime.recorder?.event("reload", "proxy", ["change": line]) }
         return outcome

@@ -70,7 +70,7 @@ public final class ProxyServer: Sendable {
         for listener in self.runtime.configuration.listeners {
             let contexts = self.contexts
             // A TCP listener forwards to its one service (the configuration names it and checks it).
-            let tcpService = listener.mode == .tcp ? self.runtime.services.firstIndex { $0.settings.name == listener.service } : nil
+            let tcpService = listener.mode == .tcp ? listener.service.flatMap(self.runtime.index(ofService:)) : nil
             if listener.mode == .tcp && tcpService == nil {
                 throw ProxyError.unsupported("listener \(listener.address): protocol tcp needs a service")
             }
@@ -122,9 +122,9 @@ public final class ProxyServer: Sendable {
         self.adminChannel.withLock { $0 = channel }
     }
 
-    /// Requests in flight to backends, over every service.
+    /// Requests in flight to backends, over every service (those a reload retired included).
     public var requestsInFlight: Int {
-        self.runtime.services.reduce(0) { sum, service in sum + service.backends.reduce(0) { $0 + $1.state.inFlight } }
+        self.runtime.allServices.reduce(0) { sum, service in sum + service.backends.reduce(0) { $0 + $1.state.inFlight } }
     }
 
     /// Stops accepting, lets requests in flight finish for at most `grace`, then closes everything.

@@ -26,9 +26,15 @@ public struct ServiceRouter: Sendable {
 
     /// A router over `services`, whose indices ``route(host:path:)`` returns.
     public init(services: [Service]) {
+        self.init(indexed: Array(services.enumerated()))
+    }
+
+    /// A router over `indexed` services, in the order given; ``route(host:path:)`` returns the index
+    /// paired with a service.
+    public init(indexed: [(offset: Int, element: Service)]) {
         var entries: [Entry] = []
         var defaultIndex: Int?
-        for (index, service) in services.enumerated() {
+        for (index, service) in indexed {
             guard let route = service.route else {
                 defaultIndex = defaultIndex ?? index
                 continue

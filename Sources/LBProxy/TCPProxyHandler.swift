@@ -84,7 +84,7 @@ final class TCPProxyHandler: ChannelDuplexHandler {
                 case .failure:
                     backend.state.requestFinished()
                     self.backend = nil
-                    self.loop.runtime.services[self.serviceIndex].outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
+                    self.loop.services[self.serviceIndex].runtime.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
                     self.connect()
                 }
             }

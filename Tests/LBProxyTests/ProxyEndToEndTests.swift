@@ -359,6 +359,66 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a reload starts a service and routes to it, moves its route, and retires it while its request in flight finishes")
+    func reloadServices() async throws {
+        try await withBackends(["b1", "b2"], { $0.settings.latency = .fixed(.milliseconds(0)) }) { specs in
+            let web = Service(name: "web", backends: [specs[0]])
+            let configuration = ProxyConfiguration.onLoopback([web], threads: 2)
+            let server = try ProxyServer(configuration: configuration)
+            let port = try await server.start()[0].port!
+            func served(_ host: String) async throws -> String {
+                let (head, _) = try await Task.detached {
+                    try self.rawRequest(port, Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+                }.value
+                let status = head.split(separator: " ").dropFirst().first.map(String.init) ?? head
+                let backend = head.components(separatedBy: "\r\n").first { $0.hasPrefix("X-LBLab-Backend: ") }?.dropFirst(17)
+                return backend.map(String.init) ?? status
+            }
+            // Every loop must see each change: ask more times than there are loops.
+            func everyLoop(_ host: String) async throws -> Set<String> {
+                var seen: Set<String> = []
+                for _ in 0..<6 { seen.insert(try await served(host)) }
+                return seen
+            }
+            #expect(try await everyLoop("api.test") == ["b1"])
+
+            var added = configuration
+            var api = Service(name: "api", backends: [specs[1]])
+            api.route = Service.Route(hosts: ["api.test"])
+            added.services.append(api)
+            #expect(server.reload(added).applied == ["added service api"])
+            #expect(try await everyLoop("api.test") == ["b2"])
+            #expect(try await everyLoop("www.test") == ["b1"])
+
+            var moved = added
+            moved.services[1].route = Service.Route(hosts: ["v2.test"])
+            #expect(server.reload(moved).applied == ["api: match"])
+            #expect(try await everyLoop("api.test") == ["b1"])
+            #expect(try await everyLoop("v2.test") == ["b2"])
+
+            // A slow request on api, then api goes: the request finishes; the next goes to web.
+            try await withSyntheticBackend(name: "b3", { $0.settings.latency = .fixed(.milliseconds(600)) }) { b3 in
+                var slow = moved
+                slow.services[1].backends = [BackendSpec(name: "b3", address: b3)]
+                #expect(server.reload(slow).applied == ["api: removed b2", "api: added b3"])
+                let request = Task.detached { try self.rawRequest(port, Array("GET / HTTP/1.1\r\nHost: v2.test\r\n\r\n".utf8)).head }
+                try await Task.sleep(for: .milliseconds(200))
+                var removed = slow
+                removed.services.removeLast()
+                #expect(server.reload(removed).applied == ["removed service api"])
+                let inFlight = try await request.value
+                #expect(inFlight.hasPrefix("HTTP/1.1 200 "), "\(inFlight)")
+                #expect(inFlight.components(separatedBy: "\r\n").contains("X-LBLab-Backend: b3"), "\(inFlight)")
+            }
+            #expect(try await everyLoop("v2.test") == ["b1"])
+            let metrics = AdminAPI(runtime: server.runtime, token: nil) { _ in true }
+            let text = String(decoding: await metrics.handle(.init(method: "GET", target: "/metrics")).body, as: UTF8.self)
+            #expect(!text.contains(#"service="api""#) && text.contains(#"service="web""#))
+            #expect(server.runtime.services.map(\.settings.name) == ["web"])
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
