@@ -103,6 +103,50 @@ struct ProxyProcessTests {
         await backend.stop()
     }
 
+    @Test("SIGHUP after a log rotation: the access log is opened again, and the next lines go to the new file")
+    func rotateAccessLog() async throws {
+        let (backend, backendPort) = try await startBackend(name: "b1")
+        defer { Task { await backend.stop() } }
+        let scratch = try ScratchDirectory()
+        let log = scratch.path("access.log")
+        let port = try freePort()
+        let proxy = try ChildProcess(
+            "lbctl",
+            [
+                "proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(backendPort)", "-threads", "1",
+                "-admin", "127.0.0.1:\(try freePort())", "-access-log", log,
+            ]
+        )
+        func get() async -> Int? {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
+            request.timeoutInterval = 5
+            return (try? await URLSession.shared.data(for: request)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
+        }
+        func lines(_ path: String) -> Int {
+            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        var status: Int?
+        for _ in 0..<200 where status == nil {
+            status = await get()
+            if status == nil { try await Task.sleep(for: .milliseconds(25)) }  // not listening yet
+        }
+        #expect(status == 200)
+        // Lines are written within a second of their request.
+        for _ in 0..<100 where lines(log) < 1 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(lines(log) == 1)
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        proxy.send(SIGHUP)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await get() == 200)
+        for _ in 0..<100 where lines(log) < 1 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(lines(log) == 1 && lines(log + ".1") == 1)
+        proxy.send(SIGTERM)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("reload: no configuration file to read (started from flags); access-log reopened"), "\(result.stderr)")
+        await backend.stop()
+    }
+
     @Test("SIGHUP: backends of the file are taken up while serving; a file with a problem changes nothing and says why")
     func reload() async throws {
         let (b1, port1) = try await startBackend(name: "b1")

@@ -122,15 +122,27 @@ final class AccessLog: Sendable {
     private let descriptor: Mutex<Int32>
 
     init(path: String) throws {
-        if path == "-" {
-            self.descriptor = Mutex(1)
-            return
-        }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        self.descriptor = Mutex(try Self.open(path))
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        if path == "-" { return 1 }
+        let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw ProxyError.unsupported("access log \(path): \(String(cString: strerror(errno)))")
         }
-        self.descriptor = Mutex(fd)
+        return fd
+    }
+
+    /// Writes to `path` from now: the file opened again after a log rotation moved it, or another
+    /// file. When `path` cannot be opened the lines go on to the old file, and the error says why.
+    func reopen(_ path: String) throws {
+        let fd = try Self.open(path)
+        let old = self.descriptor.withLock { current in
+            defer { current = fd }
+            return current
+        }
+        if old > 2 { close(old) }
     }
 
     /// Appends `bytes` (whole lines).

@@ -13,8 +13,8 @@ import Synchronization
 public final class ProxyRuntime: Sendable {
     /// What a reload changes together.
     struct Table: Sendable {
-        /// The configuration it runs: the file's last valid one, with the listeners, admin, threads and
-        /// access log it started with (those take a restart).
+        /// The configuration it runs: the file's last valid one, with the listeners, admin and threads
+        /// it started with (those take a restart), and the access log it writes to.
         var configuration: ProxyConfiguration
         /// Every service run since the start, by the index requests and loops know it by. A removed
         /// service keeps its index, retired, for the requests still in flight on it (a few hundred
@@ -101,8 +101,8 @@ public final class ProxyRuntime: Sendable {
         }
     }
 
-    /// Runs `configuration`'s services, routes and trusted proxies from now (the rest of it is the
-    /// caller's): services it names that do not run start (with the backends and settings of the
+    /// Runs `configuration`'s services, routes and trusted proxies from now, and takes its access log
+    /// as the one written to (the rest of it is the caller's): services it names that do not run start (with the backends and settings of the
     /// file), running ones it no longer names are retired, and `kept` of them stay whatever the file
     /// says. Returns the services started and retired; every loop takes them up with its next request.
     func rearrange(_ configuration: ProxyConfiguration, keeping kept: Set<String>) -> (started: [String], retired: [ServiceRuntime]) {
@@ -135,7 +135,6 @@ public final class ProxyRuntime: Sendable {
             runs.listeners = table.configuration.listeners
             runs.admin = table.configuration.admin
             runs.threads = table.configuration.threads
-            runs.accessLog = table.configuration.accessLog
             let before = (table.configuration.services.map { ($0.name, $0.route) }, table.configuration.trustedProxies)
             table = Table(configuration: runs, all: table.all, running: running)
             let after = (runs.services.map { ($0.name, $0.route) }, runs.trustedProxies)

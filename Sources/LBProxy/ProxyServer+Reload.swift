@@ -6,10 +6,13 @@ extension ProxyServer {
         /// Changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3", "web: algorithm
         /// least-connections", "web: timeouts", "web: outlier detection off".
         public var applied: [String] = []
-        /// Changes that take a restart: "listeners", "admin", "threads", "access-log", the removal of a
+        /// Changes that take a restart: "listeners", "admin", "threads", "access-log" (turned on or
+        /// off; a path is opened again by every reload, so that a rotated log starts anew), the removal of a
         /// service a TCP listener forwards to, and a setting of a service that no reload knows of
         /// ("service web: settings").
         public var needsRestart: [String] = []
+        /// Changes tried and failed, with why (an access log that cannot be opened).
+        public var failed: [String] = []
     }
 
     /// Takes up `configuration` (valid: ``ProxyConfiguration/problems()`` empty) while running:
@@ -26,7 +29,23 @@ extension ProxyServer {
         if running.listeners != configuration.listeners { outcome.needsRestart.append("listeners") }
         if running.admin != configuration.admin { outcome.needsRestart.append("admin") }
         if running.threads != configuration.threads { outcome.needsRestart.append("threads") }
-        if running.accessLog != configuration.accessLog { outcome.needsRestart.append("access-log") }
+        var taken = configuration
+        taken.accessLog = running.accessLog
+        switch (running.accessLog, configuration.accessLog, self.runtime.recorder?.accessLog) {
+        case (let old?, let path?, let log?):
+            // Opened again whatever the path: after a log rotation, the same path is a new file.
+            do {
+                try log.reopen(path)
+                taken.accessLog = path
+                outcome.applied.append(old == path ? "access-log reopened" : "access-log \(path)")
+            } catch {
+                outcome.failed.append("\(error); the access log goes on to \(old)")
+            }
+        case (nil, nil, _):
+            break
+        default:
+            outcome.needsRestart.append("access-log")
+        }
         // A TCP listener's connections go to the service it started with: that service stays.
         let pinned = Set(running.listeners.compactMap { $0.mode == .tcp ? $0.service : nil })
         let names = Set(configuration.services.map(\.name))
@@ -63,7 +82,7 @@ extension ProxyServer {
             }
             for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
         }
-        let (started, retired) = self.runtime.rearrange(configuration, keeping: pinned)
+        let (started, retired) = self.runtime.rearrange(taken, keeping: pinned)
         for name in started { outcome.applied.append("added service \(name)") }
         for service in retired {
             service.forgetMetrics()

@@ -157,7 +157,11 @@ struct ProxyCommand: AsyncParsableCommand {
     /// SIGHUP: reads the configuration file again; a file with problems changes nothing, and says why.
     private func reload(_ server: ProxyServer) {
         guard let path = self.config else {
-            printError("reload: no configuration file to read (started from flags); nothing changed")
+            // Started from flags: the access log is opened again (a rotation), and nothing else changes.
+            let outcome = server.reload(server.runtime.configuration)
+            let done = outcome.applied.isEmpty ? "nothing changed" : outcome.applied.joined(separator: "; ")
+            printError("reload: no configuration file to read (started from flags); \(done)")
+            for failure in outcome.failed { printError("reload: failed: \(failure)") }
             return
         }
         var configuration: ProxyConfiguration
@@ -179,6 +183,7 @@ struct ProxyCommand: AsyncParsableCommand {
         if !outcome.needsRestart.isEmpty {
             printError("reload: not applied (they take a restart): \(outcome.needsRestart.joined(separator: "; "))")
         }
+        for failure in outcome.failed { printError("reload: failed: \(failure)") }
     }
 
     private func beginRun(_ database: ResultsDatabase, _ configuration: ProxyConfiguration) throws -> RunRecorder {

@@ -165,6 +165,38 @@ struct AdminAPITests {
         await server.shutdown(grace: .zero)
     }
 
+    @Test("a reload opens the access log again: after a rotation the lines go to a new file; a path that cannot be opened keeps the old")
+    func reloadAccessLog() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lblab-log-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/access.log"
+        var configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: [])], threads: 1)
+        configuration.accessLog = path
+        let recorder = try ProxyRecorder(sink: nil, accessLogPath: path)
+        let server = try ProxyServer(configuration: configuration, recorder: recorder)
+        let log = try #require(recorder.accessLog)
+        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(none)" }
+
+        log.write(Array("one\n".utf8))
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        #expect(server.reload(configuration).applied == ["access-log reopened"])
+        log.write(Array("two\n".utf8))
+        #expect(text(path + ".1") == "one\n" && text(path) == "two\n")
+
+        var elsewhere = configuration
+        elsewhere.accessLog = directory + "/missing/access.log"
+        let failed = server.reload(elsewhere)
+        #expect(failed.applied.isEmpty && failed.failed.count == 1 && failed.failed[0].hasSuffix("the access log goes on to \(path)"), "\(failed)")
+        log.write(Array("three\n".utf8))
+        #expect(text(path) == "two\nthree\n")
+        #expect(server.runtime.configuration.accessLog == path, "the log written to, not the one that failed")
+
+        var off = configuration
+        off.accessLog = nil
+        #expect(server.reload(off).needsRestart == ["access-log"])
+    }
+
     @Test("a reload keeps a service a TCP listener forwards to, and a loop takes up new trusted proxies and routes")
     func reloadPinnedAndTrusted() throws {
         let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
