@@ -1,4 +1,5 @@
 import Foundation
+import LBTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -61,24 +62,6 @@ final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// A free TCP port on loopback, as the kernel hands one out.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 /// Starts `lbctl backend` on a free port and waits until it answers.
 func startBackend(name: String, _ extra: [String] = []) async throws -> (ChildProcess, Int) {

@@ -1,4 +1,5 @@
 import Foundation
+import LBTesting
 import Testing
 
 #if canImport(FoundationNetworking)

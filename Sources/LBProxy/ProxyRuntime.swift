@@ -13,8 +13,8 @@ import Synchronization
 public final class ProxyRuntime: Sendable {
     /// What a reload changes together.
     struct Table: Sendable {
-        /// The configuration it runs: the file's last valid one, with the listeners, admin and threads
-        /// it started with (those take a restart), and the access log it writes to.
+        /// The configuration it runs: the file's last valid one, with the listeners and admin it could
+        /// bind, the threads it started with, and the access log it writes to.
         var configuration: ProxyConfiguration
         /// Every service run since the start, by the index requests and loops know it by. A removed
         /// service keeps its index, retired, for the requests still in flight on it (a few hundred
@@ -102,17 +102,17 @@ public final class ProxyRuntime: Sendable {
     }
 
     /// Runs `configuration`'s services, routes and trusted proxies from now, and takes its access log
-    /// as the one written to (the rest of it is the caller's): services it names that do not run start (with the backends and settings of the
-    /// file), running ones it no longer names are retired, and `kept` of them stay whatever the file
-    /// says. Returns the services started and retired; every loop takes them up with its next request.
-    func rearrange(_ configuration: ProxyConfiguration, keeping kept: Set<String>) -> (started: [String], retired: [ServiceRuntime]) {
+    /// as the one written to (the listeners and admin are the caller's; see
+    /// ``serving(listeners:admin:)``): services it names that do not run start (with the backends and
+    /// settings of the file), and running ones it no longer names are retired. Returns the services
+    /// started and retired; every loop takes them up with its next request.
+    func rearrange(_ configuration: ProxyConfiguration) -> (started: [String], retired: [ServiceRuntime]) {
         self.table.withLock { table in
             var running: [Int] = []
             var started: [String] = []
             var named: [String: Int] = [:]
             for index in table.running { named[table.all[index].settings.name] = index }
-            var services = configuration.services
-            for service in services {
+            for service in configuration.services {
                 if let index = named.removeValue(forKey: service.name) {
                     running.append(index)
                 } else {
@@ -122,16 +122,8 @@ public final class ProxyRuntime: Sendable {
                 }
             }
             var retired: [ServiceRuntime] = []
-            for (name, index) in named.sorted(by: { $0.value < $1.value }) {
-                if kept.contains(name) {
-                    running.append(index)
-                    services.append(table.configuration.services.first { $0.name == name }!)
-                } else {
-                    retired.append(table.all[index])
-                }
-            }
+            for (_, index) in named.sorted(by: { $0.value < $1.value }) { retired.append(table.all[index]) }
             var runs = configuration
-            runs.services = services
             runs.listeners = table.configuration.listeners
             runs.admin = table.configuration.admin
             runs.threads = table.configuration.threads
@@ -142,6 +134,15 @@ public final class ProxyRuntime: Sendable {
                 self.generationCounter.add(1, ordering: .releasing)
             }
             return (started, retired)
+        }
+    }
+
+    /// Notes what the proxy listens as after a reload: what of the file's listeners and admin section
+    /// it could bind.
+    func serving(listeners: [ProxyConfiguration.Listener], admin: ProxyConfiguration.Admin) {
+        self.table.withLock { table in
+            table.configuration.listeners = listeners
+            table.configuration.admin = admin
         }
     }
 

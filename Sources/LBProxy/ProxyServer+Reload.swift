@@ -6,12 +6,12 @@ extension ProxyServer {
         /// Changes applied: "web: added b4", "web: removed b2", "web: b1 weight 3", "web: algorithm
         /// least-connections", "web: timeouts", "web: outlier detection off".
         public var applied: [String] = []
-        /// Changes that take a restart: "listeners", "admin", "threads", "access-log" (turned on or
-        /// off; a path is opened again by every reload, so that a rotated log starts anew), the removal of a
-        /// service a TCP listener forwards to, and a setting of a service that no reload knows of
-        /// ("service web: settings").
+        /// Changes that take a restart: "threads", "access-log" (turned on or off; a path is opened
+        /// again by every reload, so that a rotated log starts anew), and a setting of a service that no
+        /// reload knows of ("service web: settings").
         public var needsRestart: [String] = []
-        /// Changes tried and failed, with why (an access log that cannot be opened).
+        /// Changes tried and failed, with why: an access log that cannot be opened, an address that
+        /// cannot be listened on.
         public var failed: [String] = []
     }
 
@@ -19,15 +19,16 @@ extension ProxyServer {
     /// services it adds start, services it drops are retired (requests in flight on them finish), routes
     /// and trusted proxies become its own, each service's backends become those of the file (added,
     /// removed, reweighted, moved) as the admin API would change them, and its ``ServiceTunables``
-    /// (every setting but its route) those of the file. Requests in flight finish where they are; the
-    /// next request on each event loop goes by the new configuration. What cannot change in a running
-    /// proxy (listeners, admin, threads, access log, and a service a TCP listener forwards to) is
-    /// left as it is and listed.
-    public func reload(_ configuration: ProxyConfiguration) -> ReloadOutcome {
+    /// (every setting but its route) those of the file. Listeners it drops stop accepting (the
+    /// connections they took go on) and those it adds listen; a changed admin section moves the admin
+    /// API, which then requires `adminToken`. Requests in flight finish where they are; the next
+    /// request on each event loop goes by the new configuration. The number of event loops cannot
+    /// change in a running proxy, nor can the access log be turned on or off: those are listed.
+    ///
+    /// One reload at a time: the caller waits for one to end before it starts the next.
+    public func reload(_ configuration: ProxyConfiguration, adminToken: String? = nil) async -> ReloadOutcome {
         var outcome = ReloadOutcome()
         let running = self.runtime.configuration
-        if running.listeners != configuration.listeners { outcome.needsRestart.append("listeners") }
-        if running.admin != configuration.admin { outcome.needsRestart.append("admin") }
         if running.threads != configuration.threads { outcome.needsRestart.append("threads") }
         var taken = configuration
         taken.accessLog = running.accessLog
@@ -45,12 +46,6 @@ extension ProxyServer {
             break
         default:
             outcome.needsRestart.append("access-log")
-        }
-        // A TCP listener's connections go to the service it started with: that service stays.
-        let pinned = Set(running.listeners.compactMap { $0.mode == .tcp ? $0.service : nil })
-        let names = Set(configuration.services.map(\.name))
-        for name in pinned.subtracting(names).sorted() {
-            outcome.needsRestart.append("service \(name) (removed; a tcp listener forwards to it)")
         }
         for wanted in configuration.services {
             guard let service = self.runtime.service(named: wanted.name),
@@ -82,7 +77,7 @@ extension ProxyServer {
             }
             for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
         }
-        let (started, retired) = self.runtime.rearrange(taken, keeping: pinned)
+        let (started, retired) = self.runtime.rearrange(taken)
         for name in started { outcome.applied.append("added service \(name)") }
         for service in retired {
             service.forgetMetrics()
@@ -90,7 +85,51 @@ extension ProxyServer {
         }
         if running.trustedProxies != configuration.trustedProxies { outcome.applied.append("trusted-proxies") }
         self.runtime.retimeClientIdle()
+        guard self.isStarted.load(ordering: .relaxed) else {
+            // Not listening yet: the start binds what the file says.
+            self.runtime.serving(listeners: configuration.listeners, admin: configuration.admin)
+            return self.recorded(outcome)
+        }
+        // Listeners the file drops close first, so that one it moves to another service may listen
+        // again on its address.
+        let listening = self.listening
+        for listener in listening where !configuration.listeners.contains(listener) {
+            await self.unbind(listener)
+            outcome.applied.append("stopped listening on \(Self.describe(listener))")
+        }
+        for listener in configuration.listeners where !listening.contains(listener) {
+            do {
+                try await self.bind(listener)
+                outcome.applied.append("listening on \(Self.describe(listener))")
+            } catch {
+                outcome.failed.append("cannot listen on \(Self.describe(listener)): \(error)")
+            }
+        }
+        var admin = running.admin
+        if configuration.admin != running.admin {
+            do {
+                try await self.startAdmin(configuration.admin, token: adminToken)
+                admin = configuration.admin
+                outcome.applied.append("admin on \(admin.address)")
+            } catch {
+                outcome.failed.append("cannot move the admin API to \(configuration.admin.address): \(error); it stays on \(admin.address)")
+            }
+        }
+        let bound = Set(self.listening)
+        self.runtime.serving(listeners: configuration.listeners.filter(bound.contains), admin: admin)
+        return self.recorded(outcome)
+    }
+
+    /// `outcome`, once its changes are recorded as events.
+    private func recorded(_ outcome: ReloadOutcome) -> ReloadOutcome {
         for line in outcome.applied { self.runtime.recorder?.event("reload", "proxy", ["change": line]) }
         return outcome
+    }
+
+    private static func describe(_ listener: ProxyConfiguration.Listener) -> String {
+        switch listener.mode {
+        case .http: "\(listener.address)"
+        case .tcp: "\(listener.address) (tcp to \(listener.service ?? "?"))"
+        }
     }
 }

@@ -12,8 +12,10 @@ public final class ProxyServer: Sendable {
     public let runtime: ProxyRuntime
     private let group: MultiThreadedEventLoopGroup
     private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    private let listeners = Mutex<[any Channel]>([])
+    private let listeners = Mutex<[(listener: ProxyConfiguration.Listener, channel: any Channel)]>([])
     private let adminChannel = Mutex<(any Channel)?>(nil)
+    /// Set by ``start(adminToken:)``: from then on a reload binds and closes listeners.
+    let isStarted = Atomic<Bool>(false)
     private let health: NIOLoopBound<HealthChecker>
 
     /// A server for `configuration` (which must be free of ``ProxyConfiguration/problems()``), on
@@ -64,51 +66,75 @@ public final class ProxyServer: Sendable {
     /// the configuration gets one from the kernel). `adminToken` is the bearer token the admin API
     /// requires, if any.
     public func start(adminToken: String? = nil) async throws -> [SocketAddress] {
+        self.isStarted.store(true, ordering: .relaxed)
         let health = self.health
         try await health.eventLoop.submit { health.value.start() }.get()
         var bound: [SocketAddress] = []
-        for listener in self.runtime.configuration.listeners {
-            let contexts = self.contexts
-            // A TCP listener forwards to its one service (the configuration names it and checks it).
-            let tcpService = listener.mode == .tcp ? listener.service.flatMap(self.runtime.index(ofService:)) : nil
-            if listener.mode == .tcp && tcpService == nil {
-                throw ProxyError.unsupported("listener \(listener.address): protocol tcp needs a service")
-            }
-            let channel = try await ServerBootstrap(group: self.group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                // Each connection keeps its last receive buffer for the next read: start it at 512 bytes
-                // (a request head's size) rather than NIO's 2 KiB, which 10,000 idle keep-alive clients
-                // would hold 20 MiB of; it grows for connections that read more (bench/RESULTS.md).
-                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
-                            throw ProxyError.unsupported("a channel on an event loop the server does not own")
-                        }
-                        if let tcpService {
-                            try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(loop: loop.value, service: tcpService))
-                        } else {
-                            try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
-                        }
-                    }
-                }
-                .bind(host: listener.address.host, port: listener.address.port)
-                .get()
-            self.listeners.withLock { $0.append(channel) }
+        let configuration = self.runtime.configuration
+        for listener in configuration.listeners {
+            let channel = try await self.bind(listener)
             if let address = channel.localAddress { bound.append(address) }
         }
-        try await self.startAdmin(token: adminToken)
+        try await self.startAdmin(configuration.admin, token: adminToken)
         return bound
     }
 
-    private func startAdmin(token: String?) async throws {
+    /// Listens as `listener` says, and keeps the channel among the listeners.
+    @discardableResult
+    func bind(_ listener: ProxyConfiguration.Listener) async throws -> any Channel {
+        let contexts = self.contexts
+        // A TCP listener forwards to its one service (the configuration names it and checks it).
+        let tcpService = listener.mode == .tcp ? listener.service.flatMap(self.runtime.index(ofService:)) : nil
+        if listener.mode == .tcp && tcpService == nil {
+            throw ProxyError.unsupported("listener \(listener.address): protocol tcp needs a service")
+        }
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Each connection keeps its last receive buffer for the next read: start it at 512 bytes
+            // (a request head's size) rather than NIO's 2 KiB, which 10,000 idle keep-alive clients
+            // would hold 20 MiB of; it grows for connections that read more (bench/RESULTS.md).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ProxyError.unsupported("a channel on an event loop the server does not own")
+                    }
+                    if let tcpService {
+                        try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(loop: loop.value, service: tcpService))
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(ProxyHTTPHandler(loop: loop.value))
+                    }
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .get()
+        self.listeners.withLock { $0.append((listener, channel)) }
+        return channel
+    }
+
+    /// Stops listening as `listener`; the connections it accepted go on.
+    func unbind(_ listener: ProxyConfiguration.Listener) async {
+        let channels = self.listeners.withLock { listeners in
+            defer { listeners.removeAll { $0.listener == listener } }
+            return listeners.filter { $0.listener == listener }.map(\.channel)
+        }
+        for channel in channels { try? await channel.close() }
+    }
+
+    /// The listeners bound now.
+    var listening: [ProxyConfiguration.Listener] {
+        self.listeners.withLock { $0.map(\.listener) }
+    }
+
+    /// Serves the admin API as `admin` says, requiring `token` if any; the admin listener before it, if
+    /// any, closes once this one listens.
+    func startAdmin(_ admin: ProxyConfiguration.Admin, token: String?) async throws {
         let group = self.group
         let api = AdminAPI(runtime: self.runtime, token: token) { address in
             await AdminAPI.acceptsConnections(address, group: group)
         }
-        let address = self.runtime.configuration.admin.address
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -117,9 +143,13 @@ public final class ProxyServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(AdminHTTPHandler(api: api))
                 }
             }
-            .bind(host: address.host, port: address.port)
+            .bind(host: admin.address.host, port: admin.address.port)
             .get()
-        self.adminChannel.withLock { $0 = channel }
+        let old = self.adminChannel.withLock { current in
+            defer { current = channel }
+            return current
+        }
+        try? await old?.close()
     }
 
     /// Requests in flight to backends, over every service (those a reload retired included).
@@ -135,7 +165,7 @@ public final class ProxyServer: Sendable {
             defer { channels.removeAll() }
             return channels
         }
-        for channel in listeners {
+        for (_, channel) in listeners {
             try? await channel.close()
         }
         if let admin = self.adminChannel.withLock({ channel in defer { channel = nil }; return channel }) {

@@ -136,9 +136,16 @@ struct ProxyCommand: AsyncParsableCommand {
         printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
-        let hangup = HangupListener { [self] in self.reload(server) }
+        // Reloads run one at a time, in the order their SIGHUPs came.
+        let (hangups, hangupContinuation) = AsyncStream<Void>.makeStream()
+        let hangup = HangupListener { hangupContinuation.yield() }
+        let reloads = Task { [self] in
+            for await _ in hangups { await self.reload(server) }
+        }
         for await _ in signals { break }
         hangup.cancel()
+        hangupContinuation.finish()
+        await reloads.value
         let left = await server.shutdown(grace: configuration.shutdownGrace)
         forwarder.cancel()
         if let run {
@@ -155,10 +162,10 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     /// SIGHUP: reads the configuration file again; a file with problems changes nothing, and says why.
-    private func reload(_ server: ProxyServer) {
+    private func reload(_ server: ProxyServer) async {
         guard let path = self.config else {
             // Started from flags: the access log is opened again (a rotation), and nothing else changes.
-            let outcome = server.reload(server.runtime.configuration)
+            let outcome = await server.reload(server.runtime.configuration)
             let done = outcome.applied.isEmpty ? "nothing changed" : outcome.applied.joined(separator: "; ")
             printError("reload: no configuration file to read (started from flags); \(done)")
             for failure in outcome.failed { printError("reload: failed: \(failure)") }
@@ -178,7 +185,8 @@ struct ProxyCommand: AsyncParsableCommand {
             printError("reload: keeping the running configuration: \(problem)")
             return
         }
-        let outcome = server.reload(configuration)
+        let token = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]
+        let outcome = await server.reload(configuration, adminToken: token)
         printError("reload: \(path): " + (outcome.applied.isEmpty ? "no changes" : outcome.applied.joined(separator: "; ")))
         if !outcome.needsRestart.isEmpty {
             printError("reload: not applied (they take a restart): \(outcome.needsRestart.joined(separator: "; "))")

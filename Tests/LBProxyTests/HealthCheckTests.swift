@@ -83,11 +83,11 @@ struct HealthCheckTests {
                 probe: .http(path: "/health", expectStatus: 204),
                 timing: HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(40), rise: 1, fall: 1)
             )
-            #expect(server.reload(checked).applied == ["s: health"])
+            #expect(await server.reload(checked).applied == ["s: health"])
             // The checker looks for changes once a second.
             try await waitFor({ !state.isHealthy }, seconds: 5)
             #expect(!state.isHealthy)
-            #expect(server.reload(configuration).applied == ["s: health checks off"])
+            #expect(await server.reload(configuration).applied == ["s: health checks off"])
             try await waitFor({ state.isHealthy }, seconds: 5)
             #expect(state.isHealthy)
             await server.shutdown(grace: .zero)

@@ -319,7 +319,7 @@ struct ProxyEndToEndTests {
             var hashed = configuration
             hashed.services[0].algorithm = .maglev
             hashed.services[0].hashKey = .path
-            let outcome = server.reload(hashed)
+            let outcome = await server.reload(hashed)
             #expect(outcome.applied == ["s: algorithm maglev", "s: hash key"] && outcome.needsRestart.isEmpty, "\(outcome)")
             let pinned = try await closedLoad(proxy, requests: 12)
             #expect(pinned.statuses == [200: 12] && pinned.backends.count == 1, "\(pinned.backends)")
@@ -327,7 +327,7 @@ struct ProxyEndToEndTests {
             var hurried = hashed
             hurried.services[0].timeouts.responseHeader = .milliseconds(20)
             hurried.services[0].retries.maxRetries = 0
-            #expect(server.reload(hurried).applied == ["s: retries", "s: timeouts"])
+            #expect(await server.reload(hurried).applied == ["s: retries", "s: timeouts"])
             let late = try await closedLoad(proxy, requests: 6)
             #expect(late.statuses == [504: 6], "\(late.statuses)")
             await server.shutdown(grace: .zero)
@@ -349,7 +349,7 @@ struct ProxyEndToEndTests {
             try await Task.sleep(for: .milliseconds(300))
             var raised = configuration
             raised.services[0].limits.maxConnections = 4
-            #expect(server.reload(raised).applied == ["s: limits"])
+            #expect(await server.reload(raised).applied == ["s: limits"])
             let statistics = try await load
             let elapsed = ContinuousClock.now - started
             #expect(statistics.statuses == [200: 4], "\(statistics.statuses)")
@@ -386,13 +386,13 @@ struct ProxyEndToEndTests {
             var api = Service(name: "api", backends: [specs[1]])
             api.route = Service.Route(hosts: ["api.test"])
             added.services.append(api)
-            #expect(server.reload(added).applied == ["added service api"])
+            #expect(await server.reload(added).applied == ["added service api"])
             #expect(try await everyLoop("api.test") == ["b2"])
             #expect(try await everyLoop("www.test") == ["b1"])
 
             var moved = added
             moved.services[1].route = Service.Route(hosts: ["v2.test"])
-            #expect(server.reload(moved).applied == ["api: match"])
+            #expect(await server.reload(moved).applied == ["api: match"])
             #expect(try await everyLoop("api.test") == ["b1"])
             #expect(try await everyLoop("v2.test") == ["b2"])
 
@@ -400,12 +400,12 @@ struct ProxyEndToEndTests {
             try await withSyntheticBackend(name: "b3", { $0.settings.latency = .fixed(.milliseconds(600)) }) { b3 in
                 var slow = moved
                 slow.services[1].backends = [BackendSpec(name: "b3", address: b3)]
-                #expect(server.reload(slow).applied == ["api: removed b2", "api: added b3"])
+                #expect(await server.reload(slow).applied == ["api: removed b2", "api: added b3"])
                 let request = Task.detached { try self.rawRequest(port, Array("GET / HTTP/1.1\r\nHost: v2.test\r\n\r\n".utf8)).head }
                 try await Task.sleep(for: .milliseconds(200))
                 var removed = slow
                 removed.services.removeLast()
-                #expect(server.reload(removed).applied == ["removed service api"])
+                #expect(await server.reload(removed).applied == ["removed service api"])
                 let inFlight = try await request.value
                 #expect(inFlight.hasPrefix("HTTP/1.1 200 "), "\(inFlight)")
                 #expect(inFlight.components(separatedBy: "\r\n").contains("X-LBLab-Backend: b3"), "\(inFlight)")
@@ -416,6 +416,52 @@ struct ProxyEndToEndTests {
             #expect(!text.contains(#"service="api""#) && text.contains(#"service="web""#))
             #expect(server.runtime.services.map(\.settings.name) == ["web"])
             #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
+
+    @Test("a reload stops a listener it drops (its open connection goes on), listens as it adds, TCP too, and moves the admin API")
+    func reloadListeners() async throws {
+        try await withBackends(["b1"], { _ in }) { specs in
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "web", backends: specs)], threads: 1)
+            let server = try ProxyServer(configuration: configuration)
+            let first = try await server.start()[0].port!
+            let firstAdmin = try #require(server.adminAddress?.port)
+            let get = Array("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+            let open = try connectLoopback(first)
+            defer { close(open) }
+            #expect(try rawRequest(on: open, get).head.hasPrefix("HTTP/1.1 200 "))
+
+            let (http, tcp, admin) = (try freePort(), try freePort(), try freePort())
+            var moved = configuration
+            moved.listeners = [.init(address: HostPort(host: "127.0.0.1", port: http)), .init(address: HostPort(host: "127.0.0.1", port: tcp), mode: .tcp, service: "web")]
+            moved.admin.address = HostPort(host: "127.0.0.1", port: admin)
+            let outcome = await server.reload(moved)
+            #expect(
+                outcome.applied == [
+                    "stopped listening on 127.0.0.1:0", "listening on 127.0.0.1:\(http)", "listening on 127.0.0.1:\(tcp) (tcp to web)",
+                    "admin on 127.0.0.1:\(admin)",
+                ],
+                "\(outcome)"
+            )
+            #expect(outcome.failed.isEmpty && outcome.needsRestart.isEmpty, "\(outcome)")
+            #expect(try rawRequest(on: open, get).head.hasPrefix("HTTP/1.1 200 "), "the connection the old listener took goes on")
+            #expect(throws: (any Error).self) { close(try self.connectLoopback(first)) }
+            #expect(try rawRequest(http, get).head.hasPrefix("HTTP/1.1 200 "))
+            // Without Host, the HTTP proxy refuses a request (RFC 9112 3.2); relayed as bytes, the backend
+            // answers it.
+            let hostless = Array("GET / HTTP/1.1\r\n\r\n".utf8)
+            #expect(try rawRequest(http, hostless).head.hasPrefix("HTTP/1.1 400 "))
+            #expect(try rawRequest(tcp, hostless).head.hasPrefix("HTTP/1.1 200 "))
+            #expect(throws: (any Error).self) { close(try self.connectLoopback(firstAdmin)) }
+            #expect(try rawRequest(admin, Array("GET /health HTTP/1.1\r\nHost: a\r\n\r\n".utf8)).head.hasPrefix("HTTP/1.1 200 "))
+
+            // Listening where something else listens fails, and says so; the rest of the file is taken.
+            var taken = moved
+            taken.listeners.append(.init(address: HostPort(host: "127.0.0.1", port: admin)))
+            let clash = await server.reload(taken)
+            #expect(clash.applied.isEmpty && clash.failed.count == 1 && clash.failed[0].hasPrefix("cannot listen on 127.0.0.1:\(admin): "), "\(clash)")
+            #expect(server.runtime.configuration.listeners == moved.listeners, "what it listens as")
+            await server.shutdown(grace: .zero)
         }
     }
 
