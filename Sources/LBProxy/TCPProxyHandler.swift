@@ -34,6 +34,8 @@ final class TCPProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // A listener a reload added may forward to a service this loop has not taken up yet.
+        self.loop.refreshIfReloaded()
     }
 
     func channelActive(context: ChannelHandlerContext) {
