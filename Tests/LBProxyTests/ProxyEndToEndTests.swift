@@ -468,6 +468,40 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("twenty reloads under 1,000 req/s, adding and removing a service, a listener and backends, lose no request")
+    func reloadsUnderLoad() async throws {
+        try await withBackends(["b1", "b2"], { $0.settings.latency = .fixed(.milliseconds(2)) }) { specs in
+            let base = ProxyConfiguration.onLoopback([Service(name: "web", backends: specs)], threads: 2)
+            var other = base
+            other.services[0].algorithm = .leastConnections
+            other.services[0].backends = [specs[1]]
+            var api = Service(name: "api", backends: specs)
+            api.route = Service.Route(hosts: ["api.test"])
+            other.services.append(api)
+            other.listeners.append(.init(address: HostPort(host: "127.0.0.1", port: try freePort())))
+            let server = try ProxyServer(configuration: base)
+            let port = try await server.start()[0].port!
+            var load = LoadConfiguration(
+                target: .init(host: "127.0.0.1", port: port, path: "/"),
+                clients: 20,
+                pacing: .openLoop(ratePerClient: 50, arrival: .constant)
+            )
+            load.duration = .seconds(2)
+            load.timeout = .seconds(5)
+            async let run = LoadRun(configuration: load, sink: nil).run().statistics
+            var failed: [String] = []
+            for index in 0..<20 {
+                try await Task.sleep(for: .milliseconds(90))
+                failed += await server.reload(index % 2 == 0 ? other : base).failed
+            }
+            let statistics = try await run
+            #expect(failed.isEmpty, "\(failed)")
+            #expect(statistics.errors.isEmpty && statistics.statuses.keys.sorted() == [200], "\(statistics.statuses) \(statistics.errors)")
+            #expect(statistics.statuses[200, default: 0] >= 1_900, "\(statistics.statuses)")
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
+
     /// Sends `request` on a new connection to `port` and reads one response: its head, and its body
     /// decoded from Content-Length or chunked framing.
     func rawRequest(_ port: Int, _ request: [UInt8]) throws -> (head: String, body: [UInt8]) {
