@@ -3,6 +3,8 @@ import LBBackend
 import LBConfig
 import LBCore
 import LBTesting
+import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -95,6 +97,47 @@ struct HealthCheckTests {
             #expect(changes.map(\.isUp) == [false, true], "\(changes)")
             #expect(changes.last?.detail == "health checks turned off")
         }
+    }
+
+    @Test("a service a reload adds is checked; one it removes is checked no more")
+    func reloadedServices() async throws {
+        // A listener that counts the connections made to it: the TCP checks of the added service.
+        final class Probes: Sendable { let count = Atomic<Int>(0) }
+        let probes = Probes()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let listener = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                probes.count.add(1, ordering: .relaxed)
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let probed = HostPort(host: "127.0.0.1", port: listener.localAddress!.port!)
+        try await withSyntheticBackend { address in
+            let configuration = ProxyConfiguration.onLoopback([Service(name: "s", backends: [BackendSpec(name: "b1", address: address)])], threads: 1)
+            let server = try ProxyServer(configuration: configuration)
+            _ = try await server.start()
+            var added = configuration
+            var checked = Service(name: "t", backends: [BackendSpec(name: "b2", address: probed)])
+            checked.route = Service.Route(hosts: ["t.test"])
+            checked.health = Service.HealthCheck(
+                probe: .tcp,
+                timing: HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(40), rise: 1, fall: 1)
+            )
+            added.services.append(checked)
+            #expect(await server.reload(added).applied == ["added service t"])
+            // The checker looks for changes once a second.
+            try await waitFor({ probes.count.load(ordering: .relaxed) >= 3 }, seconds: 5)
+            #expect(probes.count.load(ordering: .relaxed) >= 3, "the new service's backend is probed")
+            #expect(await server.reload(configuration).applied == ["removed service t"])
+            try await Task.sleep(for: .milliseconds(1_300))
+            let count = probes.count.load(ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(probes.count.load(ordering: .relaxed) == count, "probed no more (every 50 ms it would be)")
+            await server.shutdown(grace: .zero)
+        }
+        try await listener.close()
+        try await group.shutdownGracefully()
     }
 
     @Test("an HTTP check fails on the wrong status")
