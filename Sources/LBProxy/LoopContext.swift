@@ -40,6 +40,8 @@ final class LoopService {
     private(set) var tunables: ServiceTunables
     /// The service's retry budget on this loop.
     var retryBudget: RetryBudget
+    /// Whether the service no longer runs (a reload removed it); requests in flight on it finish.
+    private(set) var isRetired = false
     private var version = -1
     /// When slow-start weights are next due for a rebuild (uptime nanoseconds; `max` while none ramps).
     private var rampCheckNanos = Int64.max
@@ -65,9 +67,6 @@ final class LoopService {
         parameters.seed = StableHash.combine(parameters.seed, seedStream)
         return try tunables.algorithm.makePicker(parameters)
     }
-
-    /// Whether the service no longer runs (a reload removed it); requests in flight on it finish.
-    private(set) var isRetired = false
 
     /// The service was removed: its idle connections close now, the busy ones when released.
     func retire() {
