@@ -31,51 +31,12 @@ extension ProxyServer {
         let running = self.runtime.configuration
         if running.threads != configuration.threads { outcome.needsRestart.append("threads") }
         var taken = configuration
-        taken.accessLog = running.accessLog
-        switch (running.accessLog, configuration.accessLog, self.runtime.recorder?.accessLog) {
-        case (let old?, let path?, let log?):
-            // Opened again whatever the path: after a log rotation, the same path is a new file.
-            do {
-                try log.reopen(path)
-                taken.accessLog = path
-                outcome.applied.append(old == path ? "access-log reopened" : "access-log \(path)")
-            } catch {
-                outcome.failed.append("\(error); the access log goes on to \(old)")
-            }
-        case (nil, nil, _):
-            break
-        default:
-            outcome.needsRestart.append("access-log")
-        }
+        taken.accessLog = self.reopenAccessLog(running.accessLog, as: configuration.accessLog, &outcome)
         for wanted in configuration.services {
             guard let service = self.runtime.service(named: wanted.name),
                 let fixed = running.services.first(where: { $0.name == wanted.name })
             else { continue }
-            if wanted.route != fixed.route { outcome.applied.append("\(wanted.name): match") }
-            // A setting that is neither the route, the backends nor a tunable (one added to `Service`
-            // later) still shows.
-            var unnamed = ServiceTunables(fixed).applied(to: wanted)
-            unnamed.backends = fixed.backends
-            unnamed.route = fixed.route
-            if unnamed != fixed { outcome.needsRestart.append("service \(wanted.name): settings") }
-            let current = service.backends
-            for backend in current {
-                let kept = wanted.backends.first { $0.name == backend.spec.name }
-                if kept == nil || kept!.address != backend.spec.address {
-                    _ = try? service.remove(named: backend.spec.name)
-                    outcome.applied.append("\(wanted.name): removed \(backend.spec.name)")
-                }
-            }
-            for spec in wanted.backends {
-                if let existing = service.backend(named: spec.name) {
-                    if existing.spec.weight != spec.weight, (try? service.setWeight(spec.weight, of: spec.name)) != nil {
-                        outcome.applied.append("\(wanted.name): \(spec.name) weight \(spec.weight)")
-                    }
-                } else if (try? service.add(spec)) != nil {
-                    outcome.applied.append("\(wanted.name): added \(spec.name)")
-                }
-            }
-            for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
+            Self.reload(service, from: fixed, to: wanted, &outcome)
         }
         let (started, retired) = self.runtime.rearrange(taken)
         for name in started { outcome.applied.append("added service \(name)") }
@@ -90,14 +51,72 @@ extension ProxyServer {
             self.runtime.serving(listeners: configuration.listeners, admin: configuration.admin)
             return self.recorded(outcome)
         }
-        // Listeners the file drops close first, so that one it moves to another service may listen
-        // again on its address.
+        await self.relisten(configuration.listeners, &outcome)
+        let admin = await self.moveAdmin(from: running.admin, to: configuration.admin, token: adminToken, &outcome)
+        let bound = Set(self.listening)
+        self.runtime.serving(listeners: configuration.listeners.filter(bound.contains), admin: admin)
+        return self.recorded(outcome)
+    }
+
+    /// Opens the access log again at `path` (whatever it is: after a log rotation, the same path is a
+    /// new file); returns the path written to from now.
+    private func reopenAccessLog(_ old: String?, as path: String?, _ outcome: inout ReloadOutcome) -> String? {
+        switch (old, path, self.runtime.recorder?.accessLog) {
+        case (let old?, let path?, let log?):
+            do {
+                try log.reopen(path)
+                outcome.applied.append(old == path ? "access-log reopened" : "access-log \(path)")
+                return path
+            } catch {
+                outcome.failed.append("\(error); the access log goes on to \(old)")
+                return old
+            }
+        case (nil, nil, _):
+            return nil
+        default:
+            outcome.needsRestart.append("access-log")
+            return old
+        }
+    }
+
+    /// Takes the running `service`, configured as `fixed`, to `wanted`: its backends as the admin API
+    /// would change them, then its tunables.
+    private static func reload(_ service: ServiceRuntime, from fixed: Service, to wanted: Service, _ outcome: inout ReloadOutcome) {
+        if wanted.route != fixed.route { outcome.applied.append("\(wanted.name): match") }
+        // A setting that is neither the route, the backends nor a tunable (one added to `Service`
+        // later) still shows.
+        var unnamed = ServiceTunables(fixed).applied(to: wanted)
+        unnamed.backends = fixed.backends
+        unnamed.route = fixed.route
+        if unnamed != fixed { outcome.needsRestart.append("service \(wanted.name): settings") }
+        for backend in service.backends {
+            let kept = wanted.backends.first { $0.name == backend.spec.name }
+            if kept == nil || kept!.address != backend.spec.address {
+                _ = try? service.remove(named: backend.spec.name)
+                outcome.applied.append("\(wanted.name): removed \(backend.spec.name)")
+            }
+        }
+        for spec in wanted.backends {
+            if let existing = service.backend(named: spec.name) {
+                if existing.spec.weight != spec.weight, (try? service.setWeight(spec.weight, of: spec.name)) != nil {
+                    outcome.applied.append("\(wanted.name): \(spec.name) weight \(spec.weight)")
+                }
+            } else if (try? service.add(spec)) != nil {
+                outcome.applied.append("\(wanted.name): added \(spec.name)")
+            }
+        }
+        for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
+    }
+
+    /// Closes the listeners `listeners` drops, first, so that one moved to another service may listen
+    /// again on its address; then listens as it adds.
+    private func relisten(_ listeners: [ProxyConfiguration.Listener], _ outcome: inout ReloadOutcome) async {
         let listening = self.listening
-        for listener in listening where !configuration.listeners.contains(listener) {
+        for listener in listening where !listeners.contains(listener) {
             await self.unbind(listener)
             outcome.applied.append("stopped listening on \(Self.describe(listener))")
         }
-        for listener in configuration.listeners where !listening.contains(listener) {
+        for listener in listeners where !listening.contains(listener) {
             do {
                 try await self.bind(listener)
                 outcome.applied.append("listening on \(Self.describe(listener))")
@@ -105,19 +124,24 @@ extension ProxyServer {
                 outcome.failed.append("cannot listen on \(Self.describe(listener)): \(error)")
             }
         }
-        var admin = running.admin
-        if configuration.admin != running.admin {
-            do {
-                try await self.startAdmin(configuration.admin, token: adminToken)
-                admin = configuration.admin
-                outcome.applied.append("admin on \(admin.address)")
-            } catch {
-                outcome.failed.append("cannot move the admin API to \(configuration.admin.address): \(error); it stays on \(admin.address)")
-            }
+    }
+
+    /// Moves the admin API from `old` to `new` when they differ; returns where it serves from now.
+    private func moveAdmin(
+        from old: ProxyConfiguration.Admin,
+        to new: ProxyConfiguration.Admin,
+        token: String?,
+        _ outcome: inout ReloadOutcome
+    ) async -> ProxyConfiguration.Admin {
+        guard new != old else { return old }
+        do {
+            try await self.startAdmin(new, token: token)
+            outcome.applied.append("admin on \(new.address)")
+            return new
+        } catch {
+            outcome.failed.append("cannot move the admin API to \(new.address): \(error); it stays on \(old.address)")
+            return old
         }
-        let bound = Set(self.listening)
-        self.runtime.serving(listeners: configuration.listeners.filter(bound.contains), admin: admin)
-        return self.recorded(outcome)
     }
 
     /// `outcome`, once its changes are recorded as events.
