@@ -71,8 +71,8 @@ struct LoadgenProcessTests {
         await backend.stop()
     }
 
-    @Test("Ctrl-C keeps every record taken so far and marks the run interrupted")
-    func interruptedRun() async throws {
+    @Test("Ctrl-C, or SIGHUP when its terminal closes, keeps every record taken so far and marks the run interrupted", arguments: [SIGINT, SIGHUP])
+    func interruptedRun(signal: Int32) async throws {
         let scratch = try ScratchDirectory()
         let (backend, port) = try await startBackend(name: "b1", ["-latency", "100ms"])
         let database = scratch.path("interrupted.db")
@@ -81,7 +81,7 @@ struct LoadgenProcessTests {
             ["-url", "http://127.0.0.1:\(port)/", "-clients", "20", "-rate", "20", "-duration", "60s", "-db", database, "-json"]
         )
         try await Task.sleep(for: .milliseconds(1_500))
-        loadgen.send(SIGINT)
+        loadgen.send(signal)
         let result = await loadgen.wait(timeout: .seconds(15))
         await backend.stop()
         #expect(result.status == 130, "\(result.stderr)")

@@ -104,6 +104,37 @@ struct ProxyProcessTests {
         await backend.stop()
     }
 
+    @Test("a SIGHUP while stopping neither reloads nor ends the proxy: the request in flight finishes, exit 0")
+    func hangupWhileStopping() async throws {
+        let (backend, backendPort) = try await startBackend(name: "b1", ["-latency", "800ms"])
+        defer { Task { await backend.stop() } }
+        let port = try freePort()
+        let adminPort = try freePort()
+        let proxy = try ChildProcess(
+            "lbctl",
+            ["proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(backendPort)", "-threads", "1", "-admin", "127.0.0.1:\(adminPort)"]
+        )
+        // The admin API listens once the proxy's listeners do.
+        for _ in 0..<200 {
+            if let url = URL(string: "http://127.0.0.1:\(adminPort)/health"), (try? Data(contentsOf: url)) != nil { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let request = Task {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
+            request.timeoutInterval = 10
+            return (try? await URLSession.shared.data(for: request)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        proxy.send(SIGTERM)
+        try await Task.sleep(for: .milliseconds(200))
+        proxy.send(SIGHUP)
+        #expect(await request.value == 200)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("stopped; every request in flight finished") && !result.stderr.contains("reload:"), "\(result.stderr)")
+        await backend.stop()
+    }
+
     @Test("SIGHUP after a log rotation: the access log is opened again, and the next lines go to the new file")
     func rotateAccessLog() async throws {
         let (backend, backendPort) = try await startBackend(name: "b1")

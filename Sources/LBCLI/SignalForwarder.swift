@@ -6,16 +6,20 @@ import Glibc
 import Darwin
 #endif
 
-/// Turns SIGINT and SIGTERM into one call of `onSignal`, so that a run can stop cleanly and keep its
-/// records instead of dying mid-write. A second signal while stopping is ignored with a note.
+/// Turns SIGINT and SIGTERM (and SIGHUP, for a command that does not reload on it) into one call of
+/// `onSignal`, so that a run can stop cleanly and keep its records instead of dying mid-write. A second
+/// signal while stopping is ignored with a note.
 public final class SignalForwarder {
+    private let signals: [Int32]
     private let sources: [any DispatchSourceSignal]
 
-    /// Starts forwarding; call ``cancel()`` to restore the default handling.
-    public init(_ onSignal: @escaping @Sendable () -> Void) {
+    /// Starts forwarding; call ``cancel()`` to restore the default handling. With `hangup`, SIGHUP
+    /// (the terminal closed) stops the run too, instead of killing it where it stands.
+    public init(hangup: Bool = false, _ onSignal: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "lblab.signals")
         let fired = SignalFlag()
-        self.sources = [SIGINT, SIGTERM].map { number in
+        self.signals = hangup ? [SIGINT, SIGTERM, SIGHUP] : [SIGINT, SIGTERM]
+        self.sources = self.signals.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
@@ -31,13 +35,12 @@ public final class SignalForwarder {
         }
     }
 
-    /// Stops forwarding and restores the default handling of both signals.
+    /// Stops forwarding and restores the default handling of the signals.
     public func cancel() {
         for source in self.sources {
             source.cancel()
         }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+        for number in self.signals { signal(number, SIG_DFL) }
     }
 }
 

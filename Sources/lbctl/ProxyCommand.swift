@@ -143,11 +143,15 @@ struct ProxyCommand: AsyncParsableCommand {
             for await _ in hangups { await self.reload(server) }
         }
         for await _ in signals { break }
-        hangup.cancel()
+        // Stopping: a SIGHUP from now on reloads nothing, and neither it nor a second SIGINT or SIGTERM
+        // ends the process before the requests in flight have finished and the records are saved.
+        defer {
+            hangup.cancel()
+            forwarder.cancel()
+        }
         hangupContinuation.finish()
         await reloads.value
         let left = await server.shutdown(grace: configuration.shutdownGrace)
-        forwarder.cancel()
         if let run {
             let elapsed = ContinuousClock.now - startedAt
             let outcome = try run.finish(status: .completed, durationMicros: elapsed.nanoseconds / 1_000)

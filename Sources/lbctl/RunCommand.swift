@@ -14,8 +14,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run a scenario: every algorithm it compares, recorded, compared, and checked against its expect:.",
         discussion: """
             Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
-            fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C keeps every \
-            record taken so far and marks the run interrupted).
+            fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C, SIGTERM \
+            or SIGHUP keeps every record taken so far and marks the run interrupted).
 
             Metrics for expect (each the mean over an algorithm's repeats):
             \(ExpectedOutcome.Metric.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
@@ -89,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let study = Study(scenario: scenario, settings: settings)
         let progress = ProgressLine()
-        let forwarder = SignalForwarder { study.control.interrupt() }
+        let forwarder = SignalForwarder(hangup: true) { study.control.interrupt() }
         defer { forwarder.cancel() }
         print("scenario \(scenario.name): \(scenario.question)")
         let result: StudyResult

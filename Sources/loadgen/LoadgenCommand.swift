@@ -96,7 +96,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         let database = try self.db.map { path in try flagValue("db") { try ResultsDatabase.open(path: path) } }
         let recorder = try database.map { database in try self.beginRun(database, configuration) }
         let run = LoadRun(configuration: configuration, sink: recorder)
-        let signals = SignalForwarder { run.interrupt() }
+        let signals = SignalForwarder(hangup: true) { run.interrupt() }
         defer { signals.cancel() }
 
         let progress = ProgressLine()
