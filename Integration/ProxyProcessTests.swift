@@ -21,6 +21,14 @@ struct ProxyProcessTests {
         #expect(result.stdout.contains("valid: 2 services, 6 backends"))
     }
 
+    @Test("a flag for use without a file, given beside --config, is refused by name", arguments: [["-listen", "127.0.0.1:8181"], ["-backend", "127.0.0.1:9001"], ["-algo", "LC"]])
+    func flagBesideConfig(flag: [String]) async throws {
+        let config = repositoryRoot.appendingPathComponent("config.yml").path
+        let result = await (try ChildProcess("lbctl", ["proxy", "--check", "--config", config] + flag)).wait()
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("\(flag[0]): give it in the configuration file, not beside --config"), "\(result.stderr)")
+    }
+
     @Test("a bad file: one line naming file, line and field, exit code 1")
     func checkBadFile() async throws {
         let scratch = try ScratchDirectory()

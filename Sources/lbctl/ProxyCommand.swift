@@ -65,7 +65,8 @@ struct ProxyCommand: AsyncParsableCommand {
             try requireFlag("run-id", self.db != nil, "records into a run of the -db file; give -db")
         }
         if self.config != nil {
-            for (flag, given) in [("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")] where given {
+            let flags = [("listen", self.listen != "127.0.0.1:8080"), ("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")]
+            for (flag, given) in flags where given {
                 throw ValidationError("-\(flag): give it in the configuration file, not beside --config")
             }
         }
