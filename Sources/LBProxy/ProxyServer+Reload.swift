@@ -53,8 +53,10 @@ extension ProxyServer {
         }
         await self.relisten(configuration.listeners, &outcome)
         let admin = await self.moveAdmin(from: running.admin, to: configuration.admin, token: adminToken, &outcome)
-        let bound = Set(self.listening)
-        self.runtime.serving(listeners: configuration.listeners.filter(bound.contains), admin: admin)
+        // What it listens as: the file's listeners that listen, and those a failure kept.
+        let bound = self.listening
+        let listeners = configuration.listeners.filter(bound.contains) + bound.filter { !configuration.listeners.contains($0) }
+        self.runtime.serving(listeners: listeners, admin: admin)
         return self.recorded(outcome)
     }
 
@@ -108,20 +110,44 @@ extension ProxyServer {
         for change in service.retune(ServiceTunables(wanted)) { outcome.applied.append("\(wanted.name): \(change)") }
     }
 
-    /// Closes the listeners `listeners` drops, first, so that one moved to another service may listen
-    /// again on its address; then listens as it adds.
+    /// Listens as `listeners` says. New addresses listen first; the listeners it drops close only when
+    /// all of those do, so that a reload whose address is taken leaves the proxy listening where it did
+    /// (and says why). A listener that changes what it does on an address it keeps (HTTP to TCP, or to
+    /// another service) closes and listens again; if it cannot, the old one listens again.
     private func relisten(_ listeners: [ProxyConfiguration.Listener], _ outcome: inout ReloadOutcome) async {
         let listening = self.listening
-        for listener in listening where !listeners.contains(listener) {
-            await self.unbind(listener)
-            outcome.applied.append("stopped listening on \(Self.describe(listener))")
-        }
-        for listener in listeners where !listening.contains(listener) {
+        let dropped = listening.filter { !listeners.contains($0) }
+        let added = listeners.filter { !listening.contains($0) }
+        let freed = Set(dropped.map(\.address))
+        var failures: [String] = []
+        for listener in added where !freed.contains(listener.address) {
             do {
                 try await self.bind(listener)
                 outcome.applied.append("listening on \(Self.describe(listener))")
             } catch {
-                outcome.failed.append("cannot listen on \(Self.describe(listener)): \(error)")
+                failures.append("cannot listen on \(Self.describe(listener)): \(error)")
+            }
+        }
+        guard failures.isEmpty else {
+            let kept = dropped.map(Self.describe).joined(separator: ", ")
+            outcome.failed += failures.map { dropped.isEmpty ? $0 : "\($0); still listening on \(kept)" }
+            return
+        }
+        for listener in dropped {
+            await self.unbind(listener)
+            outcome.applied.append("stopped listening on \(Self.describe(listener))")
+        }
+        for listener in added where freed.contains(listener.address) {
+            do {
+                try await self.bind(listener)
+                outcome.applied.append("listening on \(Self.describe(listener))")
+            } catch {
+                let old = dropped.first { $0.address == listener.address }!
+                let back = (try? await self.bind(old)) != nil
+                if back { outcome.applied.removeAll { $0 == "stopped listening on \(Self.describe(old))" } }
+                outcome.failed.append(
+                    "cannot listen on \(Self.describe(listener)): \(error)" + (back ? "; still listening on \(Self.describe(old))" : "")
+                )
             }
         }
     }

@@ -441,8 +441,8 @@ struct ProxyEndToEndTests {
             let outcome = await server.reload(moved)
             #expect(
                 outcome.applied == [
-                    "added service db", "stopped listening on 127.0.0.1:0", "listening on 127.0.0.1:\(http)",
-                    "listening on 127.0.0.1:\(tcp) (tcp to db)", "admin on 127.0.0.1:\(admin)",
+                    "added service db", "listening on 127.0.0.1:\(http)", "listening on 127.0.0.1:\(tcp) (tcp to db)",
+                    "stopped listening on 127.0.0.1:0", "admin on 127.0.0.1:\(admin)",
                 ],
                 "\(outcome)"
             )
@@ -458,12 +458,26 @@ struct ProxyEndToEndTests {
             #expect(throws: (any Error).self) { close(try self.connectLoopback(firstAdmin)) }
             #expect(try rawRequest(admin, Array("GET /health HTTP/1.1\r\nHost: a\r\n\r\n".utf8)).head.hasPrefix("HTTP/1.1 200 "))
 
-            // Listening where something else listens fails, and says so; the rest of the file is taken.
+            // Moving to where something else listens fails, and says so: the proxy goes on listening
+            // where it did, and takes the rest of the file.
             var taken = moved
-            taken.listeners.append(.init(address: HostPort(host: "127.0.0.1", port: admin)))
+            taken.listeners[0] = .init(address: HostPort(host: "127.0.0.1", port: admin))
+            taken.services[0].algorithm = .leastConnections
             let clash = await server.reload(taken)
-            #expect(clash.applied.isEmpty && clash.failed.count == 1 && clash.failed[0].hasPrefix("cannot listen on 127.0.0.1:\(admin): "), "\(clash)")
-            #expect(server.runtime.configuration.listeners == moved.listeners, "what it listens as")
+            #expect(clash.applied == ["web: algorithm least-connections"], "\(clash)")
+            #expect(clash.failed.count == 1, "\(clash)")
+            #expect(clash.failed.first?.hasPrefix("cannot listen on 127.0.0.1:\(admin): ") == true, "\(clash)")
+            #expect(clash.failed.first?.hasSuffix("; still listening on 127.0.0.1:\(http)") == true, "\(clash)")
+            #expect(try rawRequest(http, get).head.hasPrefix("HTTP/1.1 200 "))
+            #expect(Set(server.runtime.configuration.listeners) == Set(moved.listeners), "what it listens as")
+
+            // The same address from HTTP to TCP: it closes and listens again, now relaying bytes.
+            var relayed = taken
+            relayed.listeners = moved.listeners
+            relayed.listeners[0] = .init(address: HostPort(host: "127.0.0.1", port: http), mode: .tcp, service: "web")
+            let swapped = await server.reload(relayed)
+            #expect(swapped.applied == ["stopped listening on 127.0.0.1:\(http)", "listening on 127.0.0.1:\(http) (tcp to web)"], "\(swapped)")
+            #expect(try rawRequest(http, hostless).head.hasPrefix("HTTP/1.1 200 "))
             await server.shutdown(grace: .zero)
         }
     }
