@@ -147,6 +147,7 @@ struct AdminAPITests {
         changed.services.append(Service(name: "other", backends: [b1]))
         changed.services[1].route = Service.Route(hosts: ["other.test"])
         changed.services[1].timeouts.clientIdle = .seconds(4)
+        server.runtime.services[0].backend(named: "b1")!.state.setDraining(true)
         let outcome = await server.reload(changed)
         #expect(
             outcome.applied == [
@@ -159,6 +160,7 @@ struct AdminAPITests {
         let backends = server.runtime.services[0].backends
         #expect(backends.map(\.spec) == [reweighted, moved, changed.services[0].backends[2]])
         #expect(backends.map(\.limiter.limits.maxConnections) == [7, 7, 7], "kept and added backends alike")
+        #expect(backends[0].state.isDraining, "a drained backend the file keeps stays drained")
         #expect(server.runtime.services[0].tunables.algorithm == .leastConnections)
         #expect(server.runtime.clientIdleNanos == 5_000_000_000, "the longest of the services'")
         #expect(await server.reload(changed).applied.isEmpty, "a second reload of the same file changes nothing")
