@@ -10,8 +10,8 @@ extension ProxyServer {
         /// again by every reload, so that a rotated log starts anew), and a setting of a service that no
         /// reload knows of ("service web: settings").
         public var needsRestart: [String] = []
-        /// Changes tried and failed, with why: an access log that cannot be opened, an address that
-        /// cannot be listened on.
+        /// Changes tried and failed, with why and what stays: an access log that cannot be opened, an
+        /// address that cannot be listened on, an admin API that cannot move.
         public var failed: [String] = []
     }
 
@@ -19,9 +19,9 @@ extension ProxyServer {
     /// services it adds start, services it drops are retired (requests in flight on them finish), routes
     /// and trusted proxies become its own, each service's backends become those of the file (added,
     /// removed, reweighted, moved) as the admin API would change them, and its ``ServiceTunables``
-    /// (every setting but its route) those of the file. Listeners it drops stop accepting (the
-    /// connections they took go on) and those it adds listen; a changed admin section moves the admin
-    /// API, which then requires `adminToken`. Requests in flight finish where they are; the next
+    /// (every setting but its route) those of the file. Listeners it adds listen, then those it drops
+    /// stop accepting (the connections they took go on; none stops when an added one cannot listen); a
+    /// changed admin section moves the admin API, which then requires `adminToken`. Requests in flight finish where they are; the next
     /// request on each event loop goes by the new configuration. The number of event loops cannot
     /// change in a running proxy, nor can the access log be turned on or off: those are listed.
     ///
