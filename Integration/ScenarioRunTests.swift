@@ -150,8 +150,8 @@ struct ScenarioRunTests {
         }
     }
 
-    @Test("Ctrl-C: the run is marked interrupted, its records kept from both sides, nothing left running")
-    func interrupted() async throws {
+    @Test("Ctrl-C, or SIGHUP when the terminal closes: the run is marked interrupted, its records kept from both sides, nothing left running", arguments: [SIGINT, SIGHUP])
+    func interrupted(signal: Int32) async throws {
         let scratch = try ScratchDirectory()
         let database = scratch.path("lblab.db")
         let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("quickstart"), "--duration", "30s", "--db", database, "--out", scratch.path("out")])
@@ -169,7 +169,7 @@ struct ScenarioRunTests {
         }
         #expect(recorded >= 2_000)
         let recordedBefore = recorded
-        run.send(SIGINT)
+        run.send(signal)
         let result = await run.wait(timeout: .seconds(60))
         #expect(result.status == 130, "\(result.stderr)")
         try Self.expectNothingLeft(harness: run.pid, database: database)
