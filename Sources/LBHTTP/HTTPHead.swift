@@ -163,6 +163,17 @@ public struct HTTPHead: Sendable {
             }
             let authority = HTTPBytes.absoluteFormAuthority(UnsafeRawBufferPointer(rebasing: bytes[target]))
                 .map { (targetStart + $0.lowerBound)..<(targetStart + $0.upperBound) }
+            // RFC 9112 §3.2: the origin form (/path), the absolute form (http://host/path), the asterisk
+            // form for OPTIONS, or the authority form for CONNECT (which the proxy answers itself).
+            if bytes[targetStart] != UInt8(ascii: "/"), authority == nil {
+                let name = UnsafeRawBufferPointer(rebasing: bytes[method])
+                let asterisk = target.count == 1 && bytes[targetStart] == UInt8(ascii: "*")
+                guard (asterisk && name.elementsEqual("OPTIONS".utf8)) || name.elementsEqual("CONNECT".utf8) else {
+                    return .failure(
+                        HTTPMalformed(asterisk ? "the target * is for OPTIONS only" : "a request target is a path (/...) or an http(s) URL")
+                    )
+                }
+            }
             return .success((method, target, authority, version[7] - 0x30, index + 9))
         }
         let (method, target, authority, minor, lineEnd) = try result.get()

@@ -105,6 +105,19 @@ struct HTTPHeadTests {
         #expect(reason(String(repeating: "a", count: HTTPHead.maxBytes + 1)) == "request head over 64 KiB")
     }
 
+    @Test("a request target is a path or an http(s) URL; * only with OPTIONS, host:port only with CONNECT (RFC 9112 3.2)")
+    func targetForms() {
+        #expect(reason("GET /a?b HTTP/1.1\r\nHost: a\r\n\r\n") == nil)
+        #expect(reason("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n") == nil)
+        #expect(reason("GET HTTPS://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n") == nil)
+        #expect(reason("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n") == nil)
+        #expect(reason("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n") == nil, "refused later, with a 501")
+        #expect(reason("GET * HTTP/1.1\r\nHost: a\r\n\r\n") == "the target * is for OPTIONS only")
+        #expect(reason("GET a/b HTTP/1.1\r\nHost: a\r\n\r\n") == "a request target is a path (/...) or an http(s) URL")
+        #expect(reason("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n") == "a request target is a path (/...) or an http(s) URL")
+        #expect(reason("GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n") == "a request target is a path (/...) or an http(s) URL")
+    }
+
     @Test("an HTTP/1.1 request must have a Host, an HTTP/1.0 one need not")
     func hostRequired() throws {
         #expect(reason("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n") == "HTTP/1.1 request without Host")
