@@ -69,7 +69,7 @@ struct ProxyRecordingTests {
             let server = try ProxyServer(configuration: configuration, recorder: try ProxyRecorder(sink: sink, accessLogPath: nil))
             let port = try await server.start()[0].port!
             let request = "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
-            let text = try ProxyEndToEndTests().rawExchange(port, request, responses: 2)
+            let text = try rawExchange(port, request, responses: 2)
             #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 2, "one answer, then the close: \(text)")
             #expect(await server.shutdown(grace: .seconds(5)) == 0)
             #expect(sink.snapshot.proxyRequests.map(\.status) == [200], "\(sink.snapshot.proxyRequests)")

@@ -27,12 +27,11 @@ struct TCPProxyTests {
                 #expect(configuration.problems().isEmpty, "\(configuration.problems())")
                 let server = try ProxyServer(configuration: configuration)
                 let port = try await server.start()[0].port!
-                let helpers = ProxyEndToEndTests()
                 var served: [String] = []
                 for _ in 0..<4 {
                     // Two requests on one connection: both reach the connection's backend.
                     let request = "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-                    let text = try helpers.rawExchange(port, request, responses: 2)
+                    let text = try rawExchange(port, request, responses: 2)
                     let backends = text.components(separatedBy: "\r\n").filter { $0.hasPrefix("X-LBLab-Backend: ") }
                     #expect(backends.count == 2 && Set(backends).count == 1, "\(text)")
                     #expect(!text.contains("X-Forwarded-For"), "bytes pass untouched")
@@ -62,7 +61,7 @@ struct TCPProxyTests {
             var generator = SeededGenerator(seed: 4)
             let body = (0..<(4 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let request = Array("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
-            let (head, received) = try ProxyEndToEndTests().rawRequest(port, request)
+            let (head, received) = try rawRequest(port, request)
             #expect(head.hasPrefix("HTTP/1.1 200 OK"), "\(head)")
             #expect(received == body, "\(received.count) bytes back of \(body.count)")
             #expect(await server.shutdown(grace: .seconds(5)) == 0)

@@ -104,7 +104,7 @@ struct UpstreamResponseTests {
     /// Sends `request` on a new connection to `port` and reads until the proxy closes it (or a read has
     /// waited 10 s).
     private func rawExchange(_ port: Int, _ request: String) throws -> String {
-        let fd = try ProxyEndToEndTests().connectLoopback(port)
+        let fd = try connectLoopback(port)
         defer { close(fd) }
         _ = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
         var received: [UInt8] = []
