@@ -127,11 +127,7 @@ struct ProxyProcessTests {
             if let url = URL(string: "http://127.0.0.1:\(adminPort)/health"), (try? Data(contentsOf: url)) != nil { break }
             try await Task.sleep(for: .milliseconds(25))
         }
-        let request = Task {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
-            request.timeoutInterval = 10
-            return (try? await URLSession.shared.data(for: request)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
-        }
+        let request = Task { await status(of: "http://127.0.0.1:\(port)/", timeout: 10) }
         try await Task.sleep(for: .milliseconds(200))
         proxy.send(SIGTERM)
         try await Task.sleep(for: .milliseconds(200))
@@ -157,27 +153,22 @@ struct ProxyProcessTests {
                 "-admin", "127.0.0.1:\(try freePort())", "-access-log", log,
             ]
         )
-        func get() async -> Int? {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/")!)
-            request.timeoutInterval = 5
-            return (try? await URLSession.shared.data(for: request)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
-        }
         func lines(_ path: String) -> Int {
             ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").count
         }
-        var status: Int?
-        for _ in 0..<200 where status == nil {
-            status = await get()
-            if status == nil { try await Task.sleep(for: .milliseconds(25)) }  // not listening yet
+        var first: Int?
+        for _ in 0..<200 where first == nil {
+            first = await status(of: "http://127.0.0.1:\(port)/")
+            if first == nil { try await Task.sleep(for: .milliseconds(25)) }  // not listening yet
         }
-        #expect(status == 200)
+        #expect(first == 200)
         // Lines are written within a second of their request.
         for _ in 0..<100 where lines(log) < 1 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(lines(log) == 1)
         try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
         proxy.send(SIGHUP)
         try await Task.sleep(for: .milliseconds(300))
-        #expect(await get() == 200)
+        #expect(await status(of: "http://127.0.0.1:\(port)/") == 200)
         for _ in 0..<100 where lines(log) < 1 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(lines(log) == 1 && lines(log + ".1") == 1)
         proxy.send(SIGTERM)
@@ -238,4 +229,11 @@ struct ProxyProcessTests {
         await b1.stop()
         await b2.stop()
     }
+}
+
+/// The status of a GET of `url`, or `nil` when none came (nothing listens yet, or `timeout` passed).
+private func status(of url: String, timeout: TimeInterval = 5) async -> Int? {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = timeout
+    return (try? await URLSession.shared.data(for: request)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
 }
