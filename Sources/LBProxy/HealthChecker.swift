@@ -44,8 +44,7 @@ final class HealthChecker {
     /// The backends probed, by their state's identity.
     private var targets: [ObjectIdentifier: Target] = [:]
     /// Each running service's version and check as last taken up, by its identity.
-    private var versions: [ObjectIdentifier: Int] = [:]
-    private var checks: [ObjectIdentifier: Service.HealthCheck] = [:]
+    private var seen: [ObjectIdentifier: (version: Int, check: Service.HealthCheck?)] = [:]
     private var reconcileTimer: Scheduled<Void>?
     private var stopped = false
 
@@ -82,14 +81,14 @@ final class HealthChecker {
             target.timer?.cancel()
             self.targets[key] = nil
         }
-        self.versions = self.versions.filter { running.contains($0.key) }
-        self.checks = self.checks.filter { running.contains($0.key) }
+        self.seen = self.seen.filter { running.contains($0.key) }
         for service in services {
             let serviceID = ObjectIdentifier(service)
-            guard service.version != self.versions[serviceID] else { continue }
+            guard service.version != self.seen[serviceID]?.version else { continue }
             let (members, tunables, version) = service.snapshot()
-            self.versions[serviceID] = version
             let check = tunables.health
+            let checkedBefore = self.seen[serviceID]?.check != nil
+            self.seen[serviceID] = (version, check)
             let present = check == nil ? [] : Set(members.map { ObjectIdentifier($0.state) })
             // A backend removed, or probed by a check that changed: its probing stops (and starts anew
             // below, from the state it is in, under the new check).
@@ -97,7 +96,7 @@ final class HealthChecker {
                 target.timer?.cancel()
                 self.targets[key] = nil
             }
-            if check == nil, self.checks[serviceID] != nil {
+            if check == nil, checkedBefore {
                 // Checks turned off: a backend is taken as up, as one added to a service without checks is.
                 for member in members where !member.state.isHealthy {
                     member.state.setHealthy(true)
@@ -106,7 +105,6 @@ final class HealthChecker {
                     )
                 }
             }
-            self.checks[serviceID] = check
             guard let check else { continue }
             for member in members where self.targets[ObjectIdentifier(member.state)] == nil {
                 let key = ObjectIdentifier(member.state)

@@ -30,11 +30,14 @@ public final class ProxyRuntime: Sendable {
             self.configuration = configuration
             self.all = all
             self.running = running
-            // `configuration.services` holds every running service (by name; they may be in another order).
-            self.router = ServiceRouter(
-                indexed: running.map { index in (index, configuration.services.first { $0.name == all[index].settings.name }!) }
-            )
+            self.router = ServiceRouter(indexed: running.map { ($0, Self.configured(all[$0], in: configuration)) })
             self.forwarded = ForwardedHeaders(trustedProxies: configuration.trustedProxies)
+        }
+
+        /// How `configuration` configures the running `service` (its services are the running ones, by
+        /// name).
+        static func configured(_ service: ServiceRuntime, in configuration: ProxyConfiguration) -> Service {
+            configuration.services.first { $0.name == service.settings.name }!
         }
     }
 
@@ -71,7 +74,7 @@ public final class ProxyRuntime: Sendable {
         self.table.withLock { $0.all }
     }
 
-    /// Moves whenever a reload changes the services, their routes or the trusted proxies.
+    /// Moves with every reload (which may change the services, their routes or the trusted proxies).
     var generation: Int {
         self.generationCounter.load(ordering: .relaxed)
     }
@@ -95,9 +98,7 @@ public final class ProxyRuntime: Sendable {
     func defaultService() -> ServiceRuntime? {
         self.table.withLock { table in
             if table.running.count == 1 { return table.all[table.running[0]] }
-            return table.running.first { index in
-                table.configuration.services.first { $0.name == table.all[index].settings.name }?.route == nil
-            }.map { table.all[$0] }
+            return table.running.map { table.all[$0] }.first { Table.configured($0, in: table.configuration).route == nil }
         }
     }
 
@@ -105,7 +106,7 @@ public final class ProxyRuntime: Sendable {
     /// as the one written to (the listeners and admin are the caller's; see
     /// ``serving(listeners:admin:)``): services it names that do not run start (with the backends and
     /// settings of the file), and running ones it no longer names are retired. Returns the services
-    /// started and retired; every loop takes them up with its next request.
+    /// started and retired; every loop takes up the new table with its next request.
     func rearrange(_ configuration: ProxyConfiguration) -> (started: [String], retired: [ServiceRuntime]) {
         self.table.withLock { table in
             var running: [Int] = []
@@ -127,12 +128,9 @@ public final class ProxyRuntime: Sendable {
             runs.listeners = table.configuration.listeners
             runs.admin = table.configuration.admin
             runs.threads = table.configuration.threads
-            let before = (table.configuration.services.map { ($0.name, $0.route) }, table.configuration.trustedProxies)
             table = Table(configuration: runs, all: table.all, running: running)
-            let after = (runs.services.map { ($0.name, $0.route) }, runs.trustedProxies)
-            if !started.isEmpty || !retired.isEmpty || !before.0.elementsEqual(after.0, by: { $0 == $1 }) || before.1 != after.1 {
-                self.generationCounter.add(1, ordering: .releasing)
-            }
+            // One snapshot per loop and reload, whatever changed.
+            self.generationCounter.add(1, ordering: .releasing)
             return (started, retired)
         }
     }

@@ -28,7 +28,8 @@ struct ProxyCommand: AsyncParsableCommand {
     var check = false
 
     @Option(name: .goStyle("listen"), help: "Without --config: the address to listen on.")
-    var listen = "127.0.0.1:8080"
+    var listen = Self.defaultListen
+    private static let defaultListen = "127.0.0.1:8080"
 
     @Option(name: .goStyle("backend"), help: "Without --config: a backend's host:port (repeat the flag for each).")
     var backends: [String] = []
@@ -65,7 +66,7 @@ struct ProxyCommand: AsyncParsableCommand {
             try requireFlag("run-id", self.db != nil, "records into a run of the -db file; give -db")
         }
         if self.config != nil {
-            let flags = [("listen", self.listen != "127.0.0.1:8080"), ("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")]
+            let flags = [("listen", self.listen != Self.defaultListen), ("backend", !self.backends.isEmpty), ("algo", self.algo != "round-robin")]
             for (flag, given) in flags where given {
                 throw ValidationError("-\(flag): give it in the configuration file, not beside --config")
             }
