@@ -181,6 +181,7 @@ let package = Package(
             dependencies: [
                 "LBProxy", "LBConfig", "LBCore", "LBLoad", "LBBackend", "LBTesting", "LBHTTP",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -236,13 +236,14 @@ extension Service.HealthCheck {
 
 extension Service.Timeouts {
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["connect", "response-header", "request", "client-idle"])
+        let map = try node.mapping(keys: ["connect", "response-header", "request", "client-idle", "tunnel"])
         self.init()
         let minimum = Duration.milliseconds(1)
         if let connect = map["connect"] { self.connect = try connect.duration(atLeast: minimum) }
         if let header = map["response-header"] { self.responseHeader = try header.duration(atLeast: minimum) }
         if let request = map["request"] { self.request = try request.duration(atLeast: minimum) }
         if let idle = map["client-idle"] { self.clientIdle = try idle.duration(atLeast: minimum) }
+        if let tunnel = map["tunnel"] { self.tunnel = try tunnel.duration(atLeast: minimum) }
     }
 }
 

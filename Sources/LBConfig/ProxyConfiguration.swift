@@ -195,18 +195,23 @@ public struct Service: Sendable, Hashable {
         public var request: Duration
         /// A client connection with no request in flight is closed after this.
         public var clientIdle: Duration
+        /// A connection that switched protocols (a WebSocket) is closed, both sides, after this long
+        /// with no bytes either way (HAProxy's `timeout tunnel`); ``request`` no longer applies to it.
+        public var tunnel: Duration
 
-        /// 1 s to connect, 15 s to a response header, 60 s per request, 60 s idle.
+        /// 1 s to connect, 15 s to a response header, 60 s per request, 60 s idle, 1 h idle in a tunnel.
         public init(
             connect: Duration = .seconds(1),
             responseHeader: Duration = .seconds(15),
             request: Duration = .seconds(60),
-            clientIdle: Duration = .seconds(60)
+            clientIdle: Duration = .seconds(60),
+            tunnel: Duration = .seconds(3600)
         ) {
             self.connect = connect
             self.responseHeader = responseHeader
             self.request = request
             self.clientIdle = clientIdle
+            self.tunnel = tunnel
         }
     }
 

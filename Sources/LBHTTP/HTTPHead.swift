@@ -9,9 +9,11 @@ public struct HTTPHeaderField: Equatable, Sendable {
         case host
         case contentLength
         case transferEncoding
-        /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Upgrade`, and any header `Connection`
-        /// names (RFC 9110 §7.6.1): they describe one connection and are not forwarded.
+        /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, and any header `Connection` names
+        /// (RFC 9110 §7.6.1): they describe one connection and are not forwarded.
         case hopByHop
+        /// `Upgrade`, hop-by-hop as well, but forwarded with a protocol switch (``HTTPHead/upgrade``).
+        case upgrade
         /// `Connection` itself, hop-by-hop as well.
         case connection
         case xForwardedFor
@@ -69,6 +71,10 @@ public struct HTTPHead: Sendable {
     public var hasForwardedProto = false
     public var hasForwardedHost = false
     public var requestID: Range<Int>?
+    /// The value of the `Upgrade` header of an HTTP/1.1 message whose `Connection` lists `upgrade`:
+    /// the protocols a request offers to switch to, or the one a `101 Switching Protocols` response
+    /// switches to (RFC 9110 §7.8). `nil` without both headers, and in HTTP/1.0, which has no switch.
+    public var upgrade: Range<Int>?
 
     /// The longest head read.
     public static let maxBytes = 64 * 1024
@@ -270,6 +276,7 @@ public struct HTTPHead: Sendable {
         self.hasForwardedProto = read.forwardedProto
         self.hasForwardedHost = read.forwardedHost
         self.requestID = read.requestID
+        self.upgrade = read.connectionUpgrade && self.minorVersion == 1 ? read.upgrade : nil
         self.contentLength = read.contentLength
         self.transferEncoding = read.transferEncoding
     }
@@ -314,7 +321,7 @@ public struct HTTPHead: Sendable {
         switch name.count {
         case 2 where HTTPBytes.equalsLowercased(name, "te"): .hopByHop
         case 4 where HTTPBytes.equalsLowercased(name, "host"): .host
-        case 7 where HTTPBytes.equalsLowercased(name, "upgrade"): .hopByHop
+        case 7 where HTTPBytes.equalsLowercased(name, "upgrade"): .upgrade
         case 10 where HTTPBytes.equalsLowercased(name, "connection"): .connection
         case 10 where HTTPBytes.equalsLowercased(name, "keep-alive"): .hopByHop
         case 12 where HTTPBytes.equalsLowercased(name, "x-request-id"): .xRequestID
@@ -341,6 +348,9 @@ private struct Facts {
     var forwardedProto = false
     var forwardedHost = false
     var requestID: Range<Int>?
+    /// Whether `Connection` lists `upgrade`, and the first `Upgrade` value.
+    var connectionUpgrade = false
+    var upgrade: Range<Int>?
     var contentLength: Int?
     var transferEncoding: (present: Bool, chunked: Bool) = (false, false)
 
@@ -369,6 +379,8 @@ private struct Facts {
                     self.close = true
                 } else if HTTPBytes.equalsLowercased(element, "keep-alive") {
                     self.keepAlive = true
+                } else if HTTPBytes.equalsLowercased(element, "upgrade") {
+                    self.connectionUpgrade = true
                 } else {
                     let start = range.lowerBound + (element.baseAddress! - base)
                     offsets.append(start..<(start + element.count))
@@ -379,6 +391,7 @@ private struct Facts {
         case .xForwardedProto: self.forwardedProto = true
         case .xForwardedHost: self.forwardedHost = true
         case .xRequestID: if !value.isEmpty { self.requestID = range }
+        case .upgrade: if self.upgrade == nil, !value.isEmpty { self.upgrade = range }
         case .other, .hopByHop, .xLBLabBackend, .overriddenContentLength: break
         }
         return .success(())

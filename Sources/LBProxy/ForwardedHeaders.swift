@@ -62,7 +62,8 @@ public struct ForwardedHeaders: Sendable {
 
     /// Writes the request `head` (with its `fields`) as it goes to a backend: HTTP/1.1, hop-by-hop
     /// headers gone, the `X-Forwarded-*` set for a client at socket address `peer`, and `requestID` (in
-    /// hex) as `X-Request-Id` when the request has none.
+    /// hex) as `X-Request-Id` when the request has none. A request that asks for a protocol switch
+    /// (``HTTPHead/upgrade``) keeps its `Upgrade` and asks the backend with `Connection: upgrade`.
     public func writeRequestHead(
         _ head: HTTPHead,
         fields: [HTTPHeaderField],
@@ -78,9 +79,11 @@ public struct ForwardedHeaders: Sendable {
         // A target in absolute form names the host: a proxy sends it as Host in place of the client's
         // (RFC 9112 §3.2.2), and the backend hears of it as X-Forwarded-Host too.
         let authority = head.authority.flatMap { $0.isEmpty ? nil : $0 }
+        let upgrading = head.upgrade != nil
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
             case .connection, .hopByHop, .xForwardedFor, .overriddenContentLength: false
+            case .upgrade: upgrading
             case .xForwardedProto, .xForwardedHost: trusted
             case .xRequestID: head.requestID != nil
             case .host: authority == nil
@@ -111,6 +114,11 @@ public struct ForwardedHeaders: Sendable {
             out.writeStaticString("\r\nX-Request-Id: ")
             Self.writeHex(requestID, into: &out)
         }
+        if upgrading {
+            // The switch is asked of the backend in turn: `Upgrade` went with the lines kept, and
+            // `Connection` says it is for this hop too (RFC 9110 §7.8).
+            out.writeStaticString("\r\nConnection: upgrade")
+        }
         out.writeStaticString("\r\n\r\n")
     }
 
@@ -122,10 +130,14 @@ public struct ForwardedHeaders: Sendable {
         case close
         /// `Connection: keep-alive`, which an HTTP/1.0 client needs to keep the connection.
         case keepAlive
+        /// `Connection: upgrade`, with the response's `Upgrade` kept: a `101 Switching Protocols`
+        /// to a request that asked for the switch.
+        case upgrade
     }
 
     /// Writes the response `head` (with its `fields`) as it goes to the client: HTTP/1.1, hop-by-hop
-    /// headers gone, `X-LBLab-Backend: backend`, and `connection`.
+    /// headers gone (`Upgrade` kept for ``ConnectionHeader/upgrade``), `X-LBLab-Backend: backend`, and
+    /// `connection`.
     public static func writeResponseHead(
         _ head: HTTPHead,
         fields: [HTTPHeaderField],
@@ -137,9 +149,11 @@ public struct ForwardedHeaders: Sendable {
         out.writeStaticString("HTTP/1.1")
         Self.copy(8..<head.startLineEnd, of: source, into: &out)
         out.writeStaticString("\r\n")
+        let switching = connection == .upgrade
         Self.copyFields(of: source, fields, into: &out) { kind in
             switch kind {
             case .connection, .hopByHop, .xLBLabBackend, .overriddenContentLength: false
+            case .upgrade: switching
             default: true
             }
         }
@@ -149,6 +163,7 @@ public struct ForwardedHeaders: Sendable {
         case .none: break
         case .close: out.writeStaticString("\r\nConnection: close")
         case .keepAlive: out.writeStaticString("\r\nConnection: keep-alive")
+        case .upgrade: out.writeStaticString("\r\nConnection: upgrade")
         }
         out.writeStaticString("\r\n\r\n")
     }

@@ -29,10 +29,13 @@ final class ProxyExchange {
     /// (which needs `Connection: keep-alive` said).
     private(set) var clientKeepAlive = true
     private(set) var clientIsHTTP10 = false
+    /// Whether the request asks the backend to switch protocols (``HTTPHead/upgrade``).
+    private(set) var upgrade = false
     /// What the picker knows of the request.
     private(set) var pick = PickRequest(now: Instant(nanoseconds: 0))
-    /// When the whole request must have been answered (uptime nanoseconds).
-    private(set) var deadline = UInt64.max
+    /// When the whole request must have been answered (uptime nanoseconds); in a tunnel, when it is
+    /// next looked at for being idle.
+    var deadline = UInt64.max
     /// Attempts so far (1 for the first), and a number no other attempt on the connection has.
     var attempt = 0
     var attemptID = 0
@@ -65,6 +68,12 @@ final class ProxyExchange {
     var isRetry = false
     /// Whether the request went again on a new connection after a reused one closed on it.
     var resent = false
+    /// Whether the backend switched protocols: from its 101 on, the two connections are a tunnel (a
+    /// WebSocket) whose bytes pass both ways until either side closes.
+    var tunnel = false
+    /// In a tunnel: when bytes last went either way, and how long it may go without (nanoseconds).
+    var lastActivityNanos: UInt64 = 0
+    var tunnelIdleNanos: UInt64 = 0
 
     // What the record of the request keeps (with -db or an access log).
     /// The request's number: the client's `X-Request-Id` when it is one, else the proxy's own.
@@ -89,6 +98,7 @@ final class ProxyExchange {
         method: String,
         clientKeepAlive: Bool,
         clientIsHTTP10: Bool,
+        upgrade: Bool,
         pick: PickRequest,
         deadline: UInt64
     ) {
@@ -97,6 +107,7 @@ final class ProxyExchange {
         self.isHEAD = method == "HEAD"
         self.clientKeepAlive = clientKeepAlive
         self.clientIsHTTP10 = clientIsHTTP10
+        self.upgrade = upgrade
         self.pick = pick
         self.deadline = deadline
         self.attempt = 0
@@ -117,6 +128,7 @@ final class ProxyExchange {
         self.status = 0
         self.isRetry = false
         self.resent = false
+        self.tunnel = false
         self.pickedNanos = 0
         self.upstreamStartNanos = 0
         self.firstFailed = nil

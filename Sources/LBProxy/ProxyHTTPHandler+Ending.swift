@@ -10,17 +10,10 @@ extension ProxyHTTPHandler {
     func finishExchange() {
         guard let exchange = self.exchange, let backend = exchange.backend, let upstream = exchange.upstream else { return }
         let now = self.loop.eventLoop.now.uptimeNanoseconds
-        let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
         backend.state.requestFinished()
         backend.limiter.release()
-        let service = self.loop.services[exchange.service]
-        service.finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
-        backend.metrics.record(status: exchange.status, latency: latency)
-        if exchange.status >= 500 {
-            service.runtime.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
-        } else {
-            service.runtime.outlierSucceeded(backend)
-        }
+        // A tunnel's handshake was learned when it was answered; its life is no latency.
+        if !exchange.tunnel { self.learn(exchange, backend: backend, now: now) }
         let pool = backend.pool
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(true)
@@ -35,6 +28,20 @@ extension ProxyHTTPHandler {
             upstream.channel.close(promise: nil)
         }
         self.endExchange(close: !exchange.keepClient || !exchange.requestComplete, now: now)
+    }
+
+    /// Tells the service's picker, the backend's metrics and outlier detection how the attempt on
+    /// `backend` was answered, at `now`.
+    func learn(_ exchange: ProxyExchange, backend: LoopBackend, now: UInt64) {
+        let latency = Duration.nanoseconds(Int64(now &- exchange.attemptStartNanos))
+        let service = self.loop.services[exchange.service]
+        service.finished(backend.state, latency: latency, now: Instant(nanoseconds: Int64(now)))
+        backend.metrics.record(status: exchange.status, latency: latency)
+        if exchange.status >= 500 {
+            service.runtime.outlierFailed(backend.runtime, eventLoop: self.loop.eventLoop)
+        } else {
+            service.runtime.outlierSucceeded(backend)
+        }
     }
 
     /// Drops the current upstream connection (closing it) and the backend's in-flight count.
@@ -145,7 +152,16 @@ extension ProxyHTTPHandler {
         guard self.context != nil else { return }
         let now = self.loop.eventLoop.now.uptimeNanoseconds
         if let exchange = self.exchange {
-            if exchange.deadline <= now {
+            if exchange.tunnel {
+                let idleEnd = exchange.lastActivityNanos &+ exchange.tunnelIdleNanos
+                guard idleEnd > now else {
+                    // Silent both ways for the tunnel timeout: both sides close.
+                    self.abandonUpstream()
+                    self.endExchange(close: true)
+                    return
+                }
+                exchange.deadline = idleEnd
+            } else if exchange.deadline <= now {
                 self.requestTimedOut()
             } else if exchange.queueDeadline <= now, let (backend, id) = exchange.waiting {
                 exchange.queueDeadline = .max

@@ -110,7 +110,7 @@ extension ProxyHTTPHandler {
     func connected(_ upstream: UpstreamConnection, now: UInt64? = nil) {
         guard let exchange = self.exchange else { return }
         upstream.delegate = self
-        upstream.expectResponse(toHEAD: exchange.isHEAD)
+        upstream.expectResponse(toHEAD: exchange.isHEAD, upgrade: exchange.upgrade)
         exchange.upstream = upstream
         if let client = self.context?.channel, !client.isWritable {
             upstream.channel.setAutoRead(false)
@@ -208,6 +208,11 @@ extension ProxyHTTPHandler {
                 return
             }
         }
+        if head.status == 101 {
+            // Asked for (the connection checked): the exchange becomes a tunnel.
+            self.switchProtocols(head, fields: fields, context: context)
+            return
+        }
         exchange.headerDeadline = .max
         exchange.responseStarted = true
         exchange.status = head.status
@@ -220,11 +225,46 @@ extension ProxyHTTPHandler {
         self.pendingOut = out
     }
 
+    /// The backend switched protocols (`101`): its head goes to the client, and from here the two
+    /// connections are a tunnel. The bytes of either side pass to the other as they come (the
+    /// client's through its request framer, set to run until the close; the backend's as a body that
+    /// does the same), with backpressure as for bodies, until either side closes or both are silent for
+    /// the service's tunnel timeout; then both close. The backend keeps the request's place (its
+    /// in-flight count, its connection limit) for the tunnel's life, which least-connections balances
+    /// by; its picker, metrics and outlier detection learn the handshake, answered like any request.
+    func switchProtocols(_ head: HTTPHead, fields: [HTTPHeaderField], context: ChannelHandlerContext) {
+        guard let exchange = self.exchange, let backend = exchange.backend else { return }
+        let now = self.loop.eventLoop.now.uptimeNanoseconds
+        exchange.headerDeadline = .max
+        exchange.responseStarted = true
+        exchange.status = head.status
+        exchange.clientStatus = head.status
+        exchange.keepClient = false
+        exchange.tunnel = true
+        self.learn(exchange, backend: backend, now: now)
+        exchange.lastActivityNanos = now
+        exchange.tunnelIdleNanos = UInt64(max(1, self.loop.services[exchange.service].tunables.timeouts.tunnel.nanoseconds))
+        exchange.deadline = now &+ exchange.tunnelIdleNanos
+        self.armTimer(exchange.deadline)
+        var out = exchange.takeResponseBuffer(capacity: head.bytes.readableBytes + 64, allocator: context.channel.allocator)
+        ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: .upgrade, into: &out)
+        self.pendingOut = out
+        // What the client sends from here (some clients send before the 101 comes) is the new
+        // protocol's, for the backend.
+        exchange.body.removeAll()
+        exchange.bodyReplayable = false
+        exchange.requestComplete = false
+        self.requestFramer = HTTPBodyFramer(.untilClose)
+        self.resumeReads()
+        self.processInbound()
+    }
+
     /// Bodies up to this size are copied behind the head they came with, to go out in one write.
     static let coalesceLimit = 8 * 1024
 
     func upstreamBody(_ bytes: ByteBuffer) {
-        guard let context = self.context, self.exchange?.responseStarted == true else { return }
+        guard let context = self.context, let exchange = self.exchange, exchange.responseStarted else { return }
+        if exchange.tunnel { exchange.lastActivityNanos = self.loop.eventLoop.now.uptimeNanoseconds }
         if var pending = self.pendingOut.take() {
             if bytes.readableBytes <= Self.coalesceLimit {
                 pending.writeImmutableBuffer(bytes)

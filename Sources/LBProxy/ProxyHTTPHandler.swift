@@ -221,6 +221,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             method: Self.methodName(head),
             clientKeepAlive: head.keepAlive,
             clientIsHTTP10: head.minorVersion == 0,
+            upgrade: head.upgrade != nil,
             pick: pick,
             deadline: now &+ UInt64(max(1, loopService.tunables.timeouts.request.nanoseconds))
         )
@@ -258,6 +259,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func requestBody(_ buffer: ByteBuffer) {
         guard let exchange = self.exchange else { return }
+        if exchange.tunnel { exchange.lastActivityNanos = self.loop.eventLoop.now.uptimeNanoseconds }
         if exchange.bodyReplayable || exchange.upstream == nil {
             exchange.body.append(buffer)
             exchange.bodyBytes += buffer.readableBytes

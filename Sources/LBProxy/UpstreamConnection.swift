@@ -46,6 +46,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Whether a response is awaited (a request was sent and its response has not ended).
     private var awaiting = false
     private var requestIsHEAD = false
+    /// Whether the request asked to switch protocols, which makes a 101 its final response.
+    private var upgradeAsked = false
     /// Responses the connection has carried to their end.
     private var responsesServed = 0
     /// Whether any byte of the awaited response has come: a reused connection (``isReused``) that
@@ -107,11 +109,13 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.context?.flush()
     }
 
-    /// Expects the response to a request about to be written.
-    func expectResponse(toHEAD isHEAD: Bool) {
+    /// Expects the response to a request about to be written; `upgrade` when the request asks to
+    /// switch protocols.
+    func expectResponse(toHEAD isHEAD: Bool, upgrade: Bool) {
         self.awaiting = true
         self.receivedAny = false
         self.requestIsHEAD = isHEAD
+        self.upgradeAsked = upgrade
         self.framer = nil
         self.pending = nil
     }
@@ -149,12 +153,24 @@ final class UpstreamConnection: ChannelInboundHandler {
                     if bytes.readableBytes > 0 { self.pending = bytes }
                     return
                 }
+                if head.status == 101 {
+                    guard self.upgradeAsked else { throw HTTPMalformed("a protocol switch that was not asked for") }
+                    guard head.upgrade != nil else { throw HTTPMalformed("a 101 without Upgrade and Connection: upgrade") }
+                    // The connection carries the new protocol from here until either side closes: its
+                    // bytes pass on as a body that runs until the close, and it is never reused.
+                    self.keepAlive = false
+                    self.framer = HTTPBodyFramer(.untilClose)
+                    self.delegate?.upstreamHead(head, fields: self.fields)
+                    continue
+                }
                 if head.status < 200 {
-                    guard head.status != 101 else { throw HTTPMalformed("a protocol switch that was not asked for") }
                     self.delegate?.upstreamInterim(head)
                     continue
                 }
-                self.keepAlive = head.keepAlive
+                // A backend that answered a switch's request without switching may still have taken
+                // the connection for switched (a parser that saw `Upgrade` stops reading HTTP on it, as
+                // SwiftNIO's llhttp-based decoder does): it is not reused.
+                self.keepAlive = head.keepAlive && !self.upgradeAsked
                 let framer = HTTPBodyFramer(head.framing)
                 self.framer = framer
                 self.delegate?.upstreamHead(head, fields: self.fields)

@@ -26,6 +26,7 @@ struct ProxyConfigurationTests {
         #expect(web.health?.probe == .tcp && web.health?.timing.timeout == .milliseconds(500))
         #expect(api.retries.maxRetries == 2 && api.retries.retryOn == [.connectFailure, .reset, .badGateway, .serviceUnavailable, .gatewayTimeout])
         #expect(api.timeouts.responseHeader == .seconds(5) && web.timeouts.connect == .milliseconds(500))
+        #expect(api.timeouts.tunnel == .seconds(1800) && web.timeouts.tunnel == .seconds(3600), "web has the default")
         #expect(api.outlierDetection?.maxEjectionTime == .seconds(300) && web.outlierDetection?.consecutiveFailures == 3)
         #expect(api.slowStart == SlowStart(window: .seconds(30), minimumShare: 0.1) && web.slowStart.window == .seconds(10))
         #expect(api.limits == .init(maxConnections: 1_000, maxQueued: 100, queueTimeout: .seconds(1)))
@@ -64,6 +65,7 @@ struct ProxyConfigurationTests {
     func errors() {
         #expect(error(Self.base + "    intervall: 2s\n") == "c.yml:6: services[0].intervall: unknown key; expected one of: \(["name", "match", "algorithm", "parameters", "hash-key", "backends", "health", "retries", "timeouts", "outlier-detection", "slow-start", "limits", "pool"].joined(separator: ", "))")
         #expect(error(Self.base + "    timeouts:\n      connect: 20\n") == "c.yml:7: services[0].timeouts.connect: \"20\" needs a unit, e.g. 20s or 20ms")
+        #expect(error(Self.base + "    timeouts:\n      tunnel: 0s\n").hasPrefix("c.yml:7: services[0].timeouts.tunnel: "))
         #expect(error(Self.base + "    health:\n      interval: 1s\n      timeout: 2s\n") == "c.yml:8: services[0].health.timeout: must not exceed the interval (1s)")
         #expect(error(Self.base + "    health:\n      rise: many\n") == "c.yml:7: services[0].health.rise: \"many\" is not a whole number")
         #expect(error(Self.base + "    algorithm: fastest\n") .hasPrefix("c.yml:6: services[0].algorithm: \"fastest\" is not an algorithm; known: round-robin,"))

@@ -80,6 +80,26 @@ struct HTTPHeadTests {
         #expect(fields.map(\.kind) == [.host, .connection, .hopByHop, .hopByHop, .hopByHop, .other, .contentLength])
     }
 
+    @Test("a protocol switch is asked for by Upgrade with Connection listing upgrade, in HTTP/1.1 only (RFC 9110 7.8)")
+    func upgrade() throws {
+        let (asked, fields, _) = try self.request(
+            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nUpgrade: other\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        let head = try #require(asked)
+        #expect(head.upgrade.map(head.string) == "websocket", "the first Upgrade line")
+        #expect(head.keepAlive)
+        #expect(fields.map(\.kind) == [.host, .connection, .upgrade, .upgrade, .other])
+        let (unlisted, unlistedFields, _) = try self.request("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+        #expect(unlisted?.upgrade == nil, "Upgrade without Connection: upgrade asks for nothing")
+        #expect(unlistedFields.map(\.kind) == [.host, .upgrade])
+        let (bare, _, _) = try self.request("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n")
+        #expect(bare?.upgrade == nil, "Connection: upgrade without an Upgrade header")
+        let (old, _, _) = try self.request("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+        #expect(old?.upgrade == nil, "HTTP/1.0 has no protocol switch")
+        let (switched, _) = try self.response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        #expect(switched.upgrade.map(switched.string) == "websocket" && switched.framing == .none)
+    }
+
     @Test("chunked requests; smuggling shapes refused with the reason")
     func framing() throws {
         let (chunked, _, _) = try self.request("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n")

@@ -39,6 +39,21 @@ struct ForwardedHeadersTests {
         )
     }
 
+    @Test("a request asking for a protocol switch keeps Upgrade and asks the backend with Connection: upgrade; one that does not, loses it")
+    func upgrade() throws {
+        let asked = try forwarded(
+            "GET /chat HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
+            peer: "192.0.2.1"
+        )
+        #expect(
+            asked == "GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
+                + "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\nX-Request-Id: 00000000000000ab\r\n"
+                + "Connection: upgrade\r\n\r\n"
+        )
+        let old = try forwarded("GET /chat HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", peer: "192.0.2.1")
+        #expect(!old.contains("pgrade"), "HTTP/1.0 has no switch: \(old)")
+    }
+
     @Test("a target in absolute form goes on as it came, with its authority as Host and X-Forwarded-Host instead of the client's Host")
     func absoluteForm() throws {
         let out = try forwarded("GET http://user@API.test:8080/x?y HTTP/1.1\r\nHost: other.test\r\nAccept: */*\r\n\r\n", peer: "192.0.2.1")
@@ -103,5 +118,20 @@ struct ForwardedHeadersTests {
             ForwardedHeaders.writeResponseHead(head, fields: fields, backend: "b1", connection: connection, into: &out)
             #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: t\r\nX-LBLab-Backend: b1\(line)\r\n\r\n")
         }
+    }
+
+    @Test("a 101 to a request that asked for the switch keeps Upgrade and says Connection: upgrade")
+    func switching() throws {
+        var buffer = ByteBuffer(
+            string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n"
+        )
+        var fields: [HTTPHeaderField] = []
+        let head = try #require(try HTTPHead.readResponse(from: &buffer, requestIsHEAD: false, fields: &fields))
+        var out = ByteBuffer()
+        ForwardedHeaders.writeResponseHead(head, fields: fields, backend: "b1", connection: .upgrade, into: &out)
+        #expect(
+            String(buffer: out)
+                == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nX-LBLab-Backend: b1\r\nConnection: upgrade\r\n\r\n"
+        )
     }
 }
