@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The load generator measured against peers on loopback, side by side in one run (issue 3):
-#   1. loadgen -closed -connections 50 vs wrk -t1 -c50 against the same nginx: req/s ratio;
+#   1. loadgen -closed -connections 50 vs wrk -t1 -c50 against the same nginx: req/s ratio; and, as a
+#      control, wrk sending the headers loadgen sends with every request (the same work for nginx);
 #   2. open loop at 1,000, 5,000 and 10,000 req/s total for 10 s: achieved vs asked;
 #   3. the cost of -db: closed-loop req/s with and without recording;
 #   4. lbctl backend (zero latency) vs nginx as a target, under wrk -t1 -c50: req/s ratio;
-#   5. where the CPU goes in 1.: each client's user and system time per request, and nginx's.
+#   5. where the CPU goes in 1.: each client's user and system time per request, and nginx's;
+#   6. what each client's requests cost the target: nginx's user-space instructions per request
+#      under callgrind (exact counts, unlike times; installs valgrind).
 # Rounds are interleaved and medians reported. Usage: bench/loadgen.sh [rounds] [seconds] [sections]
-# where sections picks some of the five, e.g. "13" (default: all).
+# where sections picks some of the six, e.g. "13" (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-10}
-sections=${3:-12345}
+sections=${3:-123456}
 section() { [[ $sections == *$1* ]]; }
 source bench/peers.sh
 bench_install_peers
@@ -26,17 +29,36 @@ target=http://127.0.0.1:18080/
 loadgen_rps() { .build/release/loadgen -url "$target" -duration "${seconds}s" -json "$@" 2>/dev/null |
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["completed"]/r["elapsedSeconds"])'; }
 
+# The headers loadgen writes into every request of section 1's run (-clients 50, no -keys), for wrk to
+# send the same: an id of loadgen's typical length and a TEST-NET-3 address.
+loadgen_headers=(-H "X-Request-Id: 1234567" -H "X-Forwarded-For: 203.0.113.17")
+
+# paired_summary NAME A B: the medians of the rounds' values in files A and B, the median of the
+# rounds' B / A ratios, and in how many rounds B was the higher.
+paired_summary() {
+    paste "$2" "$3" | awk -v n="$1" '{ a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 > $1) up++ }
+        function median(v, count,   i, j, t) {
+            for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2 }
+        END { printf "%s: medians %.0f and %.0f req/s, ratio %.3f; paired median %.3f; higher in %d of %d rounds\n",
+            n, median(a, NR), median(b, NR), median(b, NR) / median(a, NR), median(r, NR), up + 0, NR }'
+}
+
 if section 1; then
 echo "## 1. closed loop, 50 connections, against nginx (1 worker): loadgen vs wrk -t1 -c50"
-wrk_runs=(); lg_runs=()
+echo "##    (wrk+h: wrk sending the headers loadgen sends with every request, the same work for nginx)"
+: >"$BENCH_DIR/wrk.txt"; : >"$BENCH_DIR/wrkh.txt"; : >"$BENCH_DIR/loadgen.txt"
 for round in $(seq 1 "$rounds"); do
     w=$(bench_wrk_rps -t1 -c50 -d"${seconds}s" "$target")
+    h=$(bench_wrk_rps -t1 -c50 -d"${seconds}s" "${loadgen_headers[@]}" "$target")
     l=$(loadgen_rps -closed -connections 50 -clients 50)
-    echo "round $round: wrk $w req/s, loadgen $l req/s"
-    wrk_runs+=("$w"); lg_runs+=("$l")
+    echo "round $round: wrk $w req/s, wrk+h $h req/s, loadgen $l req/s"
+    echo "$w" >>"$BENCH_DIR/wrk.txt"; echo "$h" >>"$BENCH_DIR/wrkh.txt"; echo "$l" >>"$BENCH_DIR/loadgen.txt"
 done
-w=$(bench_median "${wrk_runs[@]}"); l=$(bench_median "${lg_runs[@]}")
-awk -v w="$w" -v l="$l" 'BEGIN { printf "median: wrk %.0f req/s, loadgen %.0f req/s, ratio %.2f\n\n", w, l, l / w }'
+paired_summary "loadgen / wrk" "$BENCH_DIR/wrk.txt" "$BENCH_DIR/loadgen.txt"
+paired_summary "loadgen / wrk+h" "$BENCH_DIR/wrkh.txt" "$BENCH_DIR/loadgen.txt"
+paired_summary "wrk+h / wrk" "$BENCH_DIR/wrk.txt" "$BENCH_DIR/wrkh.txt"
+echo
 fi
 
 if section 2; then
@@ -103,5 +125,48 @@ for round in $(seq 1 "$rounds"); do
             printf "round %d %-7s %7.0f req/s  client user %.2f system %.2f us/req  nginx %.2f us/req\n",
                 r, c, q, u * 1e6 / total, s * 1e6 / total, n * 1e6 / hz / total }'
     done
+done
+fi
+
+if section 6; then
+echo
+echo "## 6. nginx's user-space instructions per request (callgrind), by client: what each one's requests cost the target"
+command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+# One nginx process (no master, so that callgrind follows the worker), on its own port.
+dir="$BENCH_DIR/nginx-callgrind"
+mkdir -p "$dir"
+sed -e "s|^daemon off;|daemon off;\nmaster_process off;|" -e "s|$BENCH_DIR/nginx-18080|$dir|g" -e "s|127.0.0.1:18080|127.0.0.1:18090|" \
+    "$BENCH_DIR/nginx-18080/nginx.conf" >"$dir/nginx.conf"
+valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/valgrind.log" 2>&1 &
+callgrind_pid=$!
+BENCH_PIDS+=("$callgrind_pid")
+for _ in $(seq 1 600); do
+    (exec 3<>/dev/tcp/127.0.0.1/18090) 2>/dev/null && break
+    sleep 0.05
+done
+bench_wait_port 18090
+slow_target=http://127.0.0.1:18090/
+# instructions CLIENT ARGS…: nginx's instructions over one run of CLIENT (wrk for 3 s, or loadgen for
+# 20,000 requests) divided by the requests it completed.
+instructions() {
+    local client=$1 requests
+    shift
+    callgrind_control -z "$callgrind_pid" >/dev/null 2>&1
+    if [ "$client" = loadgen ]; then
+        requests=$(.build/release/loadgen -url "$slow_target" -requests 20000 -timeout 30s -json "$@" 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["completed"])')
+    else
+        requests=$(wrk -t1 -c50 -d3s "$@" "$slow_target" | awk '/requests in/ { print $1 }')
+    fi
+    rm -f "$dir"/callgrind.out.*
+    callgrind_control -d "$callgrind_pid" >/dev/null 2>&1
+    awk -v r="$requests" '/^(summary|totals):/ { print int($2 / r); exit }' "$(ls -t "$dir"/callgrind.out.* | head -1)"
+}
+for round in $(seq 1 "$rounds"); do
+    w=$(instructions wrk)
+    h=$(instructions wrk "${loadgen_headers[@]}")
+    u=$(instructions wrk -H "User-Agent: lblab-loadgen")
+    l=$(instructions loadgen -closed -connections 50 -clients 50)
+    echo "round $round: wrk $w, wrk+h $h, wrk with a User-Agent $u, loadgen $l instructions a request"
 done
 fi

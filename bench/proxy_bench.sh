@@ -5,7 +5,7 @@
 # starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
 # / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
 # recording. With `loadgen` as third argument every request carries the headers loadgen sends
-# (X-Forwarded-For with a TEST-NET address, X-Request-Id, its User-Agent), which LBLab reads: the
+# (X-Forwarded-For with a TEST-NET address, X-Request-Id), which LBLab reads: the
 # traffic of an experiment rather than wrk's bare GET.
 # Usage: bench/proxy_bench.sh [rounds] [seconds] [plain|loadgen]
 set -euo pipefail
@@ -14,7 +14,7 @@ rounds=${1:-5}
 seconds=${2:-10}
 case ${3:-plain} in
 plain) wrk_headers=() ;;
-loadgen) wrk_headers=(-H "X-Request-Id: 1234567" -H "X-Forwarded-For: 203.0.113.7" -H "User-Agent: lblab-loadgen") ;;
+loadgen) wrk_headers=(-H "X-Request-Id: 1234567" -H "X-Forwarded-For: 203.0.113.7") ;;
 *) echo "bench/proxy_bench.sh: the third argument is plain or loadgen, not '$3'" >&2; exit 2 ;;
 esac
 export BENCH_NEEDS_HAPROXY=1

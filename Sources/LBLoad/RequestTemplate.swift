@@ -15,10 +15,12 @@ struct RequestTemplate {
 
     init(configuration: LoadConfiguration) {
         var text = "\(configuration.method) \(configuration.target.path) HTTP/1.1\r\n"
-        // A `Host` or `User-Agent` among the headers replaces loadgen's own, as curl's and wrk's do.
+        // A `Host` among the headers replaces loadgen's own, as curl's and wrk's do. There is no
+        // `User-Agent` unless one is given, as with wrk: the target would spend time on it for nothing
+        // the experiment records (nginx, sniffing it for browsers, spent an eighth of its user-space
+        // instructions for a request on it; bench/RESULTS.md).
         let given = Set(configuration.headers.map { $0.name.lowercased() })
         if !given.contains("host") { text += "Host: \(configuration.target.hostHeader)\r\n" }
-        if !given.contains("user-agent") { text += "User-Agent: lblab-loadgen\r\n" }
         for header in configuration.headers {
             text += "\(header.name): \(header.value)\r\n"
         }
@@ -72,8 +74,8 @@ struct RequestTemplate {
 extension LoadConfiguration {
     /// Why a header named `name` (in lower case) cannot be among ``headers``, or `nil` when it can:
     /// ``RequestTemplate`` writes these per request, or they follow from other settings, and a second
-    /// copy would make the request malformed or its record wrong. `Host` and `User-Agent` can: they
-    /// replace loadgen's own. Kept beside the template that writes them; a test checks that every
+    /// copy would make the request malformed or its record wrong. `Host` can: it replaces loadgen's
+    /// own. Kept beside the template that writes them; a test checks that every
     /// header it writes is here.
     public static func headerLoadgenWrites(_ name: String, keys: Bool) -> String? {
         switch name {

@@ -57,7 +57,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(name: .goStyle("method"), help: "HTTP method.")
     var method = "GET"
 
-    @Option(name: .goStyle("header"), help: "A request header 'Name: value' (repeatable); Host and User-Agent replace the defaults.")
+    @Option(name: .goStyle("header"), help: "A request header 'Name: value' (repeatable); Host replaces the default.")
     var header: [String] = []
 
     @Option(name: .goStyle("body"), help: "Request body.")
