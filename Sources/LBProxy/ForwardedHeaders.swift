@@ -64,12 +64,16 @@ public struct ForwardedHeaders: Sendable {
     /// headers gone, the `X-Forwarded-*` set for a client at socket address `peer`, and `requestID` (in
     /// hex) as `X-Request-Id` when the request has none. A request that asks for a protocol switch
     /// (``HTTPHead/upgrade``) keeps its `Upgrade` and asks the backend with `Connection: upgrade`.
+    /// An HTTP/1.0 request without `Host` goes with `serverAuthority` as its `Host`, since it goes as
+    /// HTTP/1.1, which must have one (RFC 9112 §3.2): the address the client reached, which is what
+    /// the request was for (§3.3).
     public func writeRequestHead(
         _ head: HTTPHead,
         fields: [HTTPHeaderField],
         peer: String,
         peerIsTrusted: Bool,
         requestID: UInt64,
+        serverAuthority: String? = nil,
         into out: inout ByteBuffer
     ) {
         let trusted = peerIsTrusted
@@ -93,6 +97,10 @@ public struct ForwardedHeaders: Sendable {
         if let authority {
             out.writeStaticString("Host: ")
             Self.copy(authority, of: source, into: &out)
+            out.writeStaticString("\r\n")
+        } else if head.host == nil {
+            out.writeStaticString("Host: ")
+            out.writeString(serverAuthority ?? "")
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("X-Forwarded-For: ")

@@ -206,6 +206,7 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
             peer: self.peer,
             peerIsTrusted: self.peerIsTrusted,
             requestID: generatedID,
+            serverAuthority: head.host == nil ? self.localAuthority() : nil,
             into: &exchange.head
         )
         let now = self.loop.eventLoop.now.uptimeNanoseconds
@@ -237,6 +238,13 @@ final class ProxyHTTPHandler: ChannelInboundHandler, UpstreamDelegate {
         self.loop.services[serviceIndex].retryBudget.requestStarted()
         self.armTimer(exchange.deadline)
         self.attempt(now: now)
+    }
+
+    /// The address the client reached, as a URI authority (`127.0.0.1:8080`, `[::1]:8080`): what an
+    /// HTTP/1.0 request without `Host` was for (RFC 9112 §3.3).
+    func localAuthority() -> String {
+        guard let local = self.context?.channel.localAddress, let ip = local.ipAddress, let port = local.port else { return "" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     /// The request id at `range` of `head` as a number, if it is one.

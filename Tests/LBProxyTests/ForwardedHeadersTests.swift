@@ -9,13 +9,22 @@ import Testing
 struct ForwardedHeadersTests {
     let rewriter = ForwardedHeaders(trustedProxies: AddressRange.loopback)
 
-    /// Reads `text` as a request head and returns it as it would go to a backend from `peer`.
+    /// Reads `text` as a request head and returns it as it would go to a backend from `peer`, through a
+    /// listener at `127.0.0.1:8080`.
     private func forwarded(_ text: String, peer: String, requestID: UInt64 = 0xab) throws -> String {
         var buffer = ByteBuffer(string: text)
         var fields: [HTTPHeaderField] = []
         let head = try #require(try HTTPHead.readRequest(from: &buffer, fields: &fields))
         var out = ByteBuffer()
-        rewriter.writeRequestHead(head, fields: fields, peer: peer, peerIsTrusted: rewriter.isTrusted(peer), requestID: requestID, into: &out)
+        rewriter.writeRequestHead(
+            head,
+            fields: fields,
+            peer: peer,
+            peerIsTrusted: rewriter.isTrusted(peer),
+            requestID: requestID,
+            serverAuthority: "127.0.0.1:8080",
+            into: &out
+        )
         return String(buffer: out)
     }
 
@@ -52,6 +61,15 @@ struct ForwardedHeadersTests {
         )
         let old = try forwarded("GET /chat HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", peer: "192.0.2.1")
         #expect(!old.contains("pgrade"), "HTTP/1.0 has no switch: \(old)")
+    }
+
+    @Test("an HTTP/1.0 request without Host goes on as HTTP/1.1 with the address the client reached as Host (RFC 9112 3.2, 3.3)")
+    func http10WithoutHost() throws {
+        let out = try forwarded("GET /old HTTP/1.0\r\nAccept: */*\r\n\r\n", peer: "192.0.2.1")
+        #expect(
+            out == "GET /old HTTP/1.1\r\nAccept: */*\r\nHost: 127.0.0.1:8080\r\n"
+                + "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: 00000000000000ab\r\n\r\n"
+        )
     }
 
     @Test("a target in absolute form goes on as it came, with its authority as Host and X-Forwarded-Host instead of the client's Host")
