@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBConfigTests",
-            dependencies: ["LBConfig", "LBCore"],
+            dependencies: ["LBConfig", "LBCore", "LBTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

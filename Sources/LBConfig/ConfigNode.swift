@@ -48,6 +48,13 @@ public struct ConfigNode {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
             return ConfigError(file: file, line: mark.line, field: "", problem: "is not valid YAML: \(problem)")
+        case .reader(let problem, let offset, let value, let yaml):
+            // A character the YAML reader refuses (a control character, say): its line, counted from the
+            // byte offset it reports, and the character itself, which may not show when printed.
+            let line = offset.map { offset in yaml.utf8.prefix(offset).reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) } } ?? 0
+            let hex = String(value, radix: 16, uppercase: true)
+            let character = value >= 0 ? " (U+\(String(repeating: "0", count: max(0, 4 - hex.count)))\(hex))" : ""
+            return ConfigError(file: file, line: line, field: "", problem: "is not valid YAML: \(problem)\(character)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
             return ConfigError(file: file, line: context.mark.line, field: "", problem: "\(keys) appears twice in one mapping")

@@ -66,6 +66,8 @@ struct ProxyConfigurationTests {
         #expect(error(Self.base + "    intervall: 2s\n") == "c.yml:6: services[0].intervall: unknown key; expected one of: \(["name", "match", "algorithm", "parameters", "hash-key", "backends", "health", "retries", "timeouts", "outlier-detection", "slow-start", "limits", "pool"].joined(separator: ", "))")
         #expect(error(Self.base + "    timeouts:\n      connect: 20\n") == "c.yml:7: services[0].timeouts.connect: \"20\" needs a unit, e.g. 20s or 20ms")
         #expect(error(Self.base + "    timeouts:\n      tunnel: 0s\n").hasPrefix("c.yml:7: services[0].timeouts.tunnel: "))
+        // A character the YAML reader refuses is reported on its line, in one line, by its code.
+        #expect(error(Self.base + "    algorithm: least\u{7F}connections\n") == "c.yml:6: is not valid YAML: control characters are not allowed (U+007F)")
         #expect(error(Self.base + "    health:\n      interval: 1s\n      timeout: 2s\n") == "c.yml:8: services[0].health.timeout: must not exceed the interval (1s)")
         #expect(error(Self.base + "    health:\n      rise: many\n") == "c.yml:7: services[0].health.rise: \"many\" is not a whole number")
         #expect(error(Self.base + "    algorithm: fastest\n") .hasPrefix("c.yml:6: services[0].algorithm: \"fastest\" is not an algorithm; known: round-robin,"))

@@ -1,5 +1,6 @@
 import LBCore
 import LBHTTP
+import LBTesting
 import NIOCore
 import Testing
 
@@ -27,29 +28,8 @@ struct HeadMutationTests {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
     ]
-    /// Bytes that matter to a head's syntax, and a few that do not.
-    static let interesting: [UInt8] = Array("\r\n \t:,;/0aZ-".utf8) + [0, 0x7F, 0x80, 0xFF]
-
-    /// `text` with one to four random edits: a byte replaced, inserted or deleted, a line doubled, or
-    /// the head cut short.
     static func mutated(_ text: String, using generator: inout SeededGenerator) -> [UInt8] {
-        var bytes = Array(text.utf8)
-        for _ in 0...generator.index(below: 4) where !bytes.isEmpty {
-            let at = generator.index(below: bytes.count)
-            let byte = Self.interesting[generator.index(below: Self.interesting.count)]
-            switch generator.index(below: 5) {
-            case 0: bytes[at] = byte
-            case 1: bytes.insert(byte, at: at)
-            case 2: bytes.remove(at: at)
-            case 3:
-                // The line around `at`, twice.
-                let start = bytes[..<at].lastIndex(of: 10).map { $0 + 1 } ?? 0
-                let end = bytes[at...].firstIndex(of: 10).map { $0 + 1 } ?? bytes.count
-                bytes.insert(contentsOf: bytes[start..<end], at: start)
-            default: bytes.removeLast(generator.index(below: min(bytes.count, 8)) + 1)
-            }
-        }
-        return bytes
+        Mutation.mutated(Array(text.utf8), using: &generator)
     }
 
     @Test("a mutated request is read or refused, never trapped on; what is read goes to a backend as a head that reads back alike", arguments: 0..<4)
@@ -142,5 +122,48 @@ struct HeadMutationTests {
             #expect(again.filter { $0.kind == .xLBLabBackend }.count == 1, "\(String(reflecting: written))")
         }
         #expect(read > 500 && refused > 500, "read \(read), refused \(refused)")
+    }
+
+    /// What a framer made of `bytes` fed in `pieces`: the bytes it claimed and whether the body ended,
+    /// or why it refused them.
+    static func frame(_ bytes: [UInt8], in pieces: [Range<Int>]) -> (claimed: Int, complete: Bool, refused: String?) {
+        var framer = HTTPBodyFramer(.chunked)
+        var claimed = 0
+        for piece in pieces where !framer.isComplete {
+            do {
+                claimed += try bytes[piece].withUnsafeBytes { try framer.scan($0) }
+            } catch {
+                // What earlier pieces took no longer counts: the connection closes.
+                return (0, false, (error as? HTTPMalformed)?.reason ?? "\(error)")
+            }
+        }
+        return (claimed, framer.isComplete, nil)
+    }
+
+    @Test("a mutated chunked body ends at the same byte, or is refused for the same reason, whole and in random pieces", arguments: 0..<4)
+    func chunkedBodies(seed: UInt64) {
+        let bodies = [
+            "5;name=x\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Sum: 15\r\n\r\n",
+            "1\r\na\r\n0\r\n\r\n",
+            "10\r\n0123456789abcdef\r\n0;last\r\n\r\n",
+        ]
+        var generator = SeededGenerator(seed: 0xC0DE_0000 + seed)
+        var complete = 0
+        var refused = 0
+        for round in 0..<3_000 {
+            let bytes = Mutation.mutated(Array(bodies[round % bodies.count].utf8), using: &generator) + Array("GET / HTTP/1.1\r\n".utf8)
+            let whole = Self.frame(bytes, in: [0..<bytes.count])
+            for _ in 0..<3 {
+                let pieces = Mutation.pieces(bytes.count, using: &generator)
+                let split = Self.frame(bytes, in: pieces)
+                #expect(
+                    split.claimed == whole.claimed && split.complete == whole.complete && split.refused == whole.refused,
+                    "\(String(reflecting: String(decoding: bytes, as: UTF8.self))) in pieces \(pieces.map(\.count))"
+                )
+            }
+            if whole.complete { complete += 1 }
+            if whole.refused != nil { refused += 1 }
+        }
+        #expect(complete > 200 && refused > 500, "complete \(complete), refused \(refused)")
     }
 }
