@@ -276,7 +276,8 @@ public struct AdminAPI: Sendable {
         guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
         var query: [String: String] = [:]
         for pair in target[target.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
+            // Empty parts kept: a pair "=" is an empty name and value, not no parts at all.
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             query[String(parts[0])] = parts.count == 2 ? String(parts[1]).removingPercentEncoding ?? String(parts[1]) : ""
         }
         return (String(target[..<mark]), query)

@@ -44,6 +44,17 @@ struct AdminAPITests {
         return services.flatMap { ($0["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
     }
 
+    @Test("a query of empty names and values is read, not trapped on, before the token is asked for")
+    func emptyQueryParts() async {
+        let api = AdminAPI(runtime: self.runtime(), token: "secret") { _ in true }
+        for target in ["/backends?=", "/backends/b1/drain?&=&service", "/health?="] {
+            let (status, _) = await call(api, target.hasPrefix("/health") ? "GET" : "POST", target)
+            #expect(status == (target.hasPrefix("/health") ? 200 : 401), "\(target)")
+        }
+        let (status, _) = await call(api, "POST", "/backends/b1/drain?=&service=web", token: "secret")
+        #expect(status == 200)
+    }
+
     @Test("GET /backends lists each backend's state; add, drain, reweight and remove change it")
     func backends() async {
         let runtime = self.runtime()

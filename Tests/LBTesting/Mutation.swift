@@ -2,8 +2,9 @@ public import LBCore
 
 /// Random edits of a valid input, for tests that put a reader under malformed input with a fixed seed.
 public enum Mutation {
-    /// Bytes that matter to the syntax of HTTP heads, chunk lines and YAML, and a few that do not.
-    public static let interesting: [UInt8] = Array("\r\n \t:,;/0aZ-#\"'[]{}&*!|>%@`".utf8) + [0, 0x7F, 0x80, 0xFF]
+    /// Bytes that matter to the syntax of HTTP heads, chunk lines, URLs, JSON and YAML, and a few that do
+    /// not.
+    public static let interesting: [UInt8] = Array("\r\n \t:,;/0aZ-#\"'[]{}&*!|>%@`=?.".utf8) + [0, 0x7F, 0x80, 0xFF]
 
     /// `bytes` with one to four random edits: a byte replaced, inserted or deleted (the new ones from
     /// ``interesting``), a line doubled, or the end cut off.
