@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBCoreTests",
-            dependencies: ["LBCore"],
+            dependencies: ["LBCore", "LBTesting"],
             swiftSettings: strictSettings
         ),
         // Fixtures shared by the test targets (a synthetic backend on an ephemeral port, …).

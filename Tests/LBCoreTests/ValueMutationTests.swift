@@ -1,0 +1,64 @@
+import LBCore
+import LBTesting
+import Testing
+
+/// The readers of the values flags and files hold (durations, addresses, networks, latency models),
+/// under values mutated at random (fixed seeds): each mutant is read or refused, never trapped on, and
+/// whatever is read prints back as text that reads to the same value.
+@Suite("Values under random mutation")
+struct ValueMutationTests {
+    /// Mutants of `seeds`, 2,000 of each.
+    static func mutants(of seeds: [String], seed: UInt64) -> [String] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<(2_000 * seeds.count)).map { round in
+            String(decoding: Mutation.mutated(Array(seeds[round % seeds.count].utf8), using: &generator), as: UTF8.self)
+        }
+    }
+
+    @Test("durations in Go's syntax")
+    func durations() {
+        var read = 0
+        for text in Self.mutants(of: ["1m30s", "1.5h", "250ms", "-100us", "0", "2h45m0.5s", "1µs"], seed: 0xD0A7) {
+            guard let duration = try? GoDuration.parse(text) else { continue }
+            read += 1
+            let printed = GoDuration.format(duration)
+            #expect((try? GoDuration.parse(printed)) == duration, "\(String(reflecting: text)) is \(duration), printed \(printed)")
+        }
+        #expect(read > 1_000, "\(read)")
+    }
+
+    @Test("host:port addresses")
+    func addresses() {
+        var read = 0
+        for text in Self.mutants(of: ["127.0.0.1:9001", "[::1]:8080", "localhost:80", ":9001", "[2001:db8::7]:65535"], seed: 0xADD2) {
+            guard let address = try? HostPort(parsing: text) else { continue }
+            read += 1
+            #expect((try? HostPort(parsing: address.description)) == address, "\(String(reflecting: text)) printed \(address)")
+        }
+        #expect(read > 1_000, "\(read)")
+    }
+
+    @Test("networks: each read contains the address it was written with")
+    func networks() {
+        var read = 0
+        for text in Self.mutants(of: ["10.0.0.0/8", "::1/128", "192.168.1.7", "2001:db8::/32", "::ffff:10.1.2.3/120"], seed: 0xC1D2) {
+            guard let range = try? AddressRange(parsing: text) else { continue }
+            read += 1
+            // The proxy tests every X-Forwarded-For entry of a trusted peer against its ranges this way.
+            let address = String(text.prefix { $0 != "/" })
+            #expect(range.contains(address), "\(String(reflecting: text)) does not contain \(String(reflecting: address))")
+        }
+        #expect(read > 500, "\(read)")
+    }
+
+    @Test("latency models")
+    func latencyModels() {
+        var read = 0
+        for text in Self.mutants(of: ["5ms", "uniform(1ms,10ms)", "exponential(5ms)", "lognormal(5ms,50ms)", "fixed(2ms)"], seed: 0x1A7E) {
+            guard let model = try? LatencyModel(parsing: text) else { continue }
+            read += 1
+            #expect((try? LatencyModel(parsing: model.description)) == model, "\(String(reflecting: text)) printed \(model)")
+        }
+        #expect(read > 500, "\(read)")
+    }
+}
