@@ -54,14 +54,7 @@ struct ProxyMutationTests {
                 // Long enough for an answer, and for the client-idle timeout to end a head cut short.
                 try await Task.sleep(for: .milliseconds(400))
                 for (fd, sent) in connections {
-                    var received: [UInt8] = []
-                    var buffer = [UInt8](repeating: 0, count: 65_536)
-                    while true {
-                        let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                        guard count > 0 else { break }
-                        received += buffer[0..<count]
-                    }
-                    close(fd)
+                    let received = Self.takeAndClose(fd)
                     guard !received.isEmpty else { continue }
                     answered += 1
                     var response = ByteBuffer(bytes: received)
@@ -124,14 +117,7 @@ struct ProxyMutationTests {
             // Long enough for the response-header timeout to end a response that never completes its head.
             try await Task.sleep(for: .milliseconds(700))
             for fd in fds {
-                var received: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while true {
-                    let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                    guard count > 0 else { break }
-                    received += buffer[0..<count]
-                }
-                close(fd)
+                let received = Self.takeAndClose(fd)
                 var response = ByteBuffer(bytes: received)
                 var fields: [HTTPHeaderField] = []
                 do {
@@ -156,6 +142,19 @@ struct ProxyMutationTests {
         #expect((statuses[200] ?? 0) > 100 && (statuses[502] ?? 0) > 100, "\(statuses)")
         #expect(await server.shutdown(grace: .seconds(5)) == 0)
         try await backend.close()
+    }
+
+    /// What `fd` has received so far, without waiting; then closes it.
+    static func takeAndClose(_ fd: Int32) -> [UInt8] {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        close(fd)
+        return received
     }
 
     /// Waits up to 5 s for `condition`.
