@@ -51,13 +51,17 @@ struct ValueMutationTests {
         #expect(read > 500, "\(read)")
     }
 
-    @Test("latency models")
+    @Test("latency models, whose samples and mean are durations however wide their spread")
     func latencyModels() {
         var read = 0
-        for text in Self.mutants(of: ["5ms", "uniform(1ms,10ms)", "exponential(5ms)", "lognormal(5ms,50ms)", "fixed(2ms)"], seed: 0x1A7E) {
+        var generator = SeededGenerator(seed: 1)
+        let seeds = ["5ms", "uniform(1ms,10ms)", "exponential(5ms)", "lognormal(5ms,50ms)", "fixed(2ms)", "lognormal(1ms,24h)", "exp(2000000h)"]
+        for text in Self.mutants(of: seeds, seed: 0x1A7E) {
             guard let model = try? LatencyModel(parsing: text) else { continue }
             read += 1
             #expect((try? LatencyModel(parsing: model.description)) == model, "\(String(reflecting: text)) printed \(model)")
+            #expect(model.mean >= .zero)
+            for _ in 0..<8 { #expect(model.sample(using: &generator) >= .zero, "\(model)") }
         }
         #expect(read > 500, "\(read)")
     }

@@ -53,7 +53,9 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
         case .exponential(let mean): return mean
         case .lognormal(let median, let p99):
             let sigma = log(Double(p99.nanoseconds) / Double(median.nanoseconds)) / Self.z99
-            return .nanoseconds(Int64(Double(median.nanoseconds) * exp(sigma * sigma / 2)))
+            // Capped as a sample is: a tail wide enough (a 99th percentile 10⁸ times the median) has a
+            // mean past what a Duration of nanoseconds in an Int64 holds.
+            return .nanoseconds(Int64(min(Double(median.nanoseconds) * exp(sigma * sigma / 2), 9e18)))
         }
     }
 
