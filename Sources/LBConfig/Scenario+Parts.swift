@@ -177,6 +177,7 @@ extension ConfigNode {
         guard let number = Double(digits), let scale else {
             throw self.error("\"\(text)\" is not a size; write e.g. 256MiB or 1GiB")
         }
+        guard number * scale < 4e18 else { throw self.error("is too large, got \(text)") }
         let value = Int64(number * scale)
         guard value >= minimum else { throw self.error("must be at least \(minimum >> 20)MiB, got \(text)") }
         return value

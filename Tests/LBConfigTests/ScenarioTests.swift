@@ -93,6 +93,7 @@ struct ScenarioTests {
             ("algorithms: [round-robin, fastest]\n", 1, "algorithms[1]", "not an algorithm"),
             ("backends: {count: 2, latency: 5}\n", 1, "backends.latency", "5"),
             ("backends: {count: 2, limits: {memory: lots}}\n", 1, "backends.limits.memory", "not a size"),
+            ("backends: {count: 2, limits: {memory: 99999999999999GiB}}\n", 1, "backends.limits.memory", "too large"),
             ("backends:\n  - {name: a, capacity: 4, queue: 2}\n  - {name: b, queue: 2}\n", 3, "backends[1].queue", "give capacity"),
             ("load: {clients: 5}\n", 1, "load", "rate"),
             ("timeline:\n  - {at: 2s, kill: b9}\n", 2, "timeline[0]", "no backend named \"b9\""),

@@ -48,6 +48,21 @@ struct LoadScheduleTests {
         #expect(abs(variance.squareRoot() / mean - 1) < 0.02)
     }
 
+    @Test("any positive rate, however far from sensible, gives a schedule in due order within its duration", arguments: ArrivalProcess.allCases)
+    func extremeRates(process: ArrivalProcess) {
+        for rate in [Double.leastNonzeroMagnitude, 1e-300, 1e-12, 1e-9, 0.5, 1e300, Double.greatestFiniteMagnitude] {
+            var schedule = ArrivalSchedule(clients: [0, 1, 2], ratePerClient: rate, process: process, duration: .seconds(1), limit: 1_000, seed: 3)
+            var last: Int64 = 0
+            var count = 0
+            while let arrival = schedule.next() {
+                #expect(arrival.dueNanos >= last && arrival.dueNanos < 1_000_000_000, "rate \(rate): \(arrival)")
+                last = arrival.dueNanos
+                count += 1
+            }
+            if rate > 1 { #expect(count == 1_000, "rate \(rate): the limit ends it") }
+        }
+    }
+
     @Test("a request limit ends the schedule after exactly that many")
     func limit() {
         let arrivals = drain(

@@ -65,7 +65,7 @@ public struct ArrivalSchedule: Sendable {
             case .poisson:
                 first = self.exponentialGap(slot)
             }
-            self.push((Int64(first), slot))
+            self.push((Self.nanos(first), slot))
         }
     }
 
@@ -78,7 +78,9 @@ public struct ArrivalSchedule: Sendable {
         case .constant: gap = self.meanGapNanos
         case .poisson: gap = self.exponentialGap(top.client)
         }
-        self.replaceTop((top.due + Int64(gap.rounded()), top.client))
+        // A rate so low that the next one is due past Int64's nanoseconds (292 years) ends the client.
+        let (due, overflow) = top.due.addingReportingOverflow(Self.nanos(gap.rounded()))
+        self.replaceTop((overflow ? .max : due, top.client))
         return Arrival(client: self.clients[top.client], dueNanos: top.due)
     }
 
@@ -86,6 +88,11 @@ public struct ArrivalSchedule: Sendable {
     public var nextDueNanos: Int64? {
         guard self.remaining > 0, let top = self.heap.first, top.due < self.endNanos else { return nil }
         return top.due
+    }
+
+    /// `value` (not negative) in whole nanoseconds, `Int64.max` when it is past them.
+    private static func nanos(_ value: Double) -> Int64 {
+        value < 9.2e18 ? Int64(value) : .max
     }
 
     private mutating func exponentialGap(_ slot: Int) -> Double {
