@@ -94,6 +94,9 @@ struct PolicyTests {
         #expect(allowed == 100 || allowed == 101)
         // It never holds more than its burst.
         #expect(bucket.available(now: .zero + .seconds(3_600)) == 5)
+        // A rate near zero waits as long as a duration holds, not past it.
+        var slow = TokenBucket(rate: 1e-300, burst: 1, now: .zero)
+        #expect(slow.take(now: .zero) && slow.wait(now: .zero) == .nanoseconds(9_000_000_000_000_000_000))
     }
 
     @Test("per-client limits are independent per client and memory stays bounded")
