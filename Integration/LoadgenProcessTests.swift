@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import LBCore
+import LBTesting
 import Testing
 
 #if canImport(Glibc)
@@ -165,6 +166,38 @@ struct LoadgenProcessTests {
         #expect(result.status != 0)
         let errorLine = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
         #expect(errorLine.contains(flag), "stderr: \(result.stderr)")
+    }
+
+    @Test("flag values mutated at random: each run ends by itself, and one that fails names the flag")
+    func mutatedFlags() async throws {
+        let (backend, port) = try await startBackend(name: "b1")
+        defer { Task { await backend.stop() } }
+        // The URL is left alone: a mutated host could be looked up by name, off loopback.
+        let flags = [
+            ("-clients", "3"), ("-rate", "20"), ("-duration", "2s"), ("-requests", "3"), ("-timeout", "2s"),
+            ("-header", "X-Test: yes"), ("-method", "GET"), ("-seed", "7"), ("-arrival", "poisson"), ("-keys", "5"),
+            ("-zipf", "1.1"), ("-warmup", "0s"), ("-max-connections", "8"), ("-body", "hello"),
+        ]
+        var generator = SeededGenerator(seed: 0xF1A6)
+        var failed = 0
+        for round in 0..<112 {
+            let mutated = round % flags.count
+            var arguments = ["-url", "http://127.0.0.1:\(port)/"]
+            for (index, (flag, value)) in flags.enumerated() {
+                let text = index == mutated ? String(decoding: Mutation.mutated(Array(value.utf8), using: &generator), as: UTF8.self) : value
+                arguments += [flag, text]
+            }
+            let loadgen = try ChildProcess("loadgen", arguments)
+            let result = await loadgen.wait(timeout: .seconds(20))
+            #expect(loadgen.process.terminationReason == .exit, "\(arguments): \(result.stderr)")
+            guard result.status != 0 else { continue }
+            failed += 1
+            // The message before the usage lines; ArgumentParser quotes a value as it came, so a value
+            // with a line break in it takes two lines.
+            let message = result.stderr.components(separatedBy: "\nUsage:")[0]
+            #expect(message.contains(flags[mutated].0), "\(flags[mutated].0) \(String(reflecting: arguments[2 * mutated + 3])): \(result.stderr)")
+        }
+        #expect(failed > 20 && failed < 100, "\(failed) of 112 refused")
     }
 
     @Test(
