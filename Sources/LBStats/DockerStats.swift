@@ -47,14 +47,28 @@ public struct DockerStats: Sendable, Hashable {
         let memoryDetail = memory?["stats"] as? [String: Any]
         let cache = number(memoryDetail?["inactive_file"]) ?? number(memoryDetail?["cache"]) ?? 0
         let networks = (object["networks"] as? [String: Any])?.values.compactMap { $0 as? [String: Any] } ?? []
+        // Counters summed without trapping: a sum past Int64 is no figure (nil), not a crash.
+        func sum(_ key: String) -> Int64? {
+            guard !networks.isEmpty else { return nil }
+            var total: Int64 = 0
+            for value in networks.compactMap({ number($0[key]) }) {
+                let (next, overflow) = total.addingReportingOverflow(value)
+                guard !overflow else { return nil }
+                total = next
+            }
+            return total
+        }
         guard let total = number(usage?["total_usage"]) else { return nil }
         return DockerStats(
             cpuUsageMicros: total / 1_000,
             cpuThrottledMicros: number(throttling?["throttled_time"]).map { $0 / 1_000 },
-            memoryBytes: number(memory?["usage"]).map { max(0, $0 - cache) },
+            memoryBytes: number(memory?["usage"]).flatMap { usage in
+                let (less, overflow) = usage.subtractingReportingOverflow(cache)
+                return overflow ? nil : max(0, less)
+            },
             pids: number((object["pids_stats"] as? [String: Any])?["current"]).map(Int.init),
-            rxBytes: networks.isEmpty ? nil : networks.compactMap { number($0["rx_bytes"]) }.reduce(0, +),
-            txBytes: networks.isEmpty ? nil : networks.compactMap { number($0["tx_bytes"]) }.reduce(0, +)
+            rxBytes: sum("rx_bytes"),
+            txBytes: sum("tx_bytes")
         )
     }
 

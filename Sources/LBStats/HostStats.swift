@@ -23,13 +23,11 @@ public struct HostStats: Sendable, Hashable {
         guard ticksPerSecond > 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return nil }
         let fields = line.split(separator: " ").dropFirst().compactMap { Int64($0) }
         guard fields.count >= 8 else { return nil }
-        let micros = { (ticks: Int64) in ticks * 1_000_000 / ticksPerSecond }
         // guest and guest_nice are already counted in user and nice.
-        let total = fields.prefix(8).reduce(0, +)
-        return HostStats(
-            busyMicros: micros(fields[0] + fields[1] + fields[2] + fields[5] + fields[6]),
-            stealMicros: micros(fields[7]),
-            totalMicros: micros(total)
-        )
+        guard let busy = ProcessStats.micros(ticks: [fields[0], fields[1], fields[2], fields[5], fields[6]], ticksPerSecond: ticksPerSecond),
+            let steal = ProcessStats.micros(ticks: [fields[7]], ticksPerSecond: ticksPerSecond),
+            let total = ProcessStats.micros(ticks: Array(fields.prefix(8)), ticksPerSecond: ticksPerSecond)
+        else { return nil }
+        return HostStats(busyMicros: busy, stealMicros: steal, totalMicros: total)
     }
 }

@@ -41,7 +41,21 @@ public struct ProcessStats: Sendable, Hashable {
         let fields = statLine[statLine.index(after: close)...].split(separator: " ")
         // After ")": field 3 (state) is at index 0, so field n is at index n - 3.
         guard fields.count > 12, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return nil }
-        return (user + system) * 1_000_000 / ticksPerSecond
+        return Self.micros(ticks: [user, system], ticksPerSecond: ticksPerSecond)
+    }
+
+    /// The sum of `ticks` in microseconds; `nil` for a negative count, or a sum past Int64 (which no
+    /// kernel reports, but a number read from a file is not trusted to stay in range).
+    static func micros(ticks: [Int64], ticksPerSecond: Int64) -> Int64? {
+        var sum: Int64 = 0
+        for value in ticks {
+            guard value >= 0 else { return nil }
+            let (next, overflow) = sum.addingReportingOverflow(value)
+            guard !overflow else { return nil }
+            sum = next
+        }
+        let (scaled, overflow) = sum.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? nil : scaled / ticksPerSecond
     }
 
     /// A `kB` field of `/proc/PID/status`, e.g. `VmRSS:    1234 kB`.

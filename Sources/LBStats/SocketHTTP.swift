@@ -108,9 +108,10 @@ public enum SocketHTTP {
             var rest = Substring(body)
             while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
                 let start = lineEnd.upperBound
-                let chunk = rest[start...].utf8.prefix(size)
-                decoded += String(decoding: chunk, as: UTF8.self)
-                rest = rest[rest.utf8.index(start, offsetBy: min(size + 2, rest[start...].utf8.count))...]
+                // A size past what came (however large: it is read from the peer) takes what there is.
+                let left = rest[start...].utf8.count
+                decoded += String(decoding: rest[start...].utf8.prefix(min(size, left)), as: UTF8.self)
+                rest = rest[rest.utf8.index(start, offsetBy: size < left - 2 ? size + 2 : left)...]
             }
             body = decoded
         }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 @testable import LBStats
 import Testing
 
@@ -15,6 +16,22 @@ struct ProcessStatsTests {
         #expect(ProcessStats.cpuMicros(statLine: line, ticksPerSecond: 100) == 4_000_000)
         #expect(ProcessStats.statusKilobytes("Name:\tx\nVmRSS:\t   2048 kB\n", field: "VmRSS") == 2048)
         #expect(ProcessStats.keyedCounters("rchar: 10\nwchar: 20\n") == ["rchar": 10, "wchar": 20])
+    }
+
+    @Test("numbers past what a counter holds are no figure, not a crash: /proc lines, Docker's JSON, a chunk size")
+    func outOfRange() throws {
+        let max = String(Int64.max)
+        #expect(ProcessStats.cpuMicros(statLine: "1 (x) S 1 1 1 0 -1 0 0 0 0 0 \(max) 1 0 0 20 0 1 0 1 0 0", ticksPerSecond: 100) == nil)
+        #expect(ProcessStats.cpuMicros(statLine: "1 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 1 0 0 20 0 1 0 1 0 0", ticksPerSecond: 100) == nil)
+        #expect(HostStats.parse("cpu  \(max) 5 50 1000 20 3 2 40 7 0\n", ticksPerSecond: 100) == nil)
+        let docker = """
+            {"cpu_stats":{"cpu_usage":{"total_usage":\(max)}},"memory_stats":{"usage":-\(max),"stats":{"cache":\(max)}},
+             "networks":{"eth0":{"rx_bytes":\(max),"tx_bytes":1},"eth1":{"rx_bytes":\(max),"tx_bytes":2}}}
+            """
+        let stats = try #require(DockerStats.parse(Data(docker.utf8)))
+        #expect(stats.rxBytes == nil && stats.txBytes == 3 && stats.memoryBytes == nil)
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nab\r\n0\r\n\r\n"
+        #expect(try SocketHTTP.parse(ByteBuffer(string: chunked), what: "GET /x").body == "ab\r\n0\r\n\r\n")
     }
 
     @Test("this process: CPU time grows with work, memory and descriptors are counted, a gone PID is nil")
