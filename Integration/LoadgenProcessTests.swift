@@ -178,26 +178,8 @@ struct LoadgenProcessTests {
             ("-header", "X-Test: yes"), ("-method", "GET"), ("-seed", "7"), ("-arrival", "poisson"), ("-keys", "5"),
             ("-zipf", "1.1"), ("-warmup", "0s"), ("-max-connections", "8"), ("-body", "hello"),
         ]
-        var generator = SeededGenerator(seed: 0xF1A6)
-        var failed = 0
-        for round in 0..<112 {
-            let mutated = round % flags.count
-            var arguments = ["-url", "http://127.0.0.1:\(port)/"]
-            for (index, (flag, value)) in flags.enumerated() {
-                let text = index == mutated ? String(decoding: Mutation.mutated(Array(value.utf8), using: &generator), as: UTF8.self) : value
-                arguments += [flag, text]
-            }
-            let loadgen = try ChildProcess("loadgen", arguments)
-            let result = await loadgen.wait(timeout: .seconds(20))
-            #expect(loadgen.process.terminationReason == .exit, "\(arguments): \(result.stderr)")
-            guard result.status != 0 else { continue }
-            failed += 1
-            // The message before the usage lines; ArgumentParser quotes a value as it came, so a value
-            // with a line break in it takes two lines.
-            let message = result.stderr.components(separatedBy: "\nUsage:")[0]
-            #expect(message.contains(flags[mutated].0), "\(flags[mutated].0) \(String(reflecting: arguments[2 * mutated + 3])): \(result.stderr)")
-        }
-        #expect(failed > 20 && failed < 100, "\(failed) of 112 refused")
+        let refused = try await runMutatingFlags("loadgen", ["-url", "http://127.0.0.1:\(port)/"], flags, rounds: 112, seed: 0xF1A6)
+        #expect(refused > 20 && refused < 100, "\(refused) of 112 refused")
     }
 
     @Test(

@@ -1,5 +1,7 @@
 import Foundation
+import LBCore
 import LBTesting
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -62,6 +64,34 @@ final class ChildProcess: @unchecked Sendable {
     }
 }
 
+
+/// Runs `name` `rounds` times with `fixed` and then `flags`, each time with the value of one flag (in
+/// turn) mutated at random (``Mutation``, from `seed`), and checks that every run ends by itself, and
+/// that every refusal names the flag whose value was mutated (in the message before the usage lines:
+/// ArgumentParser quotes a value as it came, so one with a line break takes two lines). Returns how
+/// many runs were refused.
+func runMutatingFlags(_ name: String, _ fixed: [String], _ flags: [(String, String)], rounds: Int, seed: UInt64) async throws -> Int {
+    var generator = SeededGenerator(seed: seed)
+    var refused = 0
+    for round in 0..<rounds {
+        let mutated = round % flags.count
+        var arguments = fixed
+        var value = ""
+        for (index, (flag, given)) in flags.enumerated() {
+            let text = index == mutated ? String(decoding: Mutation.mutated(Array(given.utf8), using: &generator), as: UTF8.self) : given
+            if index == mutated { value = text }
+            arguments += [flag, text]
+        }
+        let child = try ChildProcess(name, arguments)
+        let result = await child.wait(timeout: .seconds(20))
+        #expect(child.process.terminationReason == .exit, "\(arguments): \(result.stderr)")
+        guard result.status != 0 else { continue }
+        refused += 1
+        let message = result.stderr.components(separatedBy: "\nUsage:")[0]
+        #expect(message.contains(flags[mutated].0), "\(flags[mutated].0) \(String(reflecting: value)): \(result.stderr)")
+    }
+    return refused
+}
 
 /// Starts `lbctl backend` on a free port and waits until it answers.
 func startBackend(name: String, _ extra: [String] = []) async throws -> (ChildProcess, Int) {

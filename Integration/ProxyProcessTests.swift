@@ -29,6 +29,16 @@ struct ProxyProcessTests {
         #expect(result.stderr.contains("\(flag[0]): give it in the configuration file, not beside --config"), "\(result.stderr)")
     }
 
+    @Test("--check of quick flags whose values are mutated at random: each run ends by itself, and a refusal names the flag")
+    func mutatedFlags() async throws {
+        let flags = [
+            ("-listen", "127.0.0.1:8080"), ("-backend", "127.0.0.1:9001"), ("-backend", "[::1]:9002"), ("-algo", "LC"),
+            ("-t", "5"), ("-threads", "2"), ("-admin", "127.0.0.1:9900"),
+        ]
+        let refused = try await runMutatingFlags("lbctl", ["proxy", "--check"], flags, rounds: 70, seed: 0xF1A7)
+        #expect(refused > 20 && refused < 65, "\(refused) of 70 refused")
+    }
+
     @Test("a bad file: one line naming file, line and field, exit code 1")
     func checkBadFile() async throws {
         let scratch = try ScratchDirectory()
