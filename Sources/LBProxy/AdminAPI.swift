@@ -72,7 +72,7 @@ public struct AdminAPI: Sendable {
         if request.method == "GET", parts == ["health"] {
             return .json(200, ["status": "ok"])
         }
-        if let token = self.token, request.authorization != "Bearer \(token)" {
+        if let token = self.token, !Self.sameBytes(request.authorization ?? "", "Bearer \(token)") {
             return .error(401, "a bearer token is required (Authorization: Bearer ...)")
         }
         switch (request.method, parts.count, parts.first) {
@@ -270,6 +270,19 @@ public struct AdminAPI: Sendable {
         let double = number.doubleValue
         guard double.rounded() == double, abs(double) < 1e15 else { return nil }
         return Int(double)
+    }
+
+    /// Whether `given` and `expected` are the same bytes, in a time that depends on their lengths only,
+    /// not on where they first differ: a caller cannot find the token a byte at a time by timing
+    /// refusals.
+    static func sameBytes(_ given: String, _ expected: String) -> Bool {
+        let given = Array(given.utf8)
+        let expected = Array(expected.utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in expected.indices {
+            difference |= expected[index] ^ (index < given.count ? given[index] : ~expected[index])
+        }
+        return difference == 0
     }
 
     private static func split(_ target: String) -> (String, [String: String]) {

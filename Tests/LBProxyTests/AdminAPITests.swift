@@ -44,6 +44,14 @@ struct AdminAPITests {
         return services.flatMap { ($0["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } }
     }
 
+    @Test("the token is compared byte for byte over its whole length")
+    func tokenComparison() {
+        #expect(AdminAPI.sameBytes("Bearer s3cret", "Bearer s3cret"))
+        for given in ["", "Bearer", "Bearer s3cre", "Bearer s3cret ", "Bearer s3creT", "bearer s3cret", "Bearer s3cret\u{0}"] {
+            #expect(!AdminAPI.sameBytes(given, "Bearer s3cret"), "\(String(reflecting: given))")
+        }
+    }
+
     @Test("a query of empty names and values is read, not trapped on, before the token is asked for")
     func emptyQueryParts() async {
         let api = AdminAPI(runtime: self.runtime(), token: "secret") { _ in true }
