@@ -70,6 +70,14 @@ public struct ProxyConfiguration: Sendable, Hashable {
             self.address = address
             self.tokenEnvironmentVariable = tokenEnvironmentVariable
         }
+
+        /// What to tell the operator when the API listens beyond loopback and `token` (the value of
+        /// ``tokenEnvironmentVariable``, if set) requires none: anyone who reaches the address can
+        /// change the backends. `nil` when it listens on loopback only, or a token is required.
+        public func exposureWarning(token: String?) -> String? {
+            guard !self.address.isLoopback, token?.isEmpty ?? true else { return nil }
+            return "warning: the admin API listens on \(self.address) without a token: whoever reaches it can add, drain and remove backends; set \(self.tokenEnvironmentVariable)"
+        }
     }
 }
 

@@ -136,6 +136,9 @@ struct ProxyCommand: AsyncParsableCommand {
         let admin = server.adminAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         let tokenNote = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable].map { $0.isEmpty ? "" : ", bearer token required" } ?? ""
         printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
+        if let warning = configuration.admin.exposureWarning(token: ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]) {
+            printError(warning)
+        }
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
         // Reloads run one at a time, in the order their SIGHUPs came.

@@ -90,6 +90,17 @@ struct ProxyConfigurationTests {
         #expect(error("trusted-proxies: [10.0.0.0/33]\n" + Self.base) == "c.yml:1: trusted-proxies[0]: \"10.0.0.0/33\" has a prefix length outside 0...32")
     }
 
+    @Test("an admin API beyond loopback without a token is warned of; on loopback, or with a token, it is not")
+    func adminExposure() {
+        let exposed = ProxyConfiguration.Admin(address: HostPort(host: "0.0.0.0", port: 9900))
+        #expect(exposed.exposureWarning(token: nil)?.hasPrefix("warning: the admin API listens on 0.0.0.0:9900 without a token") == true)
+        #expect(exposed.exposureWarning(token: "")?.hasSuffix("set LBLAB_ADMIN_TOKEN") == true, "an empty token requires none")
+        #expect(exposed.exposureWarning(token: "s3cret") == nil)
+        for host in ["127.0.0.1", "127.8.9.10", "::1", "localhost"] {
+            #expect(ProxyConfiguration.Admin(address: HostPort(host: host, port: 9900)).exposureWarning(token: nil) == nil, "\(host)")
+        }
+    }
+
     @Test("a file that cannot be read says so")
     func missingFile() {
         #expect(throws: ConfigError(file: "/nonexistent/c.yml", line: 0, field: "", problem: "cannot be read (no such file, or not allowed)")) {
