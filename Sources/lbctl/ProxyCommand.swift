@@ -201,6 +201,7 @@ struct ProxyCommand: AsyncParsableCommand {
             printError("reload: not applied (they take a restart): \(outcome.needsRestart.joined(separator: "; "))")
         }
         for failure in outcome.failed { printError("reload: failed: \(failure)") }
+        if let warning = server.runtime.configuration.admin.exposureWarning(token: token) { printError("reload: \(warning)") }
     }
 
     private func beginRun(_ database: ResultsDatabase, _ configuration: ProxyConfiguration) throws -> RunRecorder {
