@@ -72,6 +72,15 @@ struct UpstreamResponseTests {
         }
     }
 
+    @Test("a 101 to a request that asked for a switch, but without Upgrade, gets a 502 that says so")
+    func switchWithoutUpgrade() async throws {
+        try await withCannedBackend("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n") { port in
+            let answer = try rawExchange(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(answer)")
+            #expect(answer.hasSuffix("502 Bad Gateway: canned sent a malformed response: a 101 without Upgrade and Connection: upgrade\n"), "\(answer)")
+        }
+    }
+
     @Test("a repeated, equal Content-Length reaches the client once")
     func repeatedLength() async throws {
         try await withCannedBackend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok") { port in
