@@ -187,6 +187,8 @@ struct LoadgenProcessTests {
         arguments: [
             (["-latency", "lognormal(5ms)"], "-latency"),
             (["-queue", "5"], "-queue"),  // a queue beyond no -capacity would be ignored
+            (["-websocket", "ws"], "-websocket"),
+            (["-websocket", "/health"], "-websocket"),
         ]
     )
     func backendBadInput(arguments: [String], flag: String) async throws {

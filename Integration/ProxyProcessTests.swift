@@ -86,6 +86,52 @@ struct ProxyProcessTests {
         await b2.stop()
     }
 
+    @Test("WebSockets through the proxy to lbctl backend -websocket: least connections spreads them, messages echo, SIGTERM exits 0 once they close")
+    func webSockets() async throws {
+        let (b1, port1) = try await startBackend(name: "b1", ["-websocket", "/ws"])
+        let (b2, port2) = try await startBackend(name: "b2", ["-websocket", "/ws"])
+        defer { Task { await b1.stop(); await b2.stop() } }
+        let port = try freePort()
+        let proxy = try ChildProcess(
+            "lbctl",
+            [
+                "proxy", "-listen", "127.0.0.1:\(port)", "-backend", "127.0.0.1:\(port1)", "-backend", "127.0.0.1:\(port2)", "-algo", "LC",
+                "-admin", "127.0.0.1:\(try freePort())",
+            ]
+        )
+        let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        var clients: [RawConnection] = []
+        var served: [String] = []
+        for index in 0..<2 {
+            var opened: RawConnection?
+            for _ in 0..<200 where opened == nil {
+                opened = try? RawConnection(port: port)
+                if opened == nil { try await Task.sleep(for: .milliseconds(25)) }  // not listening yet
+            }
+            let client = try #require(opened)
+            try client.send(Array(handshake.utf8))
+            let head = try client.readHead()
+            #expect(head.hasPrefix("HTTP/1.1 101 "), "\(head)")
+            served += head.split(separator: "\r\n").filter { $0.hasPrefix("X-LBLab-Backend: ") }.map { String($0.dropFirst(17)) }
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x1, Array("message \(index)".utf8)))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x1, payload: Array("message \(index)".utf8)))
+            clients.append(client)
+        }
+        #expect(Set(served) == ["127.0.0.1:\(port1)", "127.0.0.1:\(port2)"], "one on each: \(served)")
+        for client in clients {
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x8, [0x03, 0xE8]))
+            #expect(try client.readFrame().opcode == 0x8)
+            #expect(try client.readsEnd())
+        }
+        proxy.send(SIGTERM)
+        let result = await proxy.wait(timeout: .seconds(15))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("every request in flight finished"), "\(result.stderr)")
+        await b1.stop()
+        await b2.stop()
+    }
+
     @Test("the seeds' way: started without backends it answers 503; POST /register adds one, which serves the next request")
     func register() async throws {
         let (backend, backendPort) = try await startBackend(name: "b1")

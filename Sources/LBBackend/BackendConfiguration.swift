@@ -25,6 +25,9 @@ public struct BackendConfiguration: Sendable, Hashable {
     public var echo = false
     /// The longest body echoed.
     public static let maxEchoBytes = 64 << 20
+    /// A path answered as a WebSocket (RFC 6455) that echoes every message, for experiments with
+    /// long-lived connections through a proxy; `nil` for none.
+    public var webSocketPath: String?
 
     /// A backend called `name` on `listen` with the given behaviour and defaults for the rest.
     public init(

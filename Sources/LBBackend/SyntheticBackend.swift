@@ -2,6 +2,7 @@ public import LBCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 public import ServiceLifecycle
 import Synchronization
 
@@ -37,11 +38,21 @@ public final class SyntheticBackend: Service {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [configuration] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    if let path = configuration.webSocketPath {
+                        // Once a request is switched, the HTTP handler leaves the pipeline to the echo.
+                        let upgrade: NIOHTTPServerUpgradeConfiguration = (
+                            upgraders: [WebSocketEcho.upgrader(path: path, backend: configuration.name)],
+                            completionHandler: { context in context.pipeline.removeHandler(name: SyntheticBackendHandler.name, promise: nil) }
+                        )
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
+                    } else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        SyntheticBackendHandler(shared: shared, cpuPool: cpuPool, okBody: okBody)
+                        SyntheticBackendHandler(shared: shared, cpuPool: cpuPool, okBody: okBody),
+                        name: SyntheticBackendHandler.name
                     )
                 }
             }

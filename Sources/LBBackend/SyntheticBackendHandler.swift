@@ -10,9 +10,12 @@ import NIOPosix
 ///
 /// Requests on a connection are handled one at a time (`HTTPServerPipelineHandler` holds back
 /// pipelined ones), so the handler keeps the current request's head and nothing else.
-final class SyntheticBackendHandler: ChannelInboundHandler {
+final class SyntheticBackendHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// Its name in the pipeline, by which a WebSocket switch removes it.
+    static let name = "lblab-backend"
 
     private let shared: SharedBackendState
     private let cpuPool: NIOThreadPool

@@ -56,6 +56,9 @@ struct BackendCommand: AsyncParsableCommand {
     @Flag(name: .goStyle("echo"), help: "Answer each request with its own body (chunked when it came chunked).")
     var echo = false
 
+    @Option(name: .goStyle("websocket"), help: "A path answered as a WebSocket that echoes every message (e.g. /ws).")
+    var webSocketPath: String?
+
     func validate() throws {
         _ = try self.makeConfiguration()
     }
@@ -101,6 +104,10 @@ struct BackendCommand: AsyncParsableCommand {
         try requireFlag("threads", (1...256).contains(self.threads), "must be between 1 and 256")
         try requireFlag("response-size", self.responseSize >= 0, "must not be negative")
         try requireFlag("health-path", self.healthPath.hasPrefix("/"), "must start with /")
+        if let path = self.webSocketPath {
+            try requireFlag("websocket", path.hasPrefix("/") && !path.contains("?"), "is a path, starting with / and without a query")
+            try requireFlag("websocket", path != self.healthPath && !path.hasPrefix(BackendConfiguration.controlPath), "is already the health path or the control endpoint's")
+        }
         var configuration = BackendConfiguration(
             name: self.name ?? "backend-\(address.port)",
             listen: address,
@@ -113,6 +120,7 @@ struct BackendCommand: AsyncParsableCommand {
             seed: self.seed
         )
         configuration.echo = self.echo
+        configuration.webSocketPath = self.webSocketPath
         return configuration
     }
 }

@@ -52,6 +52,35 @@ struct SyntheticBackendTests {
         }
     }
 
+    @Test("with a WebSocket path: the handshake is answered and names the backend, messages come back, a ping gets its pong, a close its close")
+    func webSocket() async throws {
+        try await withSyntheticBackend(name: "ws1", { $0.webSocketPath = "/ws" }) { address in
+            let client = try RawConnection(port: address.port)
+            try client.send(Array(
+                ("GET /ws?room=1 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8
+            ))
+            let head = try client.readHead()
+            let lines = Set(head.split(separator: "\r\n").map { $0.lowercased() })
+            #expect(head.hasPrefix("HTTP/1.1 101 ") && lines.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "\(head)")
+            #expect(lines.contains("x-lblab-backend: ws1"), "\(head)")
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x1, Array("hello".utf8)))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x1, payload: Array("hello".utf8)))
+            let large = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x2, large))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x2, payload: large))
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x9, [1, 2]))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0xA, payload: [1, 2]))
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x8, [0x03, 0xE8]))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x8, payload: [0x03, 0xE8]))
+            #expect(try client.readsEnd())
+            // Other paths are plain requests, the handshake's included.
+            let url = URL(string: "http://127.0.0.1:\(address.port)/other")!
+            let answer = try await get(url)
+            #expect(answer.status == 200 && answer.backend == "ws1")
+        }
+    }
+
     @Test("takes the configured latency")
     func latency() async throws {
         try await withBackend({ $0.settings.latency = .fixed(.milliseconds(120)) }) { base in

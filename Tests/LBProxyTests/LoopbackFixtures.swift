@@ -95,25 +95,6 @@ func rawRequest(on fd: Int32, _ request: [UInt8]) throws -> (head: String, body:
     return (head, body)
 }
 
-/// A connection to 127.0.0.1:`port`, with a 10 s receive timeout.
-func connectLoopback(_ port: Int) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        close(fd)
-        throw POSIXError(.ECONNREFUSED)
-    }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return fd
-}
-
 /// Writes `request` on a new connection to `port` and reads until `responses` complete responses
 /// (of the synthetic backend's fixed length) have arrived, or 5 s have passed.
 func rawExchange(_ port: Int, _ request: String, responses: Int) throws -> String {

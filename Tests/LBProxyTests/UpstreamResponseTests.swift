@@ -1,6 +1,7 @@
 import Foundation
 import LBConfig
 import LBCore
+import LBTesting
 import NIOCore
 import NIOPosix
 import Testing
