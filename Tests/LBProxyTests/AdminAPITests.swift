@@ -383,4 +383,45 @@ struct AdminAPITests {
             }
         }
     }
+
+    @Test("admin changes while requests flow: drains, weights, removals and re-adds of two of three backends cost no request, and every place comes back")
+    func changesUnderLoad() async throws {
+        try await withBackends(["b1", "b2", "b3"], { $0.settings.latency = .fixed(.milliseconds(2)) }) { specs in
+            let service = Service(name: "web", algorithm: .leastConnections, backends: specs)
+            let server = try ProxyServer(configuration: .onLoopback([service], threads: 2))
+            let proxy = HostPort(host: "127.0.0.1", port: try await server.start()[0].port!)
+            let api = AdminAPI(runtime: server.runtime, token: nil) { _ in true }
+            let churn = Task {
+                // b1 stays: some backend can always take a request.
+                var generator = SeededGenerator(seed: 11)
+                var removed: Set<String> = []
+                for _ in 0..<150 {
+                    let spec = specs[1 + generator.index(below: 2)]
+                    let name = spec.name
+                    let call: AdminAPI.Request
+                    if removed.contains(name) {
+                        call = AdminAPI.Request(method: "POST", target: "/backends", body: Array(#"{"name": "\#(name)", "address": "\#(spec.address)"}"#.utf8))
+                        removed.remove(name)
+                    } else {
+                        switch generator.index(below: 4) {
+                        case 0: call = AdminAPI.Request(method: "POST", target: "/backends/\(name)/drain")
+                        case 1: call = AdminAPI.Request(method: "POST", target: "/backends/\(name)/resume")
+                        case 2: call = AdminAPI.Request(method: "PUT", target: "/backends/\(name)/weight", body: Array(#"{"weight": \#(1 + generator.index(below: 5))}"#.utf8))
+                        default:
+                            call = AdminAPI.Request(method: "DELETE", target: "/backends/\(name)")
+                            removed.insert(name)
+                        }
+                    }
+                    let response = await api.handle(call)
+                    #expect((200..<300).contains(response.status), "\(call.method) \(call.target): \(String(decoding: response.body, as: UTF8.self))")
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            let statistics = try await closedLoad(proxy, requests: 3_000, connections: 8)
+            await churn.value
+            #expect(statistics.errors.isEmpty && statistics.statuses == [200: 3_000], "\(statistics.statuses) \(statistics.errors)")
+            #expect(server.requestsInFlight == 0, "every place given back")
+            #expect(await server.shutdown(grace: .seconds(5)) == 0)
+        }
+    }
 }
