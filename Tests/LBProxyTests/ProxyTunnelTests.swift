@@ -150,6 +150,27 @@ struct ProxyTunnelTests {
         }
     }
 
+    @Test("a WebSocket outlives its backend's removal through the admin API, as a request in flight does")
+    func backendRemoved() async throws {
+        try await withProxy(backends: ["b1", "b2"]) { server, port, backends in
+            let client = try RawConnection(port: port)
+            try client.send(Array(Self.handshake.utf8))
+            let head = try client.readHead()
+            let name = try #require(head.split(separator: "\r\n").first { $0.hasPrefix("X-LBLab-Backend: ") }.map { String($0.dropFirst(17)) })
+            let api = AdminAPI(runtime: server.runtime, token: nil) { _ in true }
+            #expect(await api.handle(AdminAPI.Request(method: "DELETE", target: "/backends/\(name)")).status == 200)
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x1, Array("still here".utf8)))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x1, payload: Array("still here".utf8)))
+            client.close()
+            let index = name == "b1" ? 0 : 1
+            #expect(try await eventually { backends[index].closed.value == 1 }, "the client's close reaches the removed backend")
+            // A new WebSocket goes to the backend that is left.
+            let next = try RawConnection(port: port)
+            try next.send(Array(Self.handshake.utf8))
+            #expect(try next.readHead().contains("X-LBLab-Backend: \(name == "b1" ? "b2" : "b1")"))
+        }
+    }
+
     @Test("a WebSocket silent both ways for the tunnel timeout is closed; one in use is not, however long it lasts")
     func idleTimeout() async throws {
         try await withProxy(configure: { $0.timeouts.tunnel = .milliseconds(300) }) { server, port, backends in
