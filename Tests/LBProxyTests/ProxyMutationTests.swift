@@ -15,7 +15,7 @@ import Glibc
 #endif
 
 /// A running proxy sent requests, or answered by a backend with responses, mutated at random (fixed
-/// seeds), a hundred connections at a time: it answers each client with HTTP or closes its connection,
+/// seeds), two hundred connections at a time: it answers each client with HTTP or closes its connection,
 /// gives back every backend place the requests took, and serves a plain request afterwards.
 @Suite("Proxy under mutated requests", .serialized)
 struct ProxyMutationTests {
@@ -42,17 +42,17 @@ struct ProxyMutationTests {
             var generator = SeededGenerator(seed: 0x9A0C_0000)
             var answered = 0
             var statuses: [Int: Int] = [:]
-            for batch in 0..<10 {
+            for batch in 0..<5 {
                 var connections: [(fd: Int32, sent: [UInt8])] = []
-                for index in 0..<100 {
-                    let request = Self.requests[(batch * 100 + index) % Self.requests.count]
+                for index in 0..<200 {
+                    let request = Self.requests[(batch * 200 + index) % Self.requests.count]
                     let bytes = Mutation.mutated(Array(request.utf8), using: &generator)
                     let fd = try connectLoopback(port)
                     _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     connections.append((fd, bytes))
                 }
-                // Long enough for an answer, and for the client-idle timeout to end a head cut short.
-                try await Task.sleep(for: .milliseconds(400))
+                // Long enough for an answer, and four times the client-idle timeout that ends a head cut short.
+                try await Task.sleep(for: .milliseconds(800))
                 for (fd, sent) in connections {
                     let received = Self.takeAndClose(fd)
                     guard !received.isEmpty else { continue }
@@ -71,7 +71,7 @@ struct ProxyMutationTests {
             #expect(try await eventually { server.requestsInFlight == 0 }, "every backend place given back")
             let plain = try rawRequest(port, Array("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n".utf8))
             #expect(plain.head.hasPrefix("HTTP/1.1 200 "))
-            #expect(answered > 800 && (statuses[200] ?? 0) > 100 && (statuses[400] ?? 0) > 100, "\(answered) answered: \(statuses)")
+            #expect(answered > 900 && (statuses[200] ?? 0) > 100 && (statuses[400] ?? 0) > 100, "\(answered) answered: \(statuses)")
             #expect(await server.shutdown(grace: .seconds(5)) == 0)
         }
     }
@@ -108,14 +108,14 @@ struct ProxyMutationTests {
         let server = try ProxyServer(configuration: .onLoopback([service], threads: 2))
         let port = try await server.start()[0].port!
         var statuses: [Int: Int] = [:]
-        for _ in 0..<10 {
-            let fds = try (0..<100).map { _ in
+        for _ in 0..<5 {
+            let fds = try (0..<200).map { _ in
                 let fd = try connectLoopback(port)
                 _ = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n".utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
                 return fd
             }
-            // Long enough for the response-header timeout to end a response that never completes its head.
-            try await Task.sleep(for: .milliseconds(700))
+            // Three times the response-header timeout that ends a response whose head never completes.
+            try await Task.sleep(for: .milliseconds(900))
             for fd in fds {
                 let received = Self.takeAndClose(fd)
                 var response = ByteBuffer(bytes: received)
