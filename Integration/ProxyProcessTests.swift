@@ -39,6 +39,19 @@ struct ProxyProcessTests {
         #expect(refused > 20 && refused < 65, "\(refused) of 70 refused")
     }
 
+    @Test(
+        "--check warns of an admin API beyond loopback without a token, and still exits 0",
+        .enabled(if: ProcessInfo.processInfo.environment["LBLAB_ADMIN_TOKEN"] == nil, "a token in the environment silences the warning")
+    )
+    func checkWarnsOfExposedAdmin() async throws {
+        // Only checked: nothing listens.
+        let result = await (try ChildProcess("lbctl", ["proxy", "--check", "-backend", "127.0.0.1:9001", "-admin", "0.0.0.0:9900"])).wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("warning: the admin API listens on 0.0.0.0:9900 without a token"), "\(result.stderr)")
+        let quiet = await (try ChildProcess("lbctl", ["proxy", "--check", "-backend", "127.0.0.1:9001"])).wait()
+        #expect(quiet.status == 0 && !quiet.stderr.contains("warning"), "\(quiet.stderr)")
+    }
+
     @Test("a bad file: one line naming file, line and field, exit code 1")
     func checkBadFile() async throws {
         let scratch = try ScratchDirectory()

@@ -97,6 +97,9 @@ struct ProxyCommand: AsyncParsableCommand {
         let backendCount = configuration.services.reduce(0) { $0 + $1.backends.count }
         if self.check {
             print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
+            if let warning = configuration.admin.exposureWarning(token: ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]) {
+                printError(warning)
+            }
             return
         }
         if let accessLog = self.accessLog { configuration.accessLog = accessLog }
