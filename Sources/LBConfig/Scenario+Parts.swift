@@ -36,7 +36,12 @@ extension ScenarioLoad {
         let map = try node.mapping(
             keys: ["clients", "rate", "total-rate", "arrival", "keys", "path", "method", "timeout", "threads"]
         )
-        let clients = try map.required("clients").int(in: 1...100_000)
+        let clientsNode = try map.required("clients")
+        let clients = try clientsNode.int()
+        // Each client sends its own TEST-NET address, as loadgen's do, and there are so many of them.
+        guard (1...ClientAddresses.capacity).contains(clients) else {
+            throw clientsNode.error("must be between 1 and \(ClientAddresses.capacity) (one TEST-NET address each), got \(clients)")
+        }
         let rate: Double
         switch (map["rate"], map["total-rate"]) {
         case (.some(let perClient), .none):
@@ -64,7 +69,8 @@ extension ScenarioLoad {
         }
         if let keys = map["keys"] {
             let keysMap = try keys.mapping(keys: ["count", "zipf"])
-            self.keyCount = try keysMap.required("count").int(in: 1...100_000_000)
+            // loadgen's -keys bound: the Zipf table holds a double per key.
+            self.keyCount = try keysMap.required("count").int(in: 1...10_000_000)
             if let zipf = keysMap["zipf"] { self.zipf = try zipf.double(in: 0...10) }
         }
         if let path = map["path"] {
