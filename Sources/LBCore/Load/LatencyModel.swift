@@ -42,7 +42,7 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
             let sigma = log(Double(p99.nanoseconds) / Double(median.nanoseconds)) / Self.z99
             nanos = exp(mu + sigma * Self.standardNormal(using: &generator))
         }
-        return .nanoseconds(Int64(min(nanos.rounded(), 9e18)))
+        return .nanoseconds(capping: nanos.rounded())
     }
 
     /// The mean service time of the model, for capacity planning and the simulator's checks.
@@ -54,8 +54,8 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
         case .lognormal(let median, let p99):
             let sigma = log(Double(p99.nanoseconds) / Double(median.nanoseconds)) / Self.z99
             // Capped as a sample is: a tail wide enough (a 99th percentile 10⁸ times the median) has a
-            // mean past what a Duration of nanoseconds in an Int64 holds.
-            return .nanoseconds(Int64(min(Double(median.nanoseconds) * exp(sigma * sigma / 2), 9e18)))
+            // mean past it.
+            return .nanoseconds(capping: Double(median.nanoseconds) * exp(sigma * sigma / 2))
         }
     }
 

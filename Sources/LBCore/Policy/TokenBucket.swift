@@ -41,8 +41,8 @@ public struct TokenBucket: Sendable, Hashable {
     public func wait(for count: Double = 1, now: Instant) -> Duration {
         let missing = count - self.available(now: now)
         guard missing > 0 else { return .zero }
-        // Capped at Int64's nanoseconds (292 years), where a rate near zero would put it past them.
-        return .nanoseconds(Int64(min((missing / self.rate * 1e9).rounded(.up), 9e18)))
+        // Capped: a rate near zero would put it past what a duration holds.
+        return .nanoseconds(capping: (missing / self.rate * 1e9).rounded(.up))
     }
 }
 

@@ -59,6 +59,13 @@ extension Duration {
         return sum
     }
 
+    /// `nanos` (not negative) as whole nanoseconds, capped at 9·10¹⁸ (about 285 years): a sample or a
+    /// wait computed in floating point may come out past what `Int64` holds, which would trap.
+    @inlinable
+    public static func nanoseconds(capping nanos: Double) -> Duration {
+        .nanoseconds(Int64(min(nanos, 9e18)))
+    }
+
     /// The duration in seconds, as a floating-point number.
     @inlinable
     public var seconds: Double {
