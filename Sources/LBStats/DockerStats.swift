@@ -47,16 +47,8 @@ public struct DockerStats: Sendable, Hashable {
         let memoryDetail = memory?["stats"] as? [String: Any]
         let cache = number(memoryDetail?["inactive_file"]) ?? number(memoryDetail?["cache"]) ?? 0
         let networks = (object["networks"] as? [String: Any])?.values.compactMap { $0 as? [String: Any] } ?? []
-        // Counters summed without trapping: a sum past Int64 is no figure (nil), not a crash.
         func sum(_ key: String) -> Int64? {
-            guard !networks.isEmpty else { return nil }
-            var total: Int64 = 0
-            for value in networks.compactMap({ number($0[key]) }) {
-                let (next, overflow) = total.addingReportingOverflow(value)
-                guard !overflow else { return nil }
-                total = next
-            }
-            return total
+            networks.isEmpty ? nil : ProcessStats.sum(networks.compactMap { number($0[key]) })
         }
         guard let total = number(usage?["total_usage"]) else { return nil }
         return DockerStats(

@@ -47,15 +47,21 @@ public struct ProcessStats: Sendable, Hashable {
     /// The sum of `ticks` in microseconds; `nil` for a negative count, or a sum past Int64 (which no
     /// kernel reports, but a number read from a file is not trusted to stay in range).
     static func micros(ticks: [Int64], ticksPerSecond: Int64) -> Int64? {
-        var sum: Int64 = 0
-        for value in ticks {
-            guard value >= 0 else { return nil }
-            let (next, overflow) = sum.addingReportingOverflow(value)
-            guard !overflow else { return nil }
-            sum = next
-        }
+        guard ticks.allSatisfy({ $0 >= 0 }), let sum = Self.sum(ticks) else { return nil }
         let (scaled, overflow) = sum.multipliedReportingOverflow(by: 1_000_000)
         return overflow ? nil : scaled / ticksPerSecond
+    }
+
+    /// The sum of counters read from outside, or `nil` when it is past Int64: no figure rather than a
+    /// trap.
+    static func sum(_ counters: [Int64]) -> Int64? {
+        var total: Int64 = 0
+        for value in counters {
+            let (next, overflow) = total.addingReportingOverflow(value)
+            guard !overflow else { return nil }
+            total = next
+        }
+        return total
     }
 
     /// A `kB` field of `/proc/PID/status`, e.g. `VmRSS:    1234 kB`.
