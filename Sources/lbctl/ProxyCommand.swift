@@ -95,11 +95,10 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let backendCount = configuration.services.reduce(0) { $0 + $1.backends.count }
+        let token = Self.adminToken(configuration.admin)
         if self.check {
             print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
-            if let warning = configuration.admin.exposureWarning(token: ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]) {
-                printError(warning)
-            }
+            if let warning = configuration.admin.exposureWarning(token: token) { printError(warning) }
             return
         }
         if let accessLog = self.accessLog { configuration.accessLog = accessLog }
@@ -126,7 +125,6 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let addresses: [String]
         do {
-            let token = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]
             addresses = try await server.start(adminToken: token).map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
         } catch {
             printError("lbctl proxy: cannot listen: \(error)")
@@ -137,11 +135,9 @@ struct ProxyCommand: AsyncParsableCommand {
         let summary = configuration.services.map { "\($0.name) (\($0.algorithm.name), \($0.backends.count) backends)" }
         printError("proxy listening on \(addresses.joined(separator: ", ")): \(summary.joined(separator: "; "))")
         let admin = server.adminAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        let tokenNote = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable].map { $0.isEmpty ? "" : ", bearer token required" } ?? ""
+        let tokenNote = token.map { $0.isEmpty ? "" : ", bearer token required" } ?? ""
         printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
-        if let warning = configuration.admin.exposureWarning(token: ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]) {
-            printError(warning)
-        }
+        if let warning = configuration.admin.exposureWarning(token: token) { printError(warning) }
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
         // Reloads run one at a time, in the order their SIGHUPs came.
@@ -197,7 +193,7 @@ struct ProxyCommand: AsyncParsableCommand {
             printError("reload: keeping the running configuration: \(problem)")
             return
         }
-        let token = ProcessInfo.processInfo.environment[configuration.admin.tokenEnvironmentVariable]
+        let token = Self.adminToken(configuration.admin)
         let outcome = await server.reload(configuration, adminToken: token)
         printError("reload: \(path): " + (outcome.applied.isEmpty ? "no changes" : outcome.applied.joined(separator: "; ")))
         if !outcome.needsRestart.isEmpty {
@@ -205,6 +201,11 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         for failure in outcome.failed { printError("reload: failed: \(failure)") }
         if let warning = server.runtime.configuration.admin.exposureWarning(token: token) { printError("reload: \(warning)") }
+    }
+
+    /// The admin API's token, from the environment variable `admin` names (empty or unset: none).
+    private static func adminToken(_ admin: ProxyConfiguration.Admin) -> String? {
+        ProcessInfo.processInfo.environment[admin.tokenEnvironmentVariable]
     }
 
     private func beginRun(_ database: ResultsDatabase, _ configuration: ProxyConfiguration) throws -> RunRecorder {
