@@ -15,17 +15,14 @@ struct ForwardedHeadersTests {
         var buffer = ByteBuffer(string: text)
         var fields: [HTTPHeaderField] = []
         let head = try #require(try HTTPHead.readRequest(from: &buffer, fields: &fields))
-        var out = ByteBuffer()
-        rewriter.writeRequestHead(
-            head,
-            fields: fields,
-            peer: peer,
-            peerIsTrusted: rewriter.isTrusted(peer),
-            requestID: requestID,
-            serverAuthority: "127.0.0.1:8080",
-            into: &out
-        )
-        return String(buffer: out)
+        return String(buffer: rewriter.forwarded(head, fields: fields, peer: peer, requestID: requestID))
+    }
+
+    /// The response head `text` read, with its header lines.
+    private func responseHead(_ text: String) throws -> (HTTPHead, [HTTPHeaderField]) {
+        var buffer = ByteBuffer(string: text)
+        var fields: [HTTPHeaderField] = []
+        return (try #require(try HTTPHead.readResponse(from: &buffer, requestIsHEAD: false, fields: &fields)), fields)
     }
 
     private func client(_ text: String, peer: String) throws -> String {
@@ -126,11 +123,9 @@ struct ForwardedHeadersTests {
 
     @Test("a response loses its hop-by-hop headers and a backend's own X-LBLab-Backend, and names the backend")
     func response() throws {
-        var buffer = ByteBuffer(
-            string: "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-LBLab-Backend: spoof\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nServer: t\r\n\r\nok"
+        let (head, fields) = try responseHead(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-LBLab-Backend: spoof\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nServer: t\r\n\r\nok"
         )
-        var fields: [HTTPHeaderField] = []
-        let head = try #require(try HTTPHead.readResponse(from: &buffer, requestIsHEAD: false, fields: &fields))
         for (connection, line) in [(ForwardedHeaders.ConnectionHeader.none, ""), (.close, "\r\nConnection: close"), (.keepAlive, "\r\nConnection: keep-alive")] {
             var out = ByteBuffer()
             ForwardedHeaders.writeResponseHead(head, fields: fields, backend: "b1", connection: connection, into: &out)
@@ -140,16 +135,31 @@ struct ForwardedHeadersTests {
 
     @Test("a 101 to a request that asked for the switch keeps Upgrade and says Connection: upgrade")
     func switching() throws {
-        var buffer = ByteBuffer(
-            string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n"
+        let (head, fields) = try responseHead(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n"
         )
-        var fields: [HTTPHeaderField] = []
-        let head = try #require(try HTTPHead.readResponse(from: &buffer, requestIsHEAD: false, fields: &fields))
         var out = ByteBuffer()
         ForwardedHeaders.writeResponseHead(head, fields: fields, backend: "b1", connection: .upgrade, into: &out)
         #expect(
             String(buffer: out)
                 == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nX-LBLab-Backend: b1\r\nConnection: upgrade\r\n\r\n"
         )
+    }
+}
+
+extension ForwardedHeaders {
+    /// `head` as it goes to a backend from `peer`, through a listener at `127.0.0.1:8080`.
+    func forwarded(_ head: HTTPHead, fields: [HTTPHeaderField], peer: String, requestID: UInt64) -> ByteBuffer {
+        var out = ByteBuffer()
+        self.writeRequestHead(
+            head,
+            fields: fields,
+            peer: peer,
+            peerIsTrusted: self.isTrusted(peer),
+            requestID: requestID,
+            serverAuthority: "127.0.0.1:8080",
+            into: &out
+        )
+        return out
     }
 }

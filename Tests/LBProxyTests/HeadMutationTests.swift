@@ -52,16 +52,7 @@ struct HeadMutationTests {
             guard let head else { continue }
             read += 1
             for peer in ["192.0.2.1", "127.0.0.1"] {
-                var out = ByteBuffer()
-                rewriter.writeRequestHead(
-                    head,
-                    fields: fields,
-                    peer: peer,
-                    peerIsTrusted: rewriter.isTrusted(peer),
-                    requestID: 7,
-                    serverAuthority: "127.0.0.1:8080",
-                    into: &out
-                )
+                var out = rewriter.forwarded(head, fields: fields, peer: peer, requestID: 7)
                 let written = String(buffer: out)
                 var again: [HTTPHeaderField] = []
                 let reread: HTTPHead?
