@@ -27,6 +27,15 @@ func withBackends(
     }
 }
 
+/// Whether `condition` holds within 5 s, looked at every 20 ms.
+func eventually(_ condition: () -> Bool) async throws -> Bool {
+    for _ in 0..<250 {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
 /// `requests` requests through `proxy`, `connections` at a time in a closed loop, and what they got.
 func closedLoad(_ proxy: HostPort, requests: Int, connections: Int = 6) async throws -> LoadStatistics {
     var configuration = LoadConfiguration(

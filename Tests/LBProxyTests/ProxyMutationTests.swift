@@ -156,15 +156,6 @@ struct ProxyMutationTests {
         close(fd)
         return received
     }
-
-    /// Waits up to 5 s for `condition`.
-    func eventually(_ condition: () -> Bool) async throws -> Bool {
-        for _ in 0..<250 {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
 }
 
 /// Answers each request head with the next mutant response, and keeps the connection open.

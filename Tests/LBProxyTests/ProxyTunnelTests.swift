@@ -55,15 +55,6 @@ struct ProxyTunnelTests {
         for backend in backends { await backend.stop() }
     }
 
-    /// Waits up to 5 s for `condition`.
-    func eventually(_ condition: () -> Bool) async throws -> Bool {
-        for _ in 0..<250 {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
-
     @Test("a WebSocket's handshake reaches the backend whole, and frames pass both ways, one of 1 MiB included")
     func echo() async throws {
         try await withProxy { server, port, backends in
