@@ -137,6 +137,15 @@ final class ProxyExchange {
         self.target = nil
     }
 
+    /// The backend's response head came with `status`, and goes to the client: no header deadline
+    /// any more, and no retry.
+    func responseBegan(status: Int) {
+        self.headerDeadline = .max
+        self.responseStarted = true
+        self.status = status
+        self.clientStatus = status
+    }
+
     /// An empty buffer for the response's head of at least `capacity` bytes, with the storage of an
     /// earlier one when the socket is done with it.
     func takeResponseBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -213,13 +213,17 @@ extension ProxyHTTPHandler {
             self.switchProtocols(head, fields: fields, context: context)
             return
         }
-        exchange.headerDeadline = .max
-        exchange.responseStarted = true
-        exchange.status = head.status
-        exchange.clientStatus = head.status
+        exchange.responseBegan(status: head.status)
         let keepAlive = exchange.clientKeepAlive && head.framing != .untilClose
         exchange.keepClient = keepAlive
         let connection: ForwardedHeaders.ConnectionHeader = !keepAlive ? .close : exchange.clientIsHTTP10 ? .keepAlive : .none
+        self.holdResponseHead(head, fields: fields, connection: connection, context: context)
+    }
+
+    /// Holds `head` as it goes to the client, saying `connection`, to go out in one write with the
+    /// body bytes that came with it.
+    func holdResponseHead(_ head: HTTPHead, fields: [HTTPHeaderField], connection: ForwardedHeaders.ConnectionHeader, context: ChannelHandlerContext) {
+        guard let exchange = self.exchange else { return }
         var out = exchange.takeResponseBuffer(capacity: head.bytes.readableBytes + 64, allocator: context.channel.allocator)
         ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: connection, into: &out)
         self.pendingOut = out
@@ -235,10 +239,7 @@ extension ProxyHTTPHandler {
     func switchProtocols(_ head: HTTPHead, fields: [HTTPHeaderField], context: ChannelHandlerContext) {
         guard let exchange = self.exchange, let backend = exchange.backend else { return }
         let now = self.loop.eventLoop.now.uptimeNanoseconds
-        exchange.headerDeadline = .max
-        exchange.responseStarted = true
-        exchange.status = head.status
-        exchange.clientStatus = head.status
+        exchange.responseBegan(status: head.status)
         exchange.keepClient = false
         exchange.tunnel = true
         self.learn(exchange, backend: backend, now: now)
@@ -246,9 +247,7 @@ extension ProxyHTTPHandler {
         exchange.tunnelIdleNanos = UInt64(max(1, self.loop.services[exchange.service].tunables.timeouts.tunnel.nanoseconds))
         exchange.deadline = now &+ exchange.tunnelIdleNanos
         self.armTimer(exchange.deadline)
-        var out = exchange.takeResponseBuffer(capacity: head.bytes.readableBytes + 64, allocator: context.channel.allocator)
-        ForwardedHeaders.writeResponseHead(head, fields: fields, backend: self.backendName, connection: .upgrade, into: &out)
-        self.pendingOut = out
+        self.holdResponseHead(head, fields: fields, connection: .upgrade, context: context)
         // What the client sends from here (some clients send before the 101 comes) is the new
         // protocol's, for the backend.
         exchange.body.removeAll()
