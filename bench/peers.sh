@@ -127,13 +127,26 @@ bench_wrk_rps() {
 
 # bench_start_pair: three nginx backends (127.0.0.1:18401-18403), and in front of them HAProxy on
 # 18410 and LBLab on 18412 (admin 18422), as bench/proxy_bench.sh runs them; their PIDs in
-# BENCH_HAPROXY_PID and BENCH_LBLAB_PID, and all five in BENCH_PAIR_PIDS.
+# BENCH_HAPROXY_PID and BENCH_LBLAB_PID, and all five in BENCH_PAIR_PIDS. With BENCH_PROXY_NICE=N
+# both proxies run at nice N (root for N < 0), the backends and wrk at the default: a proxy given
+# priority over what shares its machine, as an operator may set it (systemd's Nice=).
 bench_start_pair() {
     local backends=(18401 18402 18403) port first=${#BENCH_PIDS[@]}
     for port in "${backends[@]}"; do bench_start_nginx "$port"; done
     bench_start_haproxy 18410 8000 "${backends[@]}"
     bench_start_lblab 18412 18422 "${backends[@]}"
     BENCH_PAIR_PIDS=("${BENCH_PIDS[@]:first}")
+    if [ -n "${BENCH_PROXY_NICE:-}" ]; then
+        bench_renice "$BENCH_PROXY_NICE" "$BENCH_HAPROXY_PID"
+        bench_renice "$BENCH_PROXY_NICE" "$BENCH_LBLAB_PID"
+    fi
+}
+
+# bench_renice NICE PID: every thread of PID at NICE (setpriority acts on one thread on Linux, so each
+# is set in turn); with BENCH_PROXY_NICE, bench_start_pair gives both proxies the same priority.
+bench_renice() {
+    local task
+    for task in /proc/"$2"/task/*; do renice -n "$1" -p "${task##*/}" >/dev/null; done
 }
 
 # bench_stop_pair: stops what bench_start_pair started, by PID, and waits for it to exit.

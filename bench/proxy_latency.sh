@@ -8,6 +8,7 @@
 # placement of five busy processes on two cores; `shared` (the default) leaves placement to the kernel;
 # `fresh` leaves it to the kernel too, but restarts the backends and both proxies before every round,
 # so that each round draws its own placement instead of inheriting the run's (BENCH_FRESH_ROUNDS).
+# BENCH_PROXY_NICE=N in the environment runs both proxies at nice N (bench_start_pair).
 # Usage: bench/proxy_latency.sh [rounds] [seconds] [connections] [shared|pinned|fresh]   (default 8 5 50 shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
