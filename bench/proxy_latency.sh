@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Latency percentiles of LBLab's proxy against HAProxy's, paired (issue 4): the same three nginx
-# backends as bench/proxy_bench.sh, `wrk -t1 -cCONNECTIONS --latency` for SECONDS against each in
+# backends as bench/proxy_bench.sh, `wrk -t1 -cCONNECTIONS` for SECONDS against each in
 # turn, the two alternating which goes first; prints each round and, per figure (req/s, p50, p75, p90,
-# p99), both medians and the median of the rounds' LBLab / HAProxy ratios.
+# p95, p99, p99.5, p99.9, max), both medians and the median of the rounds' LBLab / HAProxy ratios.
 # With `pinned` as fourth argument the proxy measured has CPU 1 to itself and the backends and wrk
 # share CPU 0 (taskset), so that the figures are the proxy's own queueing, without the scheduler's
 # placement of five busy processes on two cores; `shared` (the default) leaves placement to the kernel;
@@ -46,13 +46,11 @@ if [ "$placement" = pinned ]; then
     wrk_cpu=(taskset -c 0)
 fi
 
-# One wrk run: "req/s p50 p75 p90 p99", latencies in ms.
+# One wrk run: "req/s p50 p75 p90 p95 p99 p99.5 p99.9 max", latencies in ms (bench/percentiles.lua).
 measure() {
-    ${wrk_cpu[@]+"${wrk_cpu[@]}"} wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/" | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /^Requests\/sec/ { rps = $2 }
-        $1 == "50%" { p50 = ms($2) } $1 == "75%" { p75 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.3f %.3f %.3f %.3f\n", rps, p50, p75, p90, p99 }'
+    ${wrk_cpu[@]+"${wrk_cpu[@]}"} wrk -t1 -c"$connections" -d"${seconds}s" -s bench/percentiles.lua \
+        "http://127.0.0.1:$1/" | awk '$1 == "PERCENTILES" { $1 = ""; print substr($0, 2) }'
 }
 
-bench_paired "$rounds" "req/s p50 p75 p90 p99" "req/s" "p50 ms" "p75 ms" "p90 ms" "p99 ms"
+bench_paired "$rounds" "req/s p50 p75 p90 p95 p99 p99.5 p99.9 max" \
+    "req/s" "p50 ms" "p75 ms" "p90 ms" "p95 ms" "p99 ms" "p99.5 ms" "p99.9 ms" "max ms"
