@@ -69,7 +69,7 @@ struct StagingProcess: Equatable {
 }
 
 extension ResultsDatabase {
-    /// Turns the chunks left by recorders that died into rows of their tables, one transaction each.
+    /// Turns the chunks left by recorders that died into rows of their tables.
     /// Chunks of a process still at work (or of another host) are left to it. A chunk that cannot be
     /// read (a format of a newer LBLab, a damaged file) stays where it is, and a line on standard error
     /// says so: opening the file does not fail for it. Returns the rows made.
@@ -94,8 +94,10 @@ extension ResultsDatabase {
         }
     }
 
-    /// Turns each of `chunks` into rows of its table, one transaction each, and returns the rows made.
-    /// A chunk that fails stays staged, and `failed` hears of it.
+    /// Turns each of `chunks` into rows of its table and returns the rows made. Chunks go
+    /// ``unstageGroup`` at a time, in one transaction, so that the end of a long run does not pay a
+    /// commit per chunk; a group that fails is tried again chunk by chunk, so that only a chunk that
+    /// fails on its own stays staged, and `failed` hears of it.
     @discardableResult
     static func unstage(
         _ chunks: [Int64],
@@ -103,13 +105,30 @@ extension ResultsDatabase {
         failed: (Int64, any Error) -> Void
     ) -> Int {
         var rows = 0
-        for chunk in chunks {
+        var start = chunks.startIndex
+        while start < chunks.endIndex {
+            let group = chunks[start..<min(start + Self.unstageGroup, chunks.endIndex)]
+            start = group.endIndex
             do {
-                rows += try writer.write { db in try BatchWriter.unstage(chunk: chunk, in: db) } ?? 0
+                rows += try writer.write { db in try group.reduce(0) { $0 + (try BatchWriter.unstage(chunk: $1, in: db) ?? 0) } }
             } catch {
-                failed(chunk, error)
+                guard group.count > 1 else {
+                    failed(group.first!, error)
+                    continue
+                }
+                for chunk in group {
+                    do {
+                        rows += try writer.write { db in try BatchWriter.unstage(chunk: chunk, in: db) } ?? 0
+                    } catch {
+                        failed(chunk, error)
+                    }
+                }
             }
         }
         return rows
     }
+
+    /// How many chunks ``unstage(_:_:failed:)`` turns into rows in one transaction: up to 65,536
+    /// request rows at the writer's batch size.
+    static let unstageGroup = 16
 }

@@ -135,7 +135,7 @@ struct StagedRecordsTests {
         let directory = try TemporaryDirectory()
         let database = try ResultsDatabase.open(path: directory.path("live.db"))
         let recorder = try database.beginRun(RunInfo(kind: .loadgen))
-        // Two chunks: a batch is staged when full or when its oldest record is due (within 250 ms).
+        // Two chunks: a batch is staged when full or when its oldest record is due (within 20 ms).
         let total = 2_000
         for i in 0..<total / 2 { recorder.record(sampleRequest(i)) }
         try #require(try Self.waitUntilStaged(database, atLeast: total / 2) == total / 2)
@@ -211,6 +211,45 @@ struct StagedRecordsTests {
         #expect(try reopened.report(runID: recorder.runID).requests == 140 + 50 + 10)
         let files = try reopened.exportCSV(to: directory.path("csv"))
         #expect(files.first { $0.path.hasSuffix("/requests.csv") }?.rows == 140 + 50 + 10)
+    }
+
+    @Test("chunks become rows a group to a transaction, in order; an unreadable one stays, alone")
+    func groupedUnstaging() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("groups.db")
+        let database = try ResultsDatabase.open(path: path)
+        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
+        try recorder.finish(status: .completed, durationMicros: 1)
+        let dead = StagingProcess(host: StagingProcess.current.host, pid: 2_000_000_000, startTicks: 1)
+        let writer = BatchWriter(runID: recorder.runID)
+        // Three groups and a half, the unreadable chunk in the middle of the second.
+        let chunks = 3 * ResultsDatabase.unstageGroup + ResultsDatabase.unstageGroup / 2
+        let unreadable = ResultsDatabase.unstageGroup + 3
+        try database.dbWriter.write { db in
+            for chunk in 0..<chunks {
+                if chunk == unreadable {
+                    try db.execute(
+                        sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
+                        arguments: [recorder.runID, dead.name, Data([RecordChunk.format + 1, 0, 0])]
+                    )
+                } else {
+                    var batch = PendingRecords()
+                    batch.requests = (chunk * 10..<chunk * 10 + 10).map(sampleRequest)
+                    try writer.write(batch, to: db, stagingAs: dead.name)
+                }
+            }
+        }
+        try database.close()
+
+        let reopened = try ResultsDatabase.open(path: path)
+        let (ids, left) = try reopened.read { db in
+            (
+                try Int.fetchAll(db, sql: "SELECT id FROM requests ORDER BY rowid"),
+                try Int.fetchAll(db, sql: "SELECT row_count FROM staged_records")
+            )
+        }
+        #expect(ids == (0..<chunks * 10).filter { $0 / 10 != unreadable })
+        #expect(left == [1], "only the unreadable chunk stays")
     }
 
     @Test("the run's owner, as it finishes, turns into rows the chunks that a killed process left in its run")
