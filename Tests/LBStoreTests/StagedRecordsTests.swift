@@ -161,16 +161,31 @@ struct StagedRecordsTests {
         #expect(try database.report(runID: id).requests == total, "counted once after the run ends")
     }
 
-    @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
-    func recoveryAtOpen() throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.path("crashed.db")
+    /// A writer that is gone: pid_max is at most 2^22 on Linux, so no process has this pid.
+    static let deadWriter = StagingProcess(host: StagingProcess.current.host, pid: 2_000_000_000, startTicks: 12_345)
+
+    /// A new file at `path` with one run, begun and finished, that chunks can be staged into.
+    static func endedRun(at path: String) throws -> (path: String, database: ResultsDatabase, recorder: RunRecorder) {
         let database = try ResultsDatabase.open(path: path)
         let recorder = try database.beginRun(RunInfo(kind: .loadgen))
         try recorder.finish(status: .completed, durationMicros: 1)
+        return (path, database, recorder)
+    }
+
+    /// Stages a chunk of one request in a format this LBLab cannot read (a newer one's).
+    static func stageUnreadableChunk(_ db: Database, runID: Int64, writer: StagingProcess) throws {
+        try db.execute(
+            sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
+            arguments: [runID, writer.name, Data([RecordChunk.format + 1, 0, 0])]
+        )
+    }
+
+    @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
+    func recoveryAtOpen() throws {
+        let directory = try TemporaryDirectory()
+        let (path, database, recorder) = try Self.endedRun(at: directory.path("crashed.db"))
         let here = StagingProcess.current
-        // pid_max is at most 2^22 on Linux: no process has this pid.
-        let dead = StagingProcess(host: here.host, pid: 2_000_000_000, startTicks: 12_345)
+        let dead = Self.deadWriter
         let elsewhere = StagingProcess(host: here.host + "-other", pid: 1, startTicks: 1)
         let writer = BatchWriter(runID: recorder.runID)
         func batch(_ ids: Range<Int>) -> PendingRecords {
@@ -184,11 +199,7 @@ struct StagedRecordsTests {
             try writer.write(batch(150..<160), to: db, stagingAs: elsewhere.name)
             try writer.write(batch(160..<200), to: db, stagingAs: dead.name)
             // A chunk this LBLab cannot read stays staged, and the file still opens.
-            try db.execute(
-                sql:
-                    "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
-                arguments: [recorder.runID, dead.name, Data([RecordChunk.format + 1, 0, 0])]
-            )
+            try Self.stageUnreadableChunk(db, runID: recorder.runID, writer: dead)
         }
         try database.close()
 
@@ -216,11 +227,7 @@ struct StagedRecordsTests {
     @Test("chunks become rows a group to a transaction, in order; an unreadable one stays, alone")
     func groupedUnstaging() throws {
         let directory = try TemporaryDirectory()
-        let path = directory.path("groups.db")
-        let database = try ResultsDatabase.open(path: path)
-        let recorder = try database.beginRun(RunInfo(kind: .loadgen))
-        try recorder.finish(status: .completed, durationMicros: 1)
-        let dead = StagingProcess(host: StagingProcess.current.host, pid: 2_000_000_000, startTicks: 1)
+        let (path, database, recorder) = try Self.endedRun(at: directory.path("groups.db"))
         let writer = BatchWriter(runID: recorder.runID)
         // Three groups and a half, the unreadable chunk in the middle of the second.
         let chunks = 3 * ResultsDatabase.unstageGroup + ResultsDatabase.unstageGroup / 2
@@ -228,14 +235,11 @@ struct StagedRecordsTests {
         try database.dbWriter.write { db in
             for chunk in 0..<chunks {
                 if chunk == unreadable {
-                    try db.execute(
-                        sql: "INSERT INTO staged_records (run_id, kind, row_count, writer, data) VALUES (?, 'requests', 1, ?, ?)",
-                        arguments: [recorder.runID, dead.name, Data([RecordChunk.format + 1, 0, 0])]
-                    )
+                    try Self.stageUnreadableChunk(db, runID: recorder.runID, writer: Self.deadWriter)
                 } else {
                     var batch = PendingRecords()
                     batch.requests = (chunk * 10..<chunk * 10 + 10).map(sampleRequest)
-                    try writer.write(batch, to: db, stagingAs: dead.name)
+                    try writer.write(batch, to: db, stagingAs: Self.deadWriter.name)
                 }
             }
         }
