@@ -10,14 +10,14 @@ import Synchronization
 /// methods, which append to a bounded in-memory buffer under a lock held for one append (or one chunk,
 /// with `record(contentsOf:)`) and return: no producer ever waits on disk. The writer thread takes the
 /// whole buffer once it holds ``batchRecords`` records or its oldest record has waited
-/// ``commitIntervalMillis``, and writes it in one transaction with prepared statements. Batches are
-/// small, a few thousand records or 20 ms: while a run goes on, a batch of requests is one packed row
-/// (below), so its cost is its encoding, and the writer's turns on a busy machine stay short. A turn
-/// takes a core from a producer or from what it measures: with batches of 250 ms, each turn took
-/// about 1.5 ms at the proxy's full rate, and the proxy's p99 with `-db` was 1.2× its p99 without
-/// (bench/RESULTS.md). When
-/// the buffer is full (the disk cannot keep up), a record is dropped and counted, and the count lands
-/// in `runs.dropped_records`.
+/// ``commitIntervalMillis``, and writes it in one transaction with prepared statements. A batch holds
+/// 1,024 records at most: while a run goes on, a batch of requests is one packed row (below),
+/// so its cost is its encoding, and the writer's turns on a busy machine stay short. A turn takes a
+/// core from a producer or from what it measures: with up to 65,536 records a batch, each turn took
+/// about 1.5 ms at the proxy's full rate, and the proxy's p99 with `-db` was 1.2× its p99 without.
+/// The interval stays long: at a light load, a turn every 20 ms instead raised the load generator's
+/// own p99 (bench/RESULTS.md). When the buffer is full (the disk cannot keep up), a record is
+/// dropped and counted, and the count lands in `runs.dropped_records`.
 ///
 /// While the run goes on, request records go in packed, one row of `staged_records` per batch
 /// (``RecordChunk``): SQLite's work per row of `requests` (~0.8 µs) would otherwise take a tenth of a
@@ -33,9 +33,9 @@ public final class RunRecorder: RecordSink {
     /// both at full speed, a few hundred MB at most.
     public static let defaultBufferCapacity = 1_000_000
     /// The writer commits once this many records are waiting…
-    static let batchRecords = 4_096
+    static let batchRecords = 1_024
     /// …or once the oldest of them has waited this long, in milliseconds.
-    static let commitIntervalMillis: UInt64 = 20
+    static let commitIntervalMillis: UInt64 = 250
     /// The longest the writer sleeps between looks at the buffer when no one wakes it, in milliseconds:
     /// a record waits at most this much before its wait counts towards ``commitIntervalMillis``.
     static let idleCheckMillis: UInt64 = 50

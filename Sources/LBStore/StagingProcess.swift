@@ -129,6 +129,6 @@ extension ResultsDatabase {
     }
 
     /// How many chunks ``unstage(_:_:failed:)`` turns into rows in one transaction: up to 65,536
-    /// request rows at the writer's batch size.
-    static let unstageGroup = 16
+    /// request rows at the writer's batch size (``RunRecorder/batchRecords``).
+    static let unstageGroup = 64
 }
