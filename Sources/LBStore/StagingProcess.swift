@@ -104,23 +104,25 @@ extension ResultsDatabase {
         _ writer: some DatabaseWriter,
         failed: (Int64, any Error) -> Void
     ) -> Int {
+        // All of `part`'s chunks become rows in one transaction, or none does.
+        func inOneTransaction(_ part: ArraySlice<Int64>) throws -> Int {
+            try writer.write { db in try part.reduce(0) { $0 + (try BatchWriter.unstage(chunk: $1, in: db) ?? 0) } }
+        }
         var rows = 0
-        var start = chunks.startIndex
-        while start < chunks.endIndex {
+        for start in stride(from: chunks.startIndex, to: chunks.endIndex, by: Self.unstageGroup) {
             let group = chunks[start..<min(start + Self.unstageGroup, chunks.endIndex)]
-            start = group.endIndex
             do {
-                rows += try writer.write { db in try group.reduce(0) { $0 + (try BatchWriter.unstage(chunk: $1, in: db) ?? 0) } }
+                rows += try inOneTransaction(group)
             } catch {
                 guard group.count > 1 else {
-                    failed(group.first!, error)
+                    failed(group[start], error)
                     continue
                 }
-                for chunk in group {
+                for index in group.indices {
                     do {
-                        rows += try writer.write { db in try BatchWriter.unstage(chunk: chunk, in: db) } ?? 0
+                        rows += try inOneTransaction(group[index...index])
                     } catch {
-                        failed(chunk, error)
+                        failed(group[index], error)
                     }
                 }
             }

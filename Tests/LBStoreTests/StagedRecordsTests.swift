@@ -165,11 +165,11 @@ struct StagedRecordsTests {
     static let deadWriter = StagingProcess(host: StagingProcess.current.host, pid: 2_000_000_000, startTicks: 12_345)
 
     /// A new file at `path` with one run, begun and finished, that chunks can be staged into.
-    static func endedRun(at path: String) throws -> (path: String, database: ResultsDatabase, recorder: RunRecorder) {
+    static func endedRun(at path: String) throws -> (database: ResultsDatabase, recorder: RunRecorder) {
         let database = try ResultsDatabase.open(path: path)
         let recorder = try database.beginRun(RunInfo(kind: .loadgen))
         try recorder.finish(status: .completed, durationMicros: 1)
-        return (path, database, recorder)
+        return (database, recorder)
     }
 
     /// Stages a chunk of one request in a format this LBLab cannot read (a newer one's).
@@ -183,7 +183,8 @@ struct StagedRecordsTests {
     @Test("opening a file turns the chunks of a recorder that died into rows, and leaves those of live ones")
     func recoveryAtOpen() throws {
         let directory = try TemporaryDirectory()
-        let (path, database, recorder) = try Self.endedRun(at: directory.path("crashed.db"))
+        let path = directory.path("crashed.db")
+        let (database, recorder) = try Self.endedRun(at: path)
         let here = StagingProcess.current
         let dead = Self.deadWriter
         let elsewhere = StagingProcess(host: here.host + "-other", pid: 1, startTicks: 1)
@@ -227,7 +228,8 @@ struct StagedRecordsTests {
     @Test("chunks become rows a group to a transaction, in order; an unreadable one stays, alone")
     func groupedUnstaging() throws {
         let directory = try TemporaryDirectory()
-        let (path, database, recorder) = try Self.endedRun(at: directory.path("groups.db"))
+        let path = directory.path("groups.db")
+        let (database, recorder) = try Self.endedRun(at: path)
         let writer = BatchWriter(runID: recorder.runID)
         // Three groups and a half, the unreadable chunk in the middle of the second.
         let chunks = 3 * ResultsDatabase.unstageGroup + ResultsDatabase.unstageGroup / 2
