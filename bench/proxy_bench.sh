@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LBLab's proxy beside HAProxy and nginx in front of the same three nginx backends on loopback (issue
 # 4): HAProxy with nbthread 1 and roundrobin, nginx with 1 worker and upstream keepalive, `lbctl proxy
-# -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50 --latency`, rounds interleaved (each
+# -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50`, rounds interleaved (each
 # starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
 # / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
 # recording. With `loadgen` as third argument every request carries the headers loadgen sends
@@ -58,14 +58,10 @@ bench_wait_port 18111
 bench_start_lblab 18112 18122 "${backends[@]}"
 bench_start_lblab 18113 18123 "${backends[@]}" -- -db "$BENCH_DIR/proxy.db"
 
-# One wrk run: "req/s p50-ms p99-ms".
+# One wrk run: "req/s p50-ms p99-ms", from wrk's histogram (bench/percentiles.lua).
 measure() {
-    wrk -t1 -c50 -d"${seconds}s" --latency ${wrk_headers[@]+"${wrk_headers[@]}"} "http://127.0.0.1:$1/" | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /^Requests\/sec/ { rps = $2 }
-        $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
-        $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+    wrk -t1 -c50 -d"${seconds}s" -s bench/percentiles.lua ${wrk_headers[@]+"${wrk_headers[@]}"} "http://127.0.0.1:$1/" |
+        awk '$1 == "PERCENTILES" { print $2, $3, $7 }'
 }
 
 names=(haproxy nginx lblab lblab-db)
