@@ -163,10 +163,8 @@ bench_stop_pair() {
 
 # bench_paired ROUNDS LEGEND NAME… : runs `measure 18410` (HAProxy's port) and `measure 18412`
 # (LBLab's) ROUNDS times, alternating which goes first; `measure` (defined by the caller) prints one
-# line of figures. Prints each round with LEGEND, then for each figure NAME both medians, the
-# median of the rounds' LBLab / HAProxy ratios, and in how many rounds LBLab's figure was the lower,
-# with the two-sided sign test's p (the chance of a split at least that uneven if neither proxy
-# tended lower). The rounds of one run share their processes, and with them where the scheduler has
+# line of figures. Prints each round with LEGEND, then the paired figures (bench_paired_summary).
+# The rounds of one run share their processes, and with them where the scheduler has
 # settled each (which core a backend shares with which proxy): a small p says the two differ in
 # this run's placement. With BENCH_FRESH_ROUNDS=1 every round after the first restarts the pair
 # (bench_stop_pair, bench_start_pair), so that each round draws its own placement.
@@ -189,7 +187,15 @@ bench_paired() {
         echo "$l" >>"$BENCH_DIR/lblab.txt"
         echo "round $round: haproxy $h | lblab $l   ($legend)"
     done
-    python3 - "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "$@" <<'PY'
+    bench_paired_summary "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "$@"
+}
+
+# bench_paired_summary HAPROXY_FILE LBLAB_FILE NAME…: the two files hold a line of figures per round,
+# the rounds in the same order; for each figure NAME, both medians, the median of the rounds' LBLab /
+# HAProxy ratios, and in how many rounds LBLab's figure was the lower, with the two-sided sign test's
+# p (the chance of a split at least that uneven if neither proxy tended lower).
+bench_paired_summary() {
+    python3 - "$@" <<'PY'
 import math, statistics, sys
 h = [list(map(float, line.split())) for line in open(sys.argv[1])]
 l = [list(map(float, line.split())) for line in open(sys.argv[2])]

@@ -67,9 +67,8 @@ measure() {
 names=(haproxy nginx lblab lblab-db)
 ports=(18110 18111 18112 18113)
 declare -A rps p50 p99
-ratios=""
-p99_ratios=""
-p99_lower=0
+: >"$BENCH_DIR/haproxy.txt"
+: >"$BENCH_DIR/lblab.txt"
 for round in $(seq 1 "$rounds"); do
     line="round $round:"
     # Each round starts with the next contender, so that none always runs first (after the previous
@@ -79,13 +78,11 @@ for round in $(seq 1 "$rounds"); do
         i=$(((round - 1 + k) % 4))
         read -r r a b <<<"$(measure "${ports[$i]}")"
         rps[${names[$i]}]+="$r "; p50[${names[$i]}]+="$a "; p99[${names[$i]}]+="$b "
-        this[${names[$i]}]=$r
-        this[${names[$i]}-p99]=$b
+        this[${names[$i]}]="$r $a $b"
         line+=" ${names[$i]} $r req/s (p50 $a ms, p99 $b ms);"
     done
-    ratios+="$(awk -v l="${this[lblab]}" -v h="${this[haproxy]}" 'BEGIN { printf "%.4f", l / h }') "
-    p99_ratios+="$(awk -v l="${this[lblab-p99]}" -v h="${this[haproxy-p99]}" 'BEGIN { printf "%.4f", l / h }') "
-    if awk -v l="${this[lblab-p99]}" -v h="${this[haproxy-p99]}" 'BEGIN { exit !(l < h) }'; then p99_lower=$((p99_lower + 1)); fi
+    echo "${this[haproxy]}" >>"$BENCH_DIR/haproxy.txt"
+    echo "${this[lblab]}" >>"$BENCH_DIR/lblab.txt"
     echo "$line"
 done
 for name in "${names[@]}"; do
@@ -96,7 +93,4 @@ done
 awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
     -v d="$(bench_median ${rps[lblab-db]})" \
     'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f; LBLab -db / LBLab: %.3f\n", l / h, l / n, d / l }'
-# shellcheck disable=SC2086
-echo "LBLab / HAProxy, median of the rounds' ratios: $(bench_median $ratios)"
-# shellcheck disable=SC2086
-echo "LBLab / HAProxy p99, median of the rounds' ratios: $(bench_median $p99_ratios); LBLab's p99 the lower in $p99_lower of $rounds rounds"
+bench_paired_summary "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "req/s" "p50 ms" "p99 ms"
