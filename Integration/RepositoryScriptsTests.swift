@@ -33,6 +33,49 @@ struct RepositoryScriptsTests {
         }
     }
 
+    /// Runs `script` in bash with bench/peers.sh sourced, from the repository's root; its standard output.
+    static func withBenchHelpers(_ script: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "set -euo pipefail; source bench/peers.sh; " + script]
+        process.currentDirectoryURL = repositoryRoot
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "bash -c \(script)")
+        return text
+    }
+
+    @Test("bench_median takes the middle value, or the mean of the two middle ones")
+    func benchMedian() throws {
+        let output = try Self.withBenchHelpers(
+            "bench_median 3 1 2; bench_median 4 1 3 2; bench_median 52966 44211 45220 53297; bench_median 0.75 1.25"
+        )
+        #expect(output.split(separator: "\n") == ["2", "2.5", "49093", "1"])
+    }
+
+    @Test("bench_paired_summary: medians, the paired ratio, and the sign test")
+    func benchPairedSummary() throws {
+        // Four rounds of "req/s p99": LBLab's req/s higher in every round, its p99 lower in one.
+        let output = try Self.withBenchHelpers(
+            """
+            printf '100 2.0\n100 2.0\n200 1.0\n200 1.0\n' >"$BENCH_DIR/h"
+            printf '110 1.0\n120 3.0\n220 2.0\n260 2.0\n' >"$BENCH_DIR/l"
+            bench_paired_summary "$BENCH_DIR/h" "$BENCH_DIR/l" req/s p99
+            """
+        )
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        // Medians 150 and 170; the rounds' ratios 1.1, 1.2, 1.1, 1.3, their median 1.15; LBLab never
+        // the lower, 4 rounds untied: p = 2 / 16.
+        #expect(lines.first?.contains("haproxy    150.000  lblab    170.000") == true, "\(lines)")
+        #expect(lines.first?.contains("medians 1.133, paired 1.150; LBLab lower in 0 of 4 (sign test p = 0.12)") == true, "\(lines)")
+        // p99: medians 1.5 and 2.0; ratios 0.5, 1.5, 2, 2: median 1.75; lower in 1 of 4: p = 2 * 5 / 16.
+        #expect(lines.last?.contains("medians 1.333, paired 1.750; LBLab lower in 1 of 4 (sign test p = 0.62)") == true, "\(lines)")
+    }
+
     @Test("every benchmark script is in the README's Benchmarks section")
     func benchmarksDocumented() throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)

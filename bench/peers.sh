@@ -115,9 +115,10 @@ bench_start_backend() {
     bench_wait_port "$port"
 }
 
-# bench_median VALUE…: the median.
+# bench_median VALUE…: the median; with an even count, the mean of the two middle values (as
+# bench_paired_summary and loadgen.sh's paired_summary take it).
 bench_median() {
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END { printf "%.10g\n", NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'
 }
 
 # bench_wrk_rps ARGS…: requests per second of one wrk run.
