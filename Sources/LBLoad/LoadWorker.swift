@@ -3,6 +3,33 @@ import LBCore
 import NIOCore
 import NIOPosix
 
+/// What ``LoadRun`` asks of the load of one event loop, HTTP (``LoadWorker``) or WebSocket
+/// (``WebSocketLoadWorker``). Every member is used on ``eventLoop``.
+protocol LoadWorking: AnyObject {
+    /// A worker on `eventLoop`, the `index`th of the run's, for `clients` (open loop) or `connections`
+    /// connections (closed loop), sending at most `requestBudget` requests if given.
+    init(
+        eventLoop: any EventLoop,
+        index: Int,
+        clients: [Int],
+        connections: Int,
+        requestBudget: Int?,
+        configuration: LoadConfiguration,
+        context: LoadRunContext
+    )
+    var eventLoop: any EventLoop { get }
+    /// Starts sending at the run's t0.
+    func start()
+    /// Stops sending; requests waiting or in flight end as `interrupted`.
+    func stop()
+    /// Completes when every request of the worker has ended.
+    var finishedFuture: EventLoopFuture<Void> { get }
+    /// Statistics of the requests due after the warm-up.
+    var statistics: LoadStatistics { get }
+    /// The first connection error, to report when nothing could be sent.
+    var firstConnectError: String? { get }
+}
+
 /// The load of one event loop: its share of the clients (open loop) or of the connections (closed
 /// loop), their connection pool, and their statistics. Every method runs on ``eventLoop``.
 ///
@@ -10,21 +37,13 @@ import NIOPosix
 /// hands every due request to an idle connection, or opens a new one while the pool is under its
 /// limit, or queues the request (and counts that it waited). Latency counts from the due time, so a
 /// slow target shows in the figures instead of silently slowing the load.
-final class LoadWorker {
+final class LoadWorker: LoadWorking {
     let eventLoop: any EventLoop
     private let configuration: LoadConfiguration
     private let context: LoadRunContext
-    private let clientIPs: [String]
     private let template: RequestTemplate
     private let maxConnections: Int
-    private let warmupEndNanos: UInt64
-    private let endNanos: UInt64?
-
-    private var schedule: ArrivalSchedule?
-    private var scheduleTimer: Scheduled<Void>?
-    private var scheduleDone = false
-    /// Closed loop: requests this worker may still start (`nil`: bounded by time only).
-    private var closedLoopBudget: Int?
+    private var pace: LoadPace
     private var keyGenerator: SeededGenerator
 
     private var connections: [ObjectIdentifier: Connection] = [:]
@@ -33,20 +52,13 @@ final class LoadWorker {
     private var connecting = 0
     private var waiting = Deque<LoadRequest>()
     private var inFlight = 0
-    private var stopped = false
     private let finished: EventLoopPromise<Void>
     private var openedConnections = 0
     private var isFinished = false
 
-    /// Records not yet handed to the sink: they go over in chunks of ``recordChunk`` (and at every
-    /// timeout sweep, and when the worker finishes), so the sink's lock is taken once per chunk.
-    private var unsentRecords: [RequestRecord] = []
-    /// The run's backend ids this worker has seen, by name.
-    private var backendIDs: [String: Int] = [:]
-    private static let recordChunk = 256
-
-    /// Statistics of the requests due after the warm-up.
-    private(set) var statistics = LoadStatistics()
+    /// Statistics and records of the requests that ended.
+    private var tally: LoadTally
+    var statistics: LoadStatistics { self.tally.statistics }
     /// The first connection error, to report when nothing could be sent.
     private(set) var firstConnectError: String?
 
@@ -69,26 +81,12 @@ final class LoadWorker {
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.context = context
-        self.clientIPs = (0..<configuration.clients).map(ClientAddresses.address(of:))
         self.template = RequestTemplate(configuration: configuration)
+        self.tally = LoadTally(configuration: configuration, context: context, bytesOut: self.template.bodyCount)
         self.maxConnections = max(1, connections)
-        self.warmupEndNanos = context.t0Nanos + UInt64(max(0, configuration.warmup.nanoseconds))
-        self.endNanos = configuration.duration.map { context.t0Nanos + UInt64(max(0, $0.nanoseconds)) }
+        self.pace = LoadPace(configuration: configuration, clients: clients, requestBudget: requestBudget, t0Nanos: context.t0Nanos)
         self.keyGenerator = SeededGenerator.derived(seed: configuration.seed, stream: 0x6B65_7973 &+ UInt64(index))
         self.finished = eventLoop.makePromise()
-        switch configuration.pacing {
-        case .openLoop(let rate, let arrival):
-            self.schedule = ArrivalSchedule(
-                clients: clients,
-                ratePerClient: rate,
-                process: arrival,
-                duration: configuration.duration,
-                limit: requestBudget,
-                seed: configuration.seed
-            )
-        case .closedLoop:
-            self.closedLoopBudget = requestBudget
-        }
     }
 
     /// Completes when every request of this worker has ended.
@@ -99,16 +97,12 @@ final class LoadWorker {
     func start() {
         self.eventLoop.preconditionInEventLoop()
         self.sweepTimeouts()
-        if self.schedule != nil {
+        if self.pace.isOpenLoop {
             self.armSchedule()
         } else {
             // Closed loop: from t0 on, every connection sends as soon as it is open, and again after each
             // response.
-            self.scheduleTimer = self.eventLoop.assumeIsolated().scheduleTask(
-                deadline: .uptimeNanoseconds(self.context.t0Nanos)
-            ) {
-                self.scheduleTimer = nil
-                guard !self.stopped else { return }
+            self.pace.fire(at: self.context.t0Nanos, on: self.eventLoop) {
                 for _ in 0..<self.maxConnections {
                     self.openConnection()
                 }
@@ -119,10 +113,8 @@ final class LoadWorker {
     /// Stops sending; requests waiting or in flight end as `interrupted`.
     func stop() {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.stopped else { return }
-        self.stopped = true
-        self.scheduleTimer?.cancel()
-        self.scheduleTimer = nil
+        guard !self.pace.stopped else { return }
+        self.pace.stop()
         let now = NIODeadline.now().uptimeNanoseconds
         while let request = self.waiting.popFirst() {
             self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .interrupted, reusable: false))
@@ -136,31 +128,16 @@ final class LoadWorker {
     // MARK: Open loop
 
     private func armSchedule() {
-        guard !self.stopped else { return }
-        guard let due = self.schedule?.nextDueNanos else {
-            self.scheduleDone = true
+        if !self.pace.armNextDue(on: self.eventLoop, { self.fireDue() }) {
             self.checkFinished()
-            return
-        }
-        let deadline = NIODeadline.uptimeNanoseconds(self.context.t0Nanos + UInt64(due))
-        self.scheduleTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.scheduleTimer = nil
-            self.fireDue()
         }
     }
 
     /// Sends every request due by now (more than one when the loop was late: none is skipped).
     private func fireDue() {
         let now = NIODeadline.now().uptimeNanoseconds
-        while !self.stopped, let due = self.schedule?.nextDueNanos, self.context.t0Nanos + UInt64(due) <= now {
-            let arrival = self.schedule!.next()!
-            self.dispatch(
-                LoadRequest(
-                    id: self.context.newRequestID(),
-                    client: arrival.client,
-                    intendedNanos: self.context.t0Nanos + UInt64(arrival.dueNanos)
-                )
-            )
+        while let (client, due) = self.pace.nextDue(by: now) {
+            self.dispatch(LoadRequest(id: self.context.newRequestID(), client: client, intendedNanos: due))
         }
         self.armSchedule()
     }
@@ -173,7 +150,7 @@ final class LoadWorker {
             }
         }
         if self.connections.count + self.connecting >= self.maxConnections {
-            self.statistics.waitedForConnection += request.intendedNanos >= self.warmupEndNanos ? 1 : 0
+            self.tally.statistics.waitedForConnection += self.tally.counts(request) ? 1 : 0
         }
         self.waiting.append(request)
         self.openConnectionsForWaiting()
@@ -227,7 +204,7 @@ final class LoadWorker {
 
     private func connected(_ connection: Connection) {
         self.connections[connection.id] = connection
-        self.statistics.peakConnections = max(self.statistics.peakConnections, self.connections.count)
+        self.tally.statistics.peakConnections = max(self.tally.statistics.peakConnections, self.connections.count)
         connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.connections[connection.id] = nil
             self.idle.removeAll { $0 === connection.handler }
@@ -241,12 +218,11 @@ final class LoadWorker {
             self.firstConnectError = LoadRun.describe(error)
         }
         let now = NIODeadline.now().uptimeNanoseconds
-        if self.schedule != nil, let request = self.waiting.popFirst() {
+        if self.pace.isOpenLoop, let request = self.waiting.popFirst() {
             self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
             self.replaceLostConnection()
-        } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
+        } else if !self.pace.isOpenLoop, self.pace.takeClosedLoopTurn(now: now) {
             // Closed loop: count the failed attempt as a request, then try again after a pause.
-            if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
             let request = LoadRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
             self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
             self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.openConnection() }
@@ -256,14 +232,14 @@ final class LoadWorker {
 
     /// Opens another connection when requests wait and the pool has room (after a close or a failure).
     private func replaceLostConnection() {
-        guard !self.stopped else {
+        guard !self.pace.stopped else {
             self.checkFinished()
             return
         }
-        if self.schedule != nil {
+        if self.pace.isOpenLoop {
             self.openConnectionsForWaiting()
         } else if self.connections.count + self.connecting < self.maxConnections,
-            self.mayStartClosedLoopRequest(now: NIODeadline.now().uptimeNanoseconds)
+            self.pace.mayStartClosedLoop(now: NIODeadline.now().uptimeNanoseconds)
         {
             self.openConnection()
         }
@@ -276,11 +252,10 @@ final class LoadWorker {
             self.checkFinished()
             return
         }
-        if self.schedule != nil, !self.stopped, let request = self.waiting.popFirst() {
+        if self.pace.isOpenLoop, !self.pace.stopped, let request = self.waiting.popFirst() {
             self.send(request, on: handler)
             self.openConnectionsForWaiting()
-        } else if self.schedule == nil, self.mayStartClosedLoopRequest(now: now) {
-            if let budget = self.closedLoopBudget { self.closedLoopBudget = budget - 1 }
+        } else if !self.pace.isOpenLoop, self.pace.takeClosedLoopTurn(now: now) {
             self.send(
                 LoadRequest(id: self.context.newRequestID(), client: handler.client, intendedNanos: now),
                 on: handler
@@ -289,13 +264,6 @@ final class LoadWorker {
             self.idle.append(handler)
             self.checkFinished()
         }
-    }
-
-    private func mayStartClosedLoopRequest(now: UInt64) -> Bool {
-        guard !self.stopped else { return false }
-        if let budget = self.closedLoopBudget, budget <= 0 { return false }
-        if let end = self.endNanos, now >= end { return false }
-        return true
     }
 
     // MARK: Requests
@@ -310,40 +278,32 @@ final class LoadWorker {
             isHEAD: self.template.isHEAD,
             timeoutNanos: UInt64(self.configuration.timeout.nanoseconds)
         ) { buffer in
-            self.template.write(id: request.id, clientIP: self.clientIPs[request.client], key: request.key, into: &buffer)
+            self.template.write(id: request.id, clientIP: self.tally.clientIPs[request.client], key: request.key, into: &buffer)
         }
         guard isSent else {
             // The connection closed while idle: the request goes first in line for another one (closed
             // loop: it was never sent, and another connection takes its turn).
-            if self.schedule != nil {
+            if self.pace.isOpenLoop {
                 self.waiting.prepend(request)
-            } else if let budget = self.closedLoopBudget {
-                self.closedLoopBudget = budget + 1
+            } else {
+                self.pace.giveBackClosedLoopTurn()
             }
             self.replaceLostConnection()
             return
         }
         self.inFlight += 1
-        if request.intendedNanos >= self.warmupEndNanos {
-            self.statistics.recordSend(
-                lagMicros: Int64(sent &- min(sent, request.intendedNanos)) / 1_000,
-                inWindow: sent <= self.endNanos ?? .max
-            )
-        }
+        self.tally.sent(request, at: sent)
     }
 
-    /// Times out overdue requests. One sweep over the connections every tenth of the timeout (between
-    /// 1 ms and 100 ms) replaces a timer per request, which cost more than the request in a closed loop:
-    /// a request times out between 1 and 1.1 timeouts after it was sent.
+    /// Times out overdue requests, a sweep over the connections every ``LoadPace/sweepPeriod(timeout:)``.
     private func sweepTimeouts() {
         guard !self.isFinished else { return }
-        self.handOverRecords()
+        self.tally.handOverRecords()
         let now = NIODeadline.now().uptimeNanoseconds
         for connection in self.connections.values where connection.handler.isBusy {
             connection.handler.expireIfOverdue(now: now)
         }
-        let period = min(max(self.configuration.timeout.nanoseconds / 10, 1_000_000), 100_000_000)
-        self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(period)) {
+        self.eventLoop.assumeIsolated().scheduleTask(in: LoadPace.sweepPeriod(timeout: self.configuration.timeout)) {
             self.sweepTimeouts()
         }
     }
@@ -358,71 +318,16 @@ final class LoadWorker {
         }
     }
 
-    /// The run's id of the backend called `name`, asked of the run's context (under its lock, shared by
-    /// every worker) only the first time this worker sees the name.
-    private func backendID(for name: String) -> Int {
-        if let id = self.backendIDs[name] { return id }
-        let id = self.context.backendID(for: name)
-        self.backendIDs[name] = id
-        return id
-    }
-
-    /// Records a request that ended (sent or not).
+    /// Counts and records a request that ended (sent or not).
     private func end(_ request: LoadRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
-        let done = outcome.doneNanos
-        let backendID = outcome.backend.map(self.backendID(for:))
-        if request.intendedNanos >= self.warmupEndNanos {
-            self.statistics.record(
-                correctedMicros: Int64(done &- request.intendedNanos) / 1_000,
-                serviceMicros: Int64(done &- min(sentNanos, done)) / 1_000,
-                status: outcome.status,
-                error: outcome.error,
-                backend: outcome.backend,
-                bytes: outcome.bytesIn
-            )
-        }
-        guard self.context.records else { return }
-        self.unsentRecords.append(
-            RequestRecord(
-                id: request.id,
-                clientID: Int32(request.client),
-                clientIP: self.clientIPs[request.client],
-                intendedMicros: self.context.micros(request.intendedNanos),
-                sentMicros: self.context.micros(sentNanos),
-                firstByteMicros: outcome.firstByteNanos.map(self.context.micros),
-                doneMicros: self.context.micros(done),
-                status: outcome.status,
-                backendID: backendID,
-                attempts: 1,
-                bytesIn: outcome.bytesIn,
-                bytesOut: Int64(self.template.bodyCount),
-                error: outcome.error,
-                key: request.key
-            )
-        )
-        if self.unsentRecords.count >= Self.recordChunk {
-            self.handOverRecords()
-        }
-    }
-
-    /// Hands the records gathered so far to the sink.
-    private func handOverRecords() {
-        guard !self.unsentRecords.isEmpty, let sink = self.context.sink else { return }
-        sink.record(contentsOf: self.unsentRecords)
-        self.unsentRecords.removeAll(keepingCapacity: true)
+        self.tally.end(request, sentNanos: sentNanos, outcome: outcome)
     }
 
     /// Completes ``finishedFuture`` once nothing more will be sent and nothing is in flight or waiting.
     private func checkFinished() {
-        let noMoreWork: Bool
-        if self.schedule != nil {
-            noMoreWork = self.stopped || self.scheduleDone
-        } else {
-            noMoreWork = !self.mayStartClosedLoopRequest(now: NIODeadline.now().uptimeNanoseconds)
-        }
-        guard !self.isFinished, noMoreWork, self.inFlight == 0, self.waiting.isEmpty, self.connecting == 0 else { return }
+        guard !self.isFinished, self.pace.isDone(now: NIODeadline.now().uptimeNanoseconds), self.inFlight == 0, self.waiting.isEmpty, self.connecting == 0 else { return }
         self.isFinished = true
-        self.handOverRecords()
+        self.tally.handOverRecords()
         for connection in self.connections.values {
             connection.channel.close(promise: nil)
         }
