@@ -92,7 +92,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The load generator: open-loop schedule, connection pool, histograms, record sink.
+        // The load generator: open-loop schedule, connection pool, WebSocket messages, histograms, record sink.
         .target(
             name: "LBLoad",
             dependencies: [
@@ -101,6 +101,8 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strictSettings
@@ -216,6 +218,8 @@ let package = Package(
                 "LBLoad", "LBBackend", "LBStore", "LBCore", "LBTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

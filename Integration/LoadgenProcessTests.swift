@@ -41,6 +41,57 @@ struct LoadgenProcessTests {
         await backend.stop()
     }
 
+    @Test("ws:// through lbctl proxy -algo LC over three lbctl backend -websocket: a backend per WebSocket, three clients on each")
+    func webSocketsThroughProxy() async throws {
+        let scratch = try ScratchDirectory()
+        var started: [(ChildProcess, Int)] = []
+        for name in ["b1", "b2", "b3"] { started.append(try await startBackend(name: name, ["-websocket", "/ws"])) }
+        let backends = started
+        defer { Task { for (backend, _) in backends { await backend.stop() } } }
+        let port = try freePort()
+        let proxy = try ChildProcess(
+            "lbctl",
+            ["proxy", "-listen", "127.0.0.1:\(port)", "-algo", "LC", "-threads", "1", "-admin", "127.0.0.1:\(try freePort())"]
+                + backends.flatMap { ["-backend", "127.0.0.1:\($0.1)"] }
+        )
+        defer { Task { await proxy.stop() } }
+        var listening = false
+        for _ in 0..<200 where !listening {
+            listening = (try? RawConnection(port: port)) != nil
+            if !listening { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        let database = scratch.path("lblab.db")
+        let loadgen = try ChildProcess(
+            "loadgen",
+            ["-url", "ws://127.0.0.1:\(port)/ws", "-clients", "9", "-rate", "20", "-duration", "2s", "-db", database, "-json"]
+        )
+        let result = await loadgen.wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["transport"] as? String == "websocket")
+        #expect(report["peakConnections"] as? Int == 9 && report["maxConnections"] as? Int == 9, "one WebSocket per client")
+        // 9 clients × 20 messages a second × 2 s; least connections puts three WebSockets on each backend
+        // (a WebSocket holds its backend for its life), so each backend echoes three clients' messages.
+        #expect(report["sent"] as? Int == 360)
+        let queue = try DatabaseQueue(path: database)
+        try await queue.read { db in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE status = 101 AND error IS NULL") == 360)
+            let perBackend = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT b.name, count(*) AS messages, count(DISTINCT r.client_ip) AS clients
+                    FROM requests r JOIN backends b ON b.id = r.backend_id GROUP BY b.name
+                    """
+            )
+            #expect(perBackend.count == 3, "\(perBackend)")
+            for row in perBackend {
+                #expect(row["messages"] as Int == 120 && row["clients"] as Int == 3, "\(perBackend)")
+            }
+        }
+        await proxy.stop()
+        for (backend, _) in backends { await backend.stop() }
+    }
+
     @Test(
         "progress is one line rewritten in place on a terminal, and a line per second otherwise",
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs util-linux's script")
@@ -158,6 +209,11 @@ struct LoadgenProcessTests {
             (["-closed", "-arrival", "poisson"], "-arrival"),
             (["-closed", "-max-connections", "5"], "-max-connections"),
             (["-zipf", "1.1"], "-zipf"),
+            // A WebSocket opens with GET, and its messages carry no headers.
+            (["-url", "ws://127.0.0.1:1/ws", "-method", "POST"], "-method"),
+            (["-url", "ws://127.0.0.1:1/ws", "-keys", "10"], "-keys"),
+            (["-url", "ws://127.0.0.1:1/ws", "-max-connections", "5"], "-max-connections"),
+            (["-url", "wss://127.0.0.1:1/ws"], "-url"),
         ]
     )
     func badInput(arguments: [String], flag: String) async throws {

@@ -62,6 +62,16 @@ public struct LoadConfiguration: Sendable {
     public var maxConnections: Int
     /// Event loop threads.
     public var threads: Int
+    /// Whether each request is a message over a WebSocket (`ws://` targets): every client (open loop)
+    /// or connection (closed loop) opens one WebSocket to ``target`` and keeps it, and a request ends
+    /// with its echo. With a load balancer in front, a backend is chosen per connection, not per
+    /// request, as for any long-lived connection. Setting it makes ``maxConnections`` the connections
+    /// that opens: one per client in the open loop.
+    public var webSocket: Bool {
+        didSet {
+            if self.webSocket, case .openLoop = self.pacing { self.maxConnections = self.clients }
+        }
+    }
 
     /// A configuration with the given target, clients and pacing, and defaults for the rest.
     public init(target: Target, clients: Int, pacing: Pacing) {
@@ -79,6 +89,7 @@ public struct LoadConfiguration: Sendable {
         self.seed = 0
         self.maxConnections = Self.defaultMaxConnections(clients: clients, pacing: pacing)
         self.threads = 1
+        self.webSocket = false
     }
 
     /// Enough connections for requests that last up to one second at the asked rate, at least one per

@@ -41,6 +41,8 @@ public struct LoadReport: Sendable {
         }
 
         public var mode: String
+        /// `http`, or `websocket` when each request is a WebSocket message.
+        public var transport: String
         public var clients: Int
         public var askedRate: Double?
         public var achievedRate: Double
@@ -76,6 +78,7 @@ public struct LoadReport: Sendable {
         let closed = if case .closedLoop = self.configuration.pacing { true } else { false }
         return JSON(
             mode: closed ? "closed" : "open",
+            transport: self.configuration.webSocket ? "websocket" : "http",
             clients: self.configuration.clients,
             askedRate: self.configuration.totalRate,
             achievedRate: self.achievedRate,
@@ -100,17 +103,21 @@ public struct LoadReport: Sendable {
         let c = self.configuration
         let s = self.statistics
         var lines: [String] = []
+        let target = "\(c.webSocket ? "ws://" : "")\(c.target.host):\(c.target.port)\(c.target.path)"
         switch c.pacing {
         case .openLoop(let rate, let arrival):
             lines.append(
                 "open loop: \(c.clients) clients x \(Self.number(rate)) req/s = \(Self.number(rate * Double(c.clients))) req/s asked "
-                    + "(\(arrival.rawValue)), target \(c.target.host):\(c.target.port)\(c.target.path)"
+                    + "(\(arrival.rawValue)), target \(target)"
             )
         case .closedLoop(let connections):
             lines.append(
                 "closed loop (wrk's model: latency counts from the send, so it hides queueing): \(connections) connections, "
-                    + "target \(c.target.host):\(c.target.port)\(c.target.path)"
+                    + "target \(target)"
             )
+        }
+        if c.webSocket {
+            lines.append("WebSocket: every request is a message over a long-lived connection and ends with its echo (status 101)")
         }
         if self.interrupted {
             lines.append("INTERRUPTED: figures cover the run until the interruption")

@@ -19,7 +19,7 @@ public final class LoadRun: Sendable {
     /// What it was started with.
     public let configuration: LoadConfiguration
     private let sink: (any RecordSink)?
-    private let workers = Mutex<[NIOLoopBound<LoadWorker>]>([])
+    private let workers = Mutex<[NIOLoopBound<any LoadWorking>]>([])
     private let interrupted = Atomic<Bool>(false)
 
     private let recordOrigin: UInt64?
@@ -70,23 +70,22 @@ public final class LoadRun: Sendable {
         // Time for every worker to be ready, unless the caller chose the start.
         let start = max(self.startAt ?? 0, NIODeadline.now().uptimeNanoseconds + 20_000_000)
         let context = LoadRunContext(t0Nanos: start, recordOriginNanos: self.recordOrigin, sink: self.sink, backendIDs: self.backendIDs)
-        var bounds: [NIOLoopBound<LoadWorker>] = []
+        var bounds: [NIOLoopBound<any LoadWorking>] = []
         for index in 0..<threads {
             let eventLoop = group.next()
             let (clients, connections, budget) = Self.share(of: index, among: threads, configuration)
             let bound = try? await eventLoop.submit {
-                NIOLoopBound(
-                    LoadWorker(
-                        eventLoop: eventLoop,
-                        index: index,
-                        clients: clients,
-                        connections: connections,
-                        requestBudget: budget,
-                        configuration: configuration,
-                        context: context
-                    ),
-                    eventLoop: eventLoop
+                let kind: any LoadWorking.Type = configuration.webSocket ? WebSocketLoadWorker.self : LoadWorker.self
+                let worker = kind.init(
+                    eventLoop: eventLoop,
+                    index: index,
+                    clients: clients,
+                    connections: connections,
+                    requestBudget: budget,
+                    configuration: configuration,
+                    context: context
                 )
+                return NIOLoopBound(worker, eventLoop: eventLoop)
             }.get()
             if let bound { bounds.append(bound) }
         }
@@ -149,7 +148,7 @@ public final class LoadRun: Sendable {
         return (clients, connections, budget)
     }
 
-    private static func gather(_ workers: [NIOLoopBound<LoadWorker>]) async -> LoadStatistics {
+    private static func gather(_ workers: [NIOLoopBound<any LoadWorking>]) async -> LoadStatistics {
         var total = LoadStatistics()
         for worker in workers {
             if let statistics = try? await worker.eventLoop.submit({ worker.value.statistics }).get() {
@@ -159,7 +158,7 @@ public final class LoadRun: Sendable {
         return total
     }
 
-    private static func firstConnectError(_ workers: [NIOLoopBound<LoadWorker>]) async -> String? {
+    private static func firstConnectError(_ workers: [NIOLoopBound<any LoadWorking>]) async -> String? {
         for worker in workers {
             if let error = try? await worker.eventLoop.submit({ worker.value.firstConnectError }).get() {
                 return error

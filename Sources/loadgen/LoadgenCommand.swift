@@ -21,7 +21,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         version: LBLabVersion.string
     )
 
-    @Option(name: .goStyle("url"), help: "Target URL (http://host:port/path).")
+    @Option(name: .goStyle("url"), help: "Target URL: http://host:port/path, or ws://host:port/path to send each request as a WebSocket message and wait for its echo.")
     var url = "http://127.0.0.1:8080/"
 
     @Option(name: .goStyle("clients"), help: "Simulated clients, each with its own TEST-NET address (at most 762).")
@@ -60,7 +60,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(name: .goStyle("header"), help: "A request header 'Name: value' (repeatable); Host replaces the default.")
     var header: [String] = []
 
-    @Option(name: .goStyle("body"), help: "Request body.")
+    @Option(name: .goStyle("body"), help: "Request body (ws://: every message; by default a message is the request's id).")
     var body: String?
 
     @Option(name: .goStyle("body-file"), help: "Request body from a file.")
@@ -144,7 +144,13 @@ struct LoadgenCommand: AsyncParsableCommand {
     }
 
     func makeConfiguration() throws -> LoadConfiguration {
-        let target = try flagValue("url") { try Self.parseURL(self.url) }
+        let (target, webSocket) = try flagValue("url") { try Self.parseURL(self.url) }
+        if webSocket {
+            // One WebSocket per client, opened with GET; its messages carry no headers.
+            try requireFlag("method", self.method.uppercased() == "GET", "a WebSocket opens with GET; -method applies to http:// targets")
+            try requireFlag("keys", self.keys == nil, "sends X-LBLab-Key with each request, and a WebSocket's messages have no headers")
+            try requireFlag("max-connections", self.maxConnections == nil, "applies to http:// targets; over ws:// each client keeps one connection")
+        }
         try requireFlag("clients", (1...ClientAddresses.capacity).contains(self.clients),
             "must be between 1 and \(ClientAddresses.capacity) (one TEST-NET address each), got \(self.clients)")
         try requireFlag("rate", self.rate == nil || self.totalRate == nil, "give -rate (per client) or -total-rate, not both")
@@ -177,6 +183,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             try requireFlag("connections", (1...10_000).contains(connections), "must be between 1 and 10000")
         }
         var configuration = LoadConfiguration(target: target, clients: self.clients, pacing: pacing)
+        configuration.webSocket = webSocket
         configuration.duration = try flagValue("duration") { try GoDuration.parse(self.duration) }
         try requireFlag("duration", configuration.duration! > .zero, "must be above 0")
         if let requests {
@@ -230,13 +237,13 @@ struct LoadgenCommand: AsyncParsableCommand {
         return configuration
     }
 
-    /// Splits an `http://host:port/path` URL.
-    static func parseURL(_ text: String) throws -> LoadConfiguration.Target {
+    /// Splits an `http://host:port/path` or `ws://host:port/path` URL; `webSocket` for the second.
+    static func parseURL(_ text: String) throws -> (target: LoadConfiguration.Target, webSocket: Bool) {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
             throw MalformedValue(text: text, problem: "is not a URL; write e.g. http://127.0.0.1:8080/")
         }
-        guard scheme == "http" else {
-            throw MalformedValue(text: text, problem: "uses \(scheme); loadgen speaks plain http")
+        guard scheme == "http" || scheme == "ws" else {
+            throw MalformedValue(text: text, problem: "uses \(scheme); loadgen speaks plain http and ws")
         }
         guard let host = components.host, !host.isEmpty else {
             throw MalformedValue(text: text, problem: "has no host")
@@ -249,6 +256,6 @@ struct LoadgenCommand: AsyncParsableCommand {
         if let query = components.percentEncodedQuery {
             path += "?" + query
         }
-        return LoadConfiguration.Target(host: host, port: port, path: path)
+        return (LoadConfiguration.Target(host: host, port: port, path: path), scheme == "ws")
     }
 }
