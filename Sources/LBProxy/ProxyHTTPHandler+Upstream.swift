@@ -72,7 +72,10 @@ extension ProxyHTTPHandler {
         backend.state.requestStarted()
         exchange.backend = backend
         exchange.attemptStartNanos = now ?? self.loop.eventLoop.now.uptimeNanoseconds
-        if let idle = backend.pool.takeIdle() {
+        // A protocol switch goes on a new connection: it becomes the tunnel and never returns to the
+        // pool, and servers such as SwiftNIO's switch only on a connection's first request (one taken
+        // from the pool answered the handshake as a plain request).
+        if !exchange.upgrade, let idle = backend.pool.takeIdle() {
             self.connected(idle, now: exchange.attemptStartNanos)
             return
         }

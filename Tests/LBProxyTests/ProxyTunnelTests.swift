@@ -83,6 +83,26 @@ struct ProxyTunnelTests {
         }
     }
 
+    @Test("a handshake after a plain request goes on a new upstream connection, which the backend switches")
+    func upgradeAfterKeepAlive() async throws {
+        try await withProxy { server, port, backends in
+            let client = try RawConnection(port: port)
+            // The plain request leaves its upstream connection idle in this loop's pool. SwiftNIO's
+            // server switches only on a connection's first request: on that one, the handshake would be
+            // answered as a plain request.
+            try client.send(Array("GET /plain HTTP/1.1\r\nHost: chat.test\r\n\r\n".utf8))
+            #expect(try client.readHead().hasPrefix("HTTP/1.1 200 "))
+            _ = try client.read(count: 5)
+            try client.send(Array(Self.handshake.utf8))
+            let head = try client.readHead()
+            #expect(head.hasPrefix("HTTP/1.1 101 "), "\(head)")
+            try client.send(WebSocketWire.maskedFrame(opcode: 0x1, Array("hello".utf8)))
+            #expect(try client.readFrame() == WebSocketWire.Frame(opcode: 0x1, payload: Array("hello".utf8)))
+            client.close()
+            #expect(try await eventually { backends[0].closed.value == 1 && server.requestsInFlight == 0 })
+        }
+    }
+
     @Test("the backend closing the WebSocket closes the client's connection, and the row records a 101 for the tunnel's life")
     func backendCloses() async throws {
         let sink = InMemoryRecordSink()

@@ -80,6 +80,11 @@ public final class RawConnection {
         }
     }
 
+    /// The next `count` bytes (a body of known length).
+    public func read(count: Int) throws -> [UInt8] {
+        try self.take(count)
+    }
+
     /// One unmasked frame from the server.
     public func readFrame() throws -> WebSocketWire.Frame {
         let start = try self.take(2)
