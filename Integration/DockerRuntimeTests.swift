@@ -28,6 +28,25 @@ struct DockerRuntimeTests {
           - errors(round-robin) == 0
         """
 
+    @Test("a WebSocket load needs containers whose backends answer its path as a WebSocket: refused by name before any load")
+    func webSocketLoadNeedsWebSocketBackends() async throws {
+        let scratch = try ScratchDirectory()
+        let engine = try await FakeDockerEngine(socket: scratch.path("docker.sock"), backends: ["b1", "b2"])
+        let scenarioPath = scratch.path("docker-trial.yml")
+        let scenario = Self.scenario.replacingOccurrences(of: "load: {clients: 10, rate: 20}", with: "load: {clients: 10, rate: 20, path: /ws, websocket: true}")
+        try scenario.write(toFile: scenarioPath, atomically: true, encoding: .utf8)
+        let run = try ChildProcess(
+            "lbctl",
+            ["run", "--runtime", "docker", "--docker-socket", engine.socket, "--scenario", scenarioPath, "--db", scratch.path("lblab.db"), "--out", scratch.path("out")]
+        )
+        let result = await run.wait(timeout: .seconds(60))
+        let calls = engine.calls
+        await engine.shutdown()
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("container lblab-b1") && result.stderr.contains("no -websocket /ws"), "\(result.stderr)")
+        #expect(!calls.contains { $0.hasPrefix("POST") }, "nothing was changed: \(calls)")
+    }
+
     @Test("containers found by name, limited, killed and started again through the API, sampled from it, left running")
     func dockerRuntime() async throws {
         let scratch = try ScratchDirectory()

@@ -150,6 +150,59 @@ struct ScenarioRunTests {
         }
     }
 
+    @Test("websockets: one per client; only what was on the wire to the killed backend is lost, and no connection goes back to it")
+    func webSockets() async throws {
+        let scratch = try ScratchDirectory()
+        let database = scratch.path("lblab.db")
+        let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("websockets"), "--db", database, "--out", scratch.path("out")])
+        let result = await run.wait(timeout: .seconds(120))
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        try Self.expectNothingLeft(harness: run.pid, database: database)
+        let queue = try DatabaseQueue(path: database)
+        try await queue.read { db in
+            let runs = try Row.fetchAll(db, sql: "SELECT id, algorithm, status FROM runs ORDER BY id")
+            #expect(runs.map { $0["status"] as String } == ["completed", "completed"])
+            for run in runs {
+                let id: Int64 = run["id"]
+                let label: String = run["algorithm"]
+                func time(_ kind: String) throws -> Int64 {
+                    try #require(try Int64.fetchOne(db, sql: "SELECT min(t_us) FROM events WHERE run_id = ? AND kind = ?", arguments: [id, kind]))
+                }
+                let (kill, restart) = (try time("kill"), try time("restart"))
+                // 30 clients x 20 messages a second x 12 s; each echoed (101) but those on the wire to b2 at
+                // the kill: a client has at most one there (its echo takes far less than the 50 ms
+                // between its messages), and b2 had 10 clients.
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE run_id = ?", arguments: [id]) == 7_200)
+                let lost = try Row.fetchAll(db, sql: "SELECT error, sent_us FROM requests WHERE run_id = ? AND (status IS NOT 101 OR error IS NOT NULL)", arguments: [id])
+                #expect(lost.count <= 10 && lost.allSatisfy { ($0["error"] as String?) == "closed" && ($0["sent_us"] as Int64) < kill + 100_000 }, "\(label): \(lost)")
+                // After the kill, b2's clients are on b1 and b3, and after its restart none comes back to it.
+                let after = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT b.name, count(*) AS messages, count(DISTINCT r.client_ip) AS clients FROM requests r
+                        JOIN backends b ON b.run_id = r.run_id AND b.id = r.backend_id
+                        WHERE r.run_id = ? AND r.sent_us > ? GROUP BY b.name ORDER BY b.name
+                        """,
+                    arguments: [id, kill + 500_000]
+                )
+                #expect(after.map { $0["name"] as String } == ["b1", "b3"], "\(label): \(after)")
+                #expect(after.map { $0["clients"] as Int }.reduce(0, +) == 30, "\(label): \(after)")
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE run_id = ? AND backend_id = 2 AND sent_us > ?", arguments: [id, restart]) == 0)
+                if label == "least-connections" {
+                    // The in-flight counts it balances are the connections: 10 on each before the kill, and
+                    // b2's 10 shared between the other two after it.
+                    let before = try Int.fetchAll(
+                        db, sql: "SELECT count(DISTINCT client_ip) FROM requests WHERE run_id = ? AND sent_us < ? AND backend_id IS NOT NULL GROUP BY backend_id",
+                        arguments: [id, kill]
+                    )
+                    #expect(before == [10, 10, 10], "\(before)")
+                    let split = after.map { $0["clients"] as Int }
+                    #expect(abs(split[0] - split[1]) <= 2, "\(after)")
+                }
+            }
+        }
+    }
+
     @Test("Ctrl-C, or SIGHUP when the terminal closes: the run is marked interrupted, its records kept from both sides, nothing left running", arguments: [SIGINT, SIGHUP])
     func interrupted(signal: Int32) async throws {
         let scratch = try ScratchDirectory()

@@ -34,7 +34,7 @@ extension ScenarioBackend {
 extension ScenarioLoad {
     init(reading node: ConfigNode) throws(ConfigError) {
         let map = try node.mapping(
-            keys: ["clients", "rate", "total-rate", "arrival", "keys", "path", "method", "timeout", "threads"]
+            keys: ["clients", "rate", "total-rate", "arrival", "keys", "path", "method", "timeout", "threads", "websocket"]
         )
         let clientsNode = try map.required("clients")
         let clients = try clientsNode.int()
@@ -80,6 +80,16 @@ extension ScenarioLoad {
         if let method = map["method"] { self.method = try method.string().uppercased() }
         if let timeout = map["timeout"] { self.timeout = try timeout.duration(atLeast: .milliseconds(1)) }
         if let threads = map["threads"] { self.threads = try threads.int(in: 1...64) }
+        if let webSocket = map["websocket"] {
+            self.webSocket = try webSocket.bool()
+            // As loadgen's -url ws:// takes it: a WebSocket opens with GET, and its messages carry no headers.
+            if self.webSocket, let keys = map["keys"] {
+                throw keys.error("sends X-LBLab-Key with each request, and a WebSocket's messages have no headers")
+            }
+            if self.webSocket, let method = map["method"], self.method != "GET" {
+                throw method.error("a WebSocket opens with GET")
+            }
+        }
     }
 }
 

@@ -121,9 +121,18 @@ public struct ScenarioLoad: Sendable, Hashable {
     public var timeout: Duration
     /// The load generator's event loops.
     public var threads: Int
+    /// Whether each request is a WebSocket message to ``path`` (`websocket: true`): each client opens
+    /// one WebSocket and keeps it, and the backends echo every message.
+    public var webSocket = false
 
     /// The total rate asked for.
     public var totalRate: Double { self.ratePerClient * Double(self.clients) }
+
+    /// The path every backend answers as a WebSocket, when the load is WebSocket messages: ``path``
+    /// without its query.
+    public var webSocketPath: String? {
+        self.webSocket ? String(self.path.prefix { $0 != "?" }) : nil
+    }
 }
 
 /// One step of a fault timeline: at a time after the load starts, an action on a backend.

@@ -31,6 +31,8 @@ final class BackendFleet: BackendSet {
     private let executable: String
     private let logDirectory: String
     private let seed: UInt64
+    /// The path every backend answers as a WebSocket, when the load is WebSocket messages.
+    private let webSocketPath: String?
     let group: any EventLoopGroup
 
     /// Places every backend of `scenario`: a free port each and, with `cgroups`, a container each with the
@@ -57,6 +59,7 @@ final class BackendFleet: BackendSet {
             members.append(Member(spec: backend, address: HostPort(host: "127.0.0.1", port: port), container: container))
         }
         self.members = members
+        self.webSocketPath = scenario.load.webSocketPath
         self.executable = executable
         self.logDirectory = logDirectory
         self.seed = seed
@@ -119,6 +122,7 @@ final class BackendFleet: BackendSet {
         ]
         if let capacity = spec.capacity { arguments += ["-capacity", "\(capacity)"] }
         if let queue = spec.queue { arguments += ["-queue", "\(queue)"] }
+        if let path = self.webSocketPath { arguments += ["-websocket", path] }
         let process = try ChildProcess(
             executable: self.executable,
             arguments: arguments,

@@ -37,6 +37,13 @@ final class DockerFleet: BackendSet {
             guard address.isLoopback else {
                 throw .notReady(what: "container \(container)", reason: "it listens on \(address), not on loopback", log: "")
             }
+            if let path = scenario.load.webSocketPath, inspection.webSocketPath != path {
+                throw .notReady(
+                    what: "container \(container)",
+                    reason: "the scenario's load is WebSocket messages to \(path), and its command has no -websocket \(path)",
+                    log: ""
+                )
+            }
             members.append(Member(spec: backend, container: container, address: address))
         }
         self.members = members
@@ -139,14 +146,21 @@ final class DockerFleet: BackendSet {
     }
 
     /// What `GET /containers/NAME/json` says: running, paused, and the `-listen` address of its command.
-    private static func inspect(_ container: String, socket: String, group: any EventLoopGroup) async throws(HarnessError) -> (running: Bool, paused: Bool, address: HostPort?) {
+    private static func inspect(_ container: String, socket: String, group: any EventLoopGroup) async throws(HarnessError)
+        -> (running: Bool, paused: Bool, address: HostPort?, webSocketPath: String?)
+    {
         let answer = try await Self.engine("GET", "/containers/\(container)/json", socket: socket, group: group)
         guard let object = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any] else {
             throw .control(what: "Docker Engine API GET /containers/\(container)/json", reason: "not a container description")
         }
         let state = object["State"] as? [String: Any]
         let command = ((object["Config"] as? [String: Any])?["Cmd"] as? [String]) ?? (object["Args"] as? [String]) ?? []
-        let listen = command.firstIndex { $0 == "-listen" || $0 == "--listen" }.flatMap { command.indices.contains($0 + 1) ? command[$0 + 1] : nil }
-        return ((state?["Running"] as? Bool) ?? false, (state?["Paused"] as? Bool) ?? false, listen.flatMap { try? HostPort(parsing: $0) })
+        func value(of flag: String) -> String? {
+            command.firstIndex { $0 == "-" + flag || $0 == "--" + flag }.flatMap { command.indices.contains($0 + 1) ? command[$0 + 1] : nil }
+        }
+        return (
+            (state?["Running"] as? Bool) ?? false, (state?["Paused"] as? Bool) ?? false,
+            value(of: "listen").flatMap { try? HostPort(parsing: $0) }, value(of: "websocket")
+        )
     }
 }

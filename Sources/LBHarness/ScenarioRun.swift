@@ -195,6 +195,7 @@ final class ScenarioRun: Sendable {
         configuration.timeout = load.timeout
         configuration.seed = self.seed
         configuration.threads = load.threads
+        configuration.webSocket = load.webSocket
         if let count = load.keyCount { configuration.keys = ZipfKeys(count: count, exponent: load.zipf) }
         return configuration
     }

@@ -106,6 +106,9 @@ struct ScenarioTests {
             ("expect:\n  - p98(round-robin) < 3\n", 2, "expect[0]", "not a metric"),
             ("expect:\n  - p99(round-robin) 3\n", 2, "expect[0]", "expected a comparison"),
             ("warmup: 10s\n", 1, "warmup", "shorter than the duration"),
+            ("load: {clients: 5, rate: 1, websocket: yes please}\n", 1, "load.websocket", "true or false"),
+            ("load: {clients: 5, rate: 1, keys: {count: 10}, websocket: true}\n", 1, "load.keys", "messages have no headers"),
+            ("load: {clients: 5, rate: 1, method: post, websocket: true}\n", 1, "load.method", "opens with GET"),
         ]
     )
     func mistakes(_ line: String, _ lineNumber: Int, _ field: String, _ problem: String) {
@@ -157,7 +160,10 @@ struct ScenarioTests {
             #expect(!scenario.expectations.isEmpty, "\(file) says what it expects")
             #expect(!scenario.question.isEmpty, "\(file) says what it asks")
         }
+        let webSockets = try Scenario.load(path: root.appendingPathComponent("websockets.yml").path)
+        #expect(webSockets.load.webSocket && webSockets.load.webSocketPath == "/ws")
         let quickstart = try Scenario.load(path: root.appendingPathComponent("quickstart.yml").path)
+        #expect(!quickstart.load.webSocket && quickstart.load.webSocketPath == nil)
         #expect(quickstart.labels == ["round-robin", "least-connections", "power-of-two"])
         #expect(quickstart.backends.count == 3 && quickstart.load.totalRate == 1_000 && quickstart.duration == .seconds(20))
     }
