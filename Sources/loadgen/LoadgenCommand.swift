@@ -11,12 +11,13 @@ import LBStore
 struct LoadgenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadgen",
-        abstract: "Send open-loop HTTP/1.1 load from many simulated clients and report corrected latency.",
+        abstract: "Send open-loop HTTP/1.1 (or WebSocket) load from many simulated clients and report corrected latency.",
         discussion: """
             Open loop by default: every request has a due time fixed in advance, and latency counts from it, \
             so a slow target shows in the figures instead of slowing the load. Each client sends from its own \
-            TEST-NET address in X-Forwarded-For. Flags take one dash or two (-clients 50, --clients 50); \
-            durations are Go's (30s, 1m30s).
+            TEST-NET address in X-Forwarded-For. With a ws:// URL each request is a WebSocket message, done \
+            when its echo is back, and each client keeps one WebSocket for the run. Flags take one dash or two \
+            (-clients 50, --clients 50); durations are Go's (30s, 1m30s).
             """,
         version: LBLabVersion.string
     )
