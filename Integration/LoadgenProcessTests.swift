@@ -238,6 +238,19 @@ struct LoadgenProcessTests {
         #expect(refused > 20 && refused < 100, "\(refused) of 112 refused")
     }
 
+    @Test("the same over WebSockets: each run ends by itself, and one that fails names the flag")
+    func mutatedFlagsWebSocket() async throws {
+        let (backend, port) = try await startBackend(name: "b1", ["-websocket", "/ws"])
+        defer { Task { await backend.stop() } }
+        let flags = [
+            ("-clients", "3"), ("-rate", "20"), ("-duration", "2s"), ("-requests", "3"), ("-timeout", "2s"),
+            ("-header", "X-Test: yes"), ("-method", "GET"), ("-seed", "7"), ("-arrival", "poisson"), ("-warmup", "0s"),
+            ("-body", "hello"),
+        ]
+        let refused = try await runMutatingFlags("loadgen", ["-url", "ws://127.0.0.1:\(port)/ws"], flags, rounds: 44, seed: 0xF1A8)
+        #expect(refused > 5 && refused < 40, "\(refused) of 44 refused")
+    }
+
     @Test(
         "lbctl backend refuses bad flags the same way",
         arguments: [
