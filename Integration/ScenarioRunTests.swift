@@ -188,6 +188,15 @@ struct ScenarioRunTests {
                 #expect(after.map { $0["name"] as String } == ["b1", "b3"], "\(label): \(after)")
                 #expect(after.map { $0["clients"] as Int }.reduce(0, +) == 30, "\(label): \(after)")
                 #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE run_id = ? AND backend_id = 2 AND sent_us > ?", arguments: [id, restart]) == 0)
+                // The WebSockets' own events: 30 opened at the start; b2's 10 closed at the kill and opened
+                // again on b1 and b3; all 40 closed by the end.
+                let opened = try String.fetchAll(
+                    db, sql: "SELECT json_extract(detail_json, '$.backend') FROM events WHERE run_id = ? AND kind = 'ws_open' AND t_us > ? ORDER BY t_us",
+                    arguments: [id, kill]
+                )
+                #expect(opened.count == 10 && Set(opened).isSubset(of: ["b1", "b3"]), "\(label): \(opened)")
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE run_id = ? AND kind = 'ws_open'", arguments: [id]) == 40)
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE run_id = ? AND kind = 'ws_close'", arguments: [id]) == 40)
                 if label == "least-connections" {
                     // The in-flight counts it balances are the connections: 10 on each before the kill, and
                     // b2's 10 shared between the other two after it.

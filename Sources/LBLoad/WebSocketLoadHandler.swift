@@ -36,6 +36,8 @@ final class WebSocketLoadHandler: ChannelInboundHandler {
     private var maskKeys: SeededGenerator
     /// Set once the connection cannot carry another message (closed, failed, timed out).
     private(set) var isBroken = false
+    /// Messages whose echo came back.
+    private(set) var echoes = 0
 
     init(client: Int, backend: String?, maskKeys: SeededGenerator, onEnd: @escaping (LoadConnectionHandler.Outcome, WebSocketLoadHandler) -> Void) {
         self.client = client
@@ -106,6 +108,7 @@ final class WebSocketLoadHandler: ChannelInboundHandler {
             self.fail(.badResponse)
             return
         }
+        self.echoes += 1
         self.onEnd(
             LoadConnectionHandler.Outcome(
                 request: done.request,
@@ -162,17 +165,17 @@ final class WebSocketLoadHandler: ChannelInboundHandler {
         self.context?.close(promise: nil)
     }
 
-    /// Ends the WebSocket as the protocol asks: a close frame (1000, normal closure), then the connection
-    /// once it is written.
+    /// Ends the WebSocket as the protocol asks: a close frame (1000, normal closure), then the
+    /// connection. The frame goes out in the flush when the socket takes it at once (as it does unless
+    /// the target stopped reading); the close does not wait for it, so that it cannot hang.
     func close() {
         self.isBroken = true
         guard let context = self.context else { return }
         var reason = context.channel.allocator.buffer(capacity: 2)
         reason.write(webSocketErrorCode: .normalClosure)
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(using: &self.maskKeys), data: reason)
-        context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+        context.close(promise: nil)
     }
 }
 

@@ -1,4 +1,5 @@
 import DequeModule
+import Foundation
 import LBCore
 import NIOCore
 import NIOHTTP1
@@ -222,8 +223,10 @@ final class WebSocketLoadWorker: LoadWorking {
             self.slots[slot].handler = handler
             self.openConnections += 1
             self.tally.statistics.peakConnections = max(self.tally.statistics.peakConnections, self.openConnections)
+            self.event("ws_open", client: handler.client, backend: backend)
             channel.closeFuture.assumeIsolated().whenComplete { _ in
                 self.openConnections -= 1
+                self.event("ws_close", client: handler.client, backend: backend, echoes: handler.echoes)
                 if self.slots[slot].handler === handler {
                     self.slots[slot].handler = nil
                     self.slots[slot].channel = nil
@@ -248,6 +251,24 @@ final class WebSocketLoadWorker: LoadWorking {
                 self.connectFailed(slot, attempt: attempt, reason)
             }
         }
+    }
+
+    /// Records an event of `kind` about `client`'s WebSocket now, for the run's `events`: when each
+    /// opened (`ws_open`) and closed (`ws_close`, with the messages echoed on it), on which backend.
+    private func event(_ kind: String, client: Int, backend: String?, echoes: Int? = nil) {
+        guard let sink = self.context.sink else { return }
+        var detail: [String: Any] = [:]
+        if let backend { detail["backend"] = backend }
+        if let echoes { detail["messages"] = echoes }
+        let json = (try? JSONSerialization.data(withJSONObject: detail, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        sink.record(
+            RunEvent(
+                tMicros: self.context.micros(NIODeadline.now().uptimeNanoseconds),
+                kind: kind,
+                subject: self.tally.clientIPs[client],
+                detailJSON: json
+            )
+        )
     }
 
     /// `slot`'s WebSocket is open: what waited goes out, or the closed loop starts.
@@ -355,19 +376,24 @@ final class WebSocketLoadWorker: LoadWorking {
         }
     }
 
-    /// Completes ``finishedFuture`` once nothing more will be sent and nothing is in flight, waiting or
-    /// opening; then closes every WebSocket with a close frame.
+    /// Closes every WebSocket with a close frame once nothing more will be sent and nothing is in
+    /// flight, waiting or opening; completes ``finishedFuture`` when they have closed (and their
+    /// `ws_close` events are recorded).
     private func checkFinished() {
         guard !self.isFinished, self.pace.isDone(now: NIODeadline.now().uptimeNanoseconds), self.inFlight == 0,
             self.slots.allSatisfy({ $0.waiting.isEmpty && !$0.connecting })
         else { return }
         self.isFinished = true
         self.tally.handOverRecords()
+        var closed: [EventLoopFuture<Void>] = []
         for slot in self.slots.indices {
-            self.slots[slot].handler?.close()
-            if self.slots[slot].handler == nil { self.slots[slot].channel?.close(promise: nil) }
+            guard let channel = self.slots[slot].channel else { continue }
+            if let handler = self.slots[slot].handler { handler.close() } else { channel.close(promise: nil) }
+            closed.append(channel.closeFuture)
         }
-        self.finished.succeed(())
+        EventLoopFuture.andAllComplete(closed, on: self.eventLoop).assumeIsolated().whenComplete { _ in
+            self.finished.succeed(())
+        }
     }
 }
 

@@ -53,6 +53,20 @@ struct WebSocketLoadTests {
             }
             #expect(rows == 400 && echoed == 400)
             #expect(ips.count == 10 && ips.allSatisfy(ClientAddresses.isTestNet))
+            // Each WebSocket's opening and closing is an event of the run, with its backend and, at the
+            // close, the messages echoed on it.
+            let events = try database.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT kind, count(DISTINCT subject) AS clients, sum(json_extract(detail_json, '$.messages')) AS messages
+                        FROM events WHERE kind LIKE 'ws_%' AND json_extract(detail_json, '$.backend') = 'b1' GROUP BY kind ORDER BY kind
+                        """
+                )
+            }
+            #expect(events.map { $0["kind"] as String } == ["ws_close", "ws_open"], "\(events)")
+            #expect(events.map { $0["clients"] as Int } == [10, 10], "\(events)")
+            #expect(events.first?["messages"] as Int? == 400, "\(events)")
         }
     }
 
