@@ -199,12 +199,14 @@ struct ScenarioRunTests {
                 #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE run_id = ? AND kind = 'ws_close'", arguments: [id]) == 40)
                 if label == "least-connections" {
                     // The in-flight counts it balances are the connections: 10 on each before the kill, and
-                    // b2's 10 shared between the other two after it.
+                    // b2's 10 shared between the other two after it. (The proxy's two event loops share the
+                    // counts; two handshakes picked in the same instant on both may see the same least
+                    // loaded backend, hence one either way.)
                     let before = try Int.fetchAll(
                         db, sql: "SELECT count(DISTINCT client_ip) FROM requests WHERE run_id = ? AND sent_us < ? AND backend_id IS NOT NULL GROUP BY backend_id",
                         arguments: [id, kill]
                     )
-                    #expect(before == [10, 10, 10], "\(before)")
+                    #expect(before.count == 3 && before.allSatisfy { (9...11).contains($0) }, "\(before)")
                     let split = after.map { $0["clients"] as Int }
                     #expect(abs(split[0] - split[1]) <= 2, "\(after)")
                 }
