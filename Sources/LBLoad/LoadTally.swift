@@ -42,9 +42,9 @@ struct LoadTally {
         )
     }
 
-    /// Counts and records a request that ended (sent or not).
-    mutating func end(_ request: LoadRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
-        let done = outcome.doneNanos
+    /// Counts and records a request that ended (sent or not), as `outcome` tells.
+    mutating func end(_ outcome: LoadConnectionHandler.Outcome) {
+        let (request, sentNanos, done) = (outcome.request, outcome.sentNanos, outcome.doneNanos)
         let backendID = outcome.backend.map { self.backendID(for: $0) }
         if self.counts(request) {
             self.statistics.record(
@@ -78,6 +78,11 @@ struct LoadTally {
         if self.unsentRecords.count >= Self.recordChunk {
             self.handOverRecords()
         }
+    }
+
+    /// Counts and records a request that ended at `now` without going out, with `error`.
+    mutating func endUnsent(_ request: LoadRequest, at now: UInt64, error: RequestFailure) {
+        self.end(.init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: error, reusable: false))
     }
 
     /// The run's id of the backend called `name`, asked of the run's context (under its lock, shared by

@@ -117,7 +117,7 @@ final class LoadWorker: LoadWorking {
         self.pace.stop()
         let now = NIODeadline.now().uptimeNanoseconds
         while let request = self.waiting.popFirst() {
-            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .interrupted, reusable: false))
+            self.tally.endUnsent(request, at: now, error: .interrupted)
         }
         for connection in self.connections.values where connection.handler.isBusy {
             connection.handler.fail(.interrupted)
@@ -219,12 +219,12 @@ final class LoadWorker: LoadWorking {
         }
         let now = NIODeadline.now().uptimeNanoseconds
         if self.pace.isOpenLoop, let request = self.waiting.popFirst() {
-            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            self.tally.endUnsent(request, at: now, error: .connectFailed)
             self.replaceLostConnection()
         } else if !self.pace.isOpenLoop, self.pace.takeClosedLoopTurn(now: now) {
             // Closed loop: count the failed attempt as a request, then try again after a pause.
             let request = LoadRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
-            self.end(request, sentNanos: now, outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: .connectFailed, reusable: false))
+            self.tally.endUnsent(request, at: now, error: .connectFailed)
             self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.openConnection() }
         }
         self.checkFinished()
@@ -312,15 +312,10 @@ final class LoadWorker: LoadWorking {
     /// which ``connectionAvailable(_:now:)`` checks.
     private func requestEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: LoadConnectionHandler) {
         self.inFlight -= 1
-        self.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
+        self.tally.end(outcome)
         if outcome.reusable {
             self.connectionAvailable(handler, now: outcome.doneNanos)
         }
-    }
-
-    /// Counts and records a request that ended (sent or not).
-    private func end(_ request: LoadRequest, sentNanos: UInt64, outcome: LoadConnectionHandler.Outcome) {
-        self.tally.end(request, sentNanos: sentNanos, outcome: outcome)
     }
 
     /// Completes ``finishedFuture`` once nothing more will be sent and nothing is in flight or waiting.

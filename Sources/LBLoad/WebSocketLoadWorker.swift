@@ -98,7 +98,7 @@ final class WebSocketLoadWorker: LoadWorking {
         let now = NIODeadline.now().uptimeNanoseconds
         for slot in self.slots.indices {
             while let request = self.slots[slot].waiting.popFirst() {
-                self.endUnsent(request, at: now, error: .interrupted)
+                self.tally.endUnsent(request, at: now, error: .interrupted)
             }
             self.slots[slot].handler?.fail(.interrupted)
         }
@@ -293,12 +293,12 @@ final class WebSocketLoadWorker: LoadWorking {
         if self.pace.isOpenLoop {
             // What waited for this connection fails; the client's next message tries again.
             while let request = self.slots[slot].waiting.popFirst() {
-                self.endUnsent(request, at: now, error: .connectFailed)
+                self.tally.endUnsent(request, at: now, error: .connectFailed)
             }
         } else if self.pace.takeClosedLoopTurn(now: now) {
             // Closed loop: the failed attempt counts as a message, and the connection tries again after a pause.
             let request = LoadRequest(id: self.context.newRequestID(), client: self.slots[slot].client, intendedNanos: now)
-            self.endUnsent(request, at: now, error: .connectFailed)
+            self.tally.endUnsent(request, at: now, error: .connectFailed)
             self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.open(slot) }
         }
         self.checkFinished()
@@ -342,7 +342,7 @@ final class WebSocketLoadWorker: LoadWorking {
 
     private func messageEnded(_ outcome: LoadConnectionHandler.Outcome, on handler: WebSocketLoadHandler) {
         self.inFlight -= 1
-        self.tally.end(outcome.request, sentNanos: outcome.sentNanos, outcome: outcome)
+        self.tally.end(outcome)
         if !self.pace.isOpenLoop, outcome.reusable {
             self.sendNextClosedLoop(on: handler, now: outcome.doneNanos)
         }
@@ -352,15 +352,6 @@ final class WebSocketLoadWorker: LoadWorking {
     private func sendNextClosedLoop(on handler: WebSocketLoadHandler, now: UInt64) {
         guard !handler.isBroken, self.pace.takeClosedLoopTurn(now: now) else { return }
         self.send(LoadRequest(id: self.context.newRequestID(), client: handler.client, intendedNanos: now), on: handler)
-    }
-
-    /// Ends a message that never went out.
-    private func endUnsent(_ request: LoadRequest, at now: UInt64, error: RequestFailure) {
-        self.tally.end(
-            request,
-            sentNanos: now,
-            outcome: .init(request: request, sentNanos: now, doneNanos: now, bytesIn: 0, error: error, reusable: false)
-        )
     }
 
     /// Times out overdue messages, a sweep every ``LoadPace/sweepPeriod(timeout:)``.
