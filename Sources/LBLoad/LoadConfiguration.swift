@@ -65,13 +65,8 @@ public struct LoadConfiguration: Sendable {
     /// Whether each request is a message over a WebSocket (`ws://` targets): every client (open loop)
     /// or connection (closed loop) opens one WebSocket to ``target`` and keeps it, and a request ends
     /// with its echo. With a load balancer in front, a backend is chosen per connection, not per
-    /// request, as for any long-lived connection. Setting it makes ``maxConnections`` the connections
-    /// that opens: one per client in the open loop.
-    public var webSocket: Bool {
-        didSet {
-            if self.webSocket, case .openLoop = self.pacing { self.maxConnections = self.clients }
-        }
-    }
+    /// request, as for any long-lived connection.
+    public var webSocket: Bool
 
     /// A configuration with the given target, clients and pacing, and defaults for the rest.
     public init(target: Target, clients: Int, pacing: Pacing) {
@@ -102,6 +97,13 @@ public struct LoadConfiguration: Sendable {
         case .closedLoop(let connections):
             return connections
         }
+    }
+
+    /// The most connections open at once: ``maxConnections``, but over WebSockets in the open loop one
+    /// per client, which each keeps for the run.
+    public var connectionLimit: Int {
+        if self.webSocket, case .openLoop = self.pacing { return self.clients }
+        return self.maxConnections
     }
 
     /// The total rate asked for, in requests per second (open loop only).

@@ -92,7 +92,7 @@ public struct LoadReport: Sendable {
             sendLagP99Ms: Double(self.statistics.sendLag.valueAtPercentile(99)) / 1_000,
             waitedForConnection: self.statistics.waitedForConnection,
             peakConnections: self.statistics.peakConnections,
-            maxConnections: self.configuration.maxConnections,
+            maxConnections: self.configuration.connectionLimit,
             corrected: latency(self.statistics.corrected),
             service: latency(self.statistics.service)
         )
@@ -140,7 +140,7 @@ public struct LoadReport: Sendable {
         let errors = s.errors.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue): \($0.value)" }
         lines.append("errors:    " + (errors.isEmpty ? "none" : errors.joined(separator: "  ")))
         lines.append(
-            "pool:      peak \(s.peakConnections) of \(c.maxConnections) connections; "
+            "pool:      peak \(s.peakConnections) of \(c.connectionLimit) connections; "
                 + (s.waitedForConnection == 0
                     ? "no request waited for a connection"
                     : "\(s.waitedForConnection) requests waited for a connection (pool exhausted)")
