@@ -145,7 +145,8 @@ final class DockerFleet: BackendSet {
         return answer
     }
 
-    /// What `GET /containers/NAME/json` says: running, paused, and the `-listen` address of its command.
+    /// What `GET /containers/NAME/json` says: running, paused, and the `-listen` address and `-websocket`
+    /// path of its command.
     private static func inspect(_ container: String, socket: String, group: any EventLoopGroup) async throws(HarnessError)
         -> (running: Bool, paused: Bool, address: HostPort?, webSocketPath: String?)
     {

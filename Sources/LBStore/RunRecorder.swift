@@ -10,9 +10,10 @@ import Synchronization
 /// methods, which append to a bounded in-memory buffer under a lock held for one append (or one chunk,
 /// with `record(contentsOf:)`) and return: no producer ever waits on disk. The writer thread takes the
 /// whole buffer once it holds ``batchRecords`` records or its oldest record has waited
-/// ``commitIntervalMillis``, and writes it in one transaction with prepared statements. A batch holds
-/// 1,024 records at most: while a run goes on, a batch of requests is one packed row (below),
-/// so its cost is its encoding, and the writer's turns on a busy machine stay short. A turn takes a
+/// ``commitIntervalMillis``, and writes it in one transaction with prepared statements. A batch is due
+/// at 1,024 records (more only when the writer falls behind): while a run goes on, a batch of requests
+/// is one packed row (below), so its cost is its encoding, and the writer's turns on a busy machine
+/// stay short. A turn takes a
 /// core from a producer or from what it measures: with up to 65,536 records a batch, each turn took
 /// about 1.5 ms at the proxy's full rate, and the proxy's p99 with `-db` was 1.2× its p99 without.
 /// The interval stays long: at a light load, a turn every 20 ms instead raised the load generator's

@@ -130,7 +130,7 @@ extension ResultsDatabase {
         return rows
     }
 
-    /// How many chunks ``unstage(_:_:failed:)`` turns into rows in one transaction: up to 65,536
-    /// request rows at the writer's batch size (``RunRecorder/batchRecords``).
+    /// How many chunks ``unstage(_:_:failed:)`` turns into rows in one transaction: about 65,536
+    /// request rows at the size a batch is due (``RunRecorder/batchRecords``).
     static let unstageGroup = 64
 }
