@@ -15,37 +15,38 @@ struct RepositoryScriptsTests {
         return paths
     }
 
+    /// Runs bash with `arguments` in the repository's root; its exit status, standard output and
+    /// standard error (read once bash has closed its output: a few lines here, well within a pipe).
+    static func bash(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = arguments
+        process.currentDirectoryURL = repositoryRoot
+        let (output, errors) = (Pipe(), Pipe())
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        func text(_ pipe: Pipe) -> String { String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+        let standardOutput = text(output)
+        process.waitUntilExit()
+        return (process.terminationStatus, standardOutput, text(errors))
+    }
+
     @Test("every script parses (bash -n)")
     func scriptsParse() throws {
         let scripts = try Self.scripts()
         #expect(scripts.contains("bench/peers.sh") && scripts.contains("bench/proxy_latency.sh"))
         for script in scripts {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-n", script]
-            process.currentDirectoryURL = repositoryRoot
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(process.terminationStatus == 0, "\(script): \(message)")
+            let result = try Self.bash(["-n", script])
+            #expect(result.status == 0, "\(script): \(result.errors)")
         }
     }
 
     /// Runs `script` in bash with bench/peers.sh sourced, from the repository's root; its standard output.
     static func withBenchHelpers(_ script: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "set -euo pipefail; source bench/peers.sh; " + script]
-        process.currentDirectoryURL = repositoryRoot
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "bash -c \(script)")
-        return text
+        let result = try Self.bash(["-c", "set -euo pipefail; source bench/peers.sh; " + script])
+        #expect(result.status == 0, "bash -c \(script): \(result.errors)")
+        return result.output
     }
 
     @Test("bench_median takes the middle value, or the mean of the two middle ones")
