@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 source scripts/release-flags.sh
 xflags=()
 for flag in "${release_swiftc_flags[@]}"; do xflags+=(-Xswiftc "$flag"); done
-exec swift build -c release "${xflags[@]}" "$@"
+exec swift build -c release "${xflags[@]}" "${release_build_flags[@]}" "$@"
