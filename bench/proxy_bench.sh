@@ -4,7 +4,7 @@
 # -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50`, rounds interleaved (each
 # starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
 # / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
-# recording. With `loadgen` as third argument every request carries the headers loadgen sends
+# recording (by the medians, and by the median of the rounds' ratios). With `loadgen` as third argument every request carries the headers loadgen sends
 # (X-Forwarded-For with a TEST-NET address, X-Request-Id), which LBLab reads: the
 # traffic of an experiment rather than wrk's bare GET.
 # Usage: bench/proxy_bench.sh [rounds] [seconds] [plain|loadgen]
@@ -69,6 +69,7 @@ ports=(18110 18111 18112 18113)
 declare -A rps p50 p99
 : >"$BENCH_DIR/haproxy.txt"
 : >"$BENCH_DIR/lblab.txt"
+db_ratios=""
 for round in $(seq 1 "$rounds"); do
     line="round $round:"
     # Each round starts with the next contender, so that none always runs first (after the previous
@@ -83,6 +84,8 @@ for round in $(seq 1 "$rounds"); do
     done
     echo "${this[haproxy]}" >>"$BENCH_DIR/haproxy.txt"
     echo "${this[lblab]}" >>"$BENCH_DIR/lblab.txt"
+    read -r lr _ <<<"${this[lblab]}"; read -r dr _ <<<"${this[lblab-db]}"
+    db_ratios+="$(awk -v d="$dr" -v l="$lr" 'BEGIN { printf "%.3f", d / l }') "
     echo "$line"
 done
 for name in "${names[@]}"; do
@@ -93,4 +96,8 @@ done
 awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
     -v d="$(bench_median ${rps[lblab-db]})" \
     'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f; LBLab -db / LBLab: %.3f\n", l / h, l / n, d / l }'
+# The -db proxy runs in the same rounds as the one without; the median of the rounds' ratios cancels
+# the machine's drift between rounds, as the paired figures below do.
+# shellcheck disable=SC2086
+echo "LBLab -db / LBLab, paired: median of the rounds' ratios $(printf "%.3f" "$(bench_median $db_ratios)") (rounds: ${db_ratios% })"
 bench_paired_summary "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "req/s" "p50 ms" "p99 ms"
