@@ -118,12 +118,7 @@ struct ScenarioRunTests {
     @Test("backend-failure: a killed backend costs no client error; down and up again within fall and rise x interval")
     func backendFailure() async throws {
         let scratch = try ScratchDirectory()
-        let database = scratch.path("lblab.db")
-        let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("backend-failure"), "--db", database, "--out", scratch.path("out")])
-        let result = await run.wait(timeout: .seconds(180))
-        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
-        try Self.expectNothingLeft(harness: run.pid, database: database)
-        let queue = try DatabaseQueue(path: database)
+        let queue = try await Self.runToEnd("backend-failure", in: scratch, timeout: .seconds(180))
         try await queue.read { db in
             for id in try Int64.fetchAll(db, sql: "SELECT id FROM runs ORDER BY id") {
                 let events = try Row.fetchAll(db, sql: "SELECT t_us, kind, subject FROM events WHERE run_id = ? ORDER BY t_us", arguments: [id])
@@ -153,12 +148,7 @@ struct ScenarioRunTests {
     @Test("websockets: one per client; only what was on the wire to the killed backend is lost, and no connection goes back to it")
     func webSockets() async throws {
         let scratch = try ScratchDirectory()
-        let database = scratch.path("lblab.db")
-        let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario("websockets"), "--db", database, "--out", scratch.path("out")])
-        let result = await run.wait(timeout: .seconds(120))
-        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
-        try Self.expectNothingLeft(harness: run.pid, database: database)
-        let queue = try DatabaseQueue(path: database)
+        let queue = try await Self.runToEnd("websockets", in: scratch, timeout: .seconds(120))
         try await queue.read { db in
             let runs = try Row.fetchAll(db, sql: "SELECT id, algorithm, status FROM runs ORDER BY id")
             #expect(runs.map { $0["status"] as String } == ["completed", "completed"])
@@ -263,6 +253,17 @@ struct ScenarioRunTests {
         #expect(result.status == 64)
         #expect(result.stderr.contains("broken.yml:3: backends.latency:"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.path("x.db")), "nothing was created")
+    }
+
+    /// Runs the shipped scenario `name` to its end into `lblab.db` in `scratch`, expects it to exit 0 and
+    /// leave nothing running, and opens the database it recorded.
+    static func runToEnd(_ name: String, in scratch: borrowing ScratchDirectory, timeout: Duration) async throws -> DatabaseQueue {
+        let database = scratch.path("lblab.db")
+        let run = try ChildProcess("lbctl", ["run", "--scenario", Self.scenario(name), "--db", database, "--out", scratch.path("out")])
+        let result = await run.wait(timeout: timeout)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        try Self.expectNothingLeft(harness: run.pid, database: database)
+        return try DatabaseQueue(path: database)
     }
 
     /// No process started for this database is alive, and no cgroup of the harness remains.
