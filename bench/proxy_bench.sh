@@ -4,9 +4,9 @@
 # -threads 1 -algo round-robin`; each measured with `wrk -t1 -c50`, rounds interleaved (each
 # starting with the next contender), medians of req/s, p50 and p99, and the median of the rounds' LBLab
 # / HAProxy. A fourth contender is LBLab with `-db` (a row per request into SQLite), for the cost of
-# recording (by the medians, and by the median of the rounds' ratios). With `loadgen` as third argument every request carries the headers loadgen sends
-# (X-Forwarded-For with a TEST-NET address, X-Request-Id), which LBLab reads: the
-# traffic of an experiment rather than wrk's bare GET.
+# recording (by the medians, and by the median of the rounds' ratios). With `loadgen` as third
+# argument every request carries the headers loadgen sends (X-Forwarded-For with a TEST-NET address,
+# X-Request-Id), which LBLab reads: the traffic of an experiment rather than wrk's bare GET.
 # Usage: bench/proxy_bench.sh [rounds] [seconds] [plain|loadgen]
 set -euo pipefail
 cd "$(dirname "$0")/.."
