@@ -82,12 +82,12 @@ extension ScenarioLoad {
         if let threads = map["threads"] { self.threads = try threads.int(in: 1...64) }
         if let webSocket = map["websocket"] {
             self.webSocket = try webSocket.bool()
-            // As loadgen's -url ws:// takes it: a WebSocket opens with GET, and its messages carry no headers.
+            // The rules loadgen's -url ws:// follows.
             if self.webSocket, let keys = map["keys"] {
-                throw keys.error("sends X-LBLab-Key with each request, and a WebSocket's messages have no headers")
+                throw keys.error(WebSocketLoad.keysProblem)
             }
-            if self.webSocket, let method = map["method"], self.method != "GET" {
-                throw method.error("a WebSocket opens with GET")
+            if self.webSocket, let method = map["method"], let problem = WebSocketLoad.methodProblem(self.method) {
+                throw method.error(problem)
             }
         }
     }

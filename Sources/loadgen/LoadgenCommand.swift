@@ -148,8 +148,9 @@ struct LoadgenCommand: AsyncParsableCommand {
         let (target, webSocket) = try flagValue("url") { try Self.parseURL(self.url) }
         if webSocket {
             // One WebSocket per client, opened with GET; its messages carry no headers.
-            try requireFlag("method", self.method.uppercased() == "GET", "a WebSocket opens with GET; -method applies to http:// targets")
-            try requireFlag("keys", self.keys == nil, "sends X-LBLab-Key with each request, and a WebSocket's messages have no headers")
+            let methodProblem = WebSocketLoad.methodProblem(self.method)
+            try requireFlag("method", methodProblem == nil, "\(methodProblem ?? ""); -method applies to http:// targets")
+            try requireFlag("keys", self.keys == nil, WebSocketLoad.keysProblem)
             try requireFlag("max-connections", self.maxConnections == nil, "applies to http:// targets; over ws:// each client keeps one connection")
         }
         try requireFlag("clients", (1...ClientAddresses.capacity).contains(self.clients),

@@ -1,7 +1,7 @@
 import LBCore
 import Testing
 
-@Suite("Open-loop schedule, Zipf keys, client addresses")
+@Suite("Open-loop schedule, Zipf keys, client addresses, WebSocket load rules")
 struct LoadScheduleTests {
     func drain(_ schedule: ArrivalSchedule) -> [ArrivalSchedule.Arrival] {
         var schedule = schedule
@@ -124,5 +124,15 @@ struct LoadScheduleTests {
     @Test("bad host:port addresses say what is expected", arguments: ["127.0.0.1", "::1:80", "h:99999", "h:x"])
     func badHostPort(text: String) {
         #expect(throws: MalformedValue.self) { try HostPort(parsing: text) }
+    }
+
+    @Test("a WebSocket load opens with GET, in any case, and takes no request keys")
+    func webSocketLoad() {
+        #expect(WebSocketLoad.methodProblem("GET") == nil)
+        #expect(WebSocketLoad.methodProblem("get") == nil)
+        for method in ["POST", "HEAD", "PUT", ""] {
+            #expect(WebSocketLoad.methodProblem(method) == "a WebSocket opens with GET", "\(method)")
+        }
+        #expect(WebSocketLoad.keysProblem.contains("X-LBLab-Key"))
     }
 }
