@@ -71,10 +71,26 @@ struct RepositoryScriptsTests {
         #expect(lines.count == 2)
         // Medians 150 and 170; the rounds' ratios 1.1, 1.2, 1.1, 1.3, their median 1.15; LBLab never
         // the lower, 4 rounds untied: p = 2 / 16.
-        #expect(lines.first?.contains("haproxy    150.000  lblab    170.000") == true, "\(lines)")
-        #expect(lines.first?.contains("medians 1.133, paired 1.150; LBLab lower in 0 of 4 (sign test p = 0.12)") == true, "\(lines)")
+        #expect(lines.first?.contains("HAProxy    150.000  LBLab    170.000") == true, "\(lines)")
+        #expect(lines.first?.contains("medians 1.133, paired 1.150; LBLab lower in 0, higher in 4 of 4 (sign test p = 0.12)") == true, "\(lines)")
         // p99: medians 1.5 and 2.0; ratios 0.5, 1.5, 2, 2: median 1.75; lower in 1 of 4: p = 2 * 5 / 16.
-        #expect(lines.last?.contains("medians 1.333, paired 1.750; LBLab lower in 1 of 4 (sign test p = 0.62)") == true, "\(lines)")
+        #expect(lines.last?.contains("medians 1.333, paired 1.750; LBLab lower in 1, higher in 3 of 4 (sign test p = 0.62)") == true, "\(lines)")
+    }
+
+    @Test("bench_compare: a tied round counts neither way")
+    func benchCompareTies() throws {
+        // Five rounds: B the same as A in one, lower in one, higher in three; the ratios 1.0, 0.9995,
+        // 1.0004, 1.0006 and 1.2, their median 1.0004.
+        let output = try Self.withBenchHelpers(
+            """
+            printf '10000\n10000\n10000\n10000\n10000\n' >"$BENCH_DIR/a"
+            printf '10000\n9995\n10004\n10006\n12000\n' >"$BENCH_DIR/b"
+            bench_compare wrk "$BENCH_DIR/a" loadgen "$BENCH_DIR/b" req/s
+            """
+        )
+        #expect(output.contains("req/s    wrk  10000.000  loadgen  10004.000  loadgen / wrk: medians 1.000,"), "\(output)")
+        // 4 untied rounds split 1 / 3: p = 2 * (1 + 4) / 16.
+        #expect(output.contains("paired 1.000; loadgen lower in 1, higher in 3 of 5 (sign test p = 0.62)"), "\(output)")
     }
 
     @Test("every benchmark script is in the README's Benchmarks section")

@@ -33,17 +33,6 @@ loadgen_rps() { .build/release/loadgen -url "$target" -duration "${seconds}s" -j
 # send the same: an id of loadgen's typical length and a TEST-NET-3 address.
 loadgen_headers=(-H "X-Request-Id: 1234567" -H "X-Forwarded-For: 203.0.113.17")
 
-# paired_summary NAME A B: the medians of the rounds' values in files A and B, the median of the
-# rounds' B / A ratios, and in how many rounds B was the higher.
-paired_summary() {
-    paste "$2" "$3" | awk -v n="$1" '{ a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 > $1) up++ }
-        function median(v, count,   i, j, t) {
-            for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-            return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2 }
-        END { printf "%s: medians %.0f and %.0f req/s, ratio %.3f; paired median %.3f; higher in %d of %d rounds\n",
-            n, median(a, NR), median(b, NR), median(b, NR) / median(a, NR), median(r, NR), up + 0, NR }'
-}
-
 if section 1; then
 echo "## 1. closed loop, 50 connections, against nginx (1 worker): loadgen vs wrk -t1 -c50"
 echo "##    (wrk+h: wrk sending the headers loadgen sends with every request, the same work for nginx)"
@@ -55,9 +44,9 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round: wrk $w req/s, wrk+h $h req/s, loadgen $l req/s"
     echo "$w" >>"$BENCH_DIR/wrk.txt"; echo "$h" >>"$BENCH_DIR/wrkh.txt"; echo "$l" >>"$BENCH_DIR/loadgen.txt"
 done
-paired_summary "loadgen / wrk" "$BENCH_DIR/wrk.txt" "$BENCH_DIR/loadgen.txt"
-paired_summary "loadgen / wrk+h" "$BENCH_DIR/wrkh.txt" "$BENCH_DIR/loadgen.txt"
-paired_summary "wrk+h / wrk" "$BENCH_DIR/wrk.txt" "$BENCH_DIR/wrkh.txt"
+bench_compare wrk "$BENCH_DIR/wrk.txt" loadgen "$BENCH_DIR/loadgen.txt" req/s
+bench_compare wrk+h "$BENCH_DIR/wrkh.txt" loadgen "$BENCH_DIR/loadgen.txt" req/s
+bench_compare wrk "$BENCH_DIR/wrk.txt" wrk+h "$BENCH_DIR/wrkh.txt" req/s
 echo
 fi
 

@@ -116,7 +116,7 @@ bench_start_backend() {
 }
 
 # bench_median VALUE…: the median; with an even count, the mean of the two middle values (as
-# bench_paired_summary and loadgen.sh's paired_summary take it).
+# bench_compare takes it).
 bench_median() {
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END { printf "%.10g\n", NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'
 }
@@ -191,23 +191,30 @@ bench_paired() {
     bench_paired_summary "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "$@"
 }
 
-# bench_paired_summary HAPROXY_FILE LBLAB_FILE NAME…: the two files hold a line of figures per round,
-# the rounds in the same order; for each figure NAME, both medians, the median of the rounds' LBLab /
-# HAProxy ratios, and in how many rounds LBLab's figure was the lower, with the two-sided sign test's
-# p (the chance of a split at least that uneven if neither proxy tended lower).
+# bench_paired_summary HAPROXY_FILE LBLAB_FILE NAME…: bench_compare of LBLab against HAProxy.
 bench_paired_summary() {
+    bench_compare HAProxy "$1" LBLab "$2" "${@:3}"
+}
+
+# bench_compare A_NAME A_FILE B_NAME B_FILE FIGURE…: the two files hold a line of figures per round,
+# the rounds in the same order; for each FIGURE, both medians, the median of the rounds' B / A
+# ratios, and in how many rounds B's figure was the lower and the higher, with the two-sided sign
+# test's p (the chance of a split at least that uneven if neither tended lower; ties left out).
+bench_compare() {
     python3 - "$@" <<'PY'
 import math, statistics, sys
-h = [list(map(float, line.split())) for line in open(sys.argv[1])]
-l = [list(map(float, line.split())) for line in open(sys.argv[2])]
-for i, name in enumerate(sys.argv[3:]):
-    hm, lm = statistics.median(x[i] for x in h), statistics.median(x[i] for x in l)
-    paired = statistics.median(b[i] / a[i] for a, b in zip(h, l))
-    lower = sum(b[i] < a[i] for a, b in zip(h, l))
-    untied = sum(b[i] != a[i] for a, b in zip(h, l))
-    tail = min(lower, untied - lower)
+a_name, a_file, b_name, b_file = sys.argv[1:5]
+a_rows = [list(map(float, line.split())) for line in open(a_file)]
+b_rows = [list(map(float, line.split())) for line in open(b_file)]
+for i, figure in enumerate(sys.argv[5:]):
+    am, bm = statistics.median(x[i] for x in a_rows), statistics.median(x[i] for x in b_rows)
+    paired = statistics.median(b[i] / a[i] for a, b in zip(a_rows, b_rows))
+    lower = sum(b[i] < a[i] for a, b in zip(a_rows, b_rows))
+    higher = sum(b[i] > a[i] for a, b in zip(a_rows, b_rows))
+    untied = lower + higher
+    tail = min(lower, higher)
     p = min(1.0, 2 * sum(math.comb(untied, k) for k in range(tail + 1)) / 2**untied) if untied else 1.0
-    print(f"{name:8} haproxy {hm:10.3f}  lblab {lm:10.3f}  LBLab / HAProxy: medians {lm / hm:.3f}, paired {paired:.3f};"
-          f" LBLab lower in {lower} of {len(h)} (sign test p = {p:.2f})")
+    print(f"{figure:8} {a_name} {am:10.3f}  {b_name} {bm:10.3f}  {b_name} / {a_name}: medians {bm / am:.3f},"
+          f" paired {paired:.3f}; {b_name} lower in {lower}, higher in {higher} of {len(a_rows)} (sign test p = {p:.2f})")
 PY
 }

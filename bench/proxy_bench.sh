@@ -69,7 +69,7 @@ ports=(18110 18111 18112 18113)
 declare -A rps p50 p99
 : >"$BENCH_DIR/haproxy.txt"
 : >"$BENCH_DIR/lblab.txt"
-db_ratios=""
+: >"$BENCH_DIR/lblab-db.txt"
 for round in $(seq 1 "$rounds"); do
     line="round $round:"
     # Each round starts with the next contender, so that none always runs first (after the previous
@@ -84,8 +84,7 @@ for round in $(seq 1 "$rounds"); do
     done
     echo "${this[haproxy]}" >>"$BENCH_DIR/haproxy.txt"
     echo "${this[lblab]}" >>"$BENCH_DIR/lblab.txt"
-    read -r lr _ <<<"${this[lblab]}"; read -r dr _ <<<"${this[lblab-db]}"
-    db_ratios+="$(awk -v d="$dr" -v l="$lr" 'BEGIN { printf "%.3f", d / l }') "
+    echo "${this[lblab-db]}" >>"$BENCH_DIR/lblab-db.txt"
     echo "$line"
 done
 for name in "${names[@]}"; do
@@ -96,8 +95,7 @@ done
 awk -v l="$(bench_median ${rps[lblab]})" -v h="$(bench_median ${rps[haproxy]})" -v n="$(bench_median ${rps[nginx]})" \
     -v d="$(bench_median ${rps[lblab-db]})" \
     'BEGIN { printf "LBLab / HAProxy: %.2f; LBLab / nginx: %.2f; LBLab -db / LBLab: %.3f\n", l / h, l / n, d / l }'
-# The -db proxy runs in the same rounds as the one without; the median of the rounds' ratios cancels
-# the machine's drift between rounds, as the paired figures below do.
-# shellcheck disable=SC2086
-echo "LBLab -db / LBLab, paired: median of the rounds' ratios $(printf "%.3f" "$(bench_median $db_ratios)") (rounds: ${db_ratios% })"
 bench_paired_summary "$BENCH_DIR/haproxy.txt" "$BENCH_DIR/lblab.txt" "req/s" "p50 ms" "p99 ms"
+# The -db proxy runs in the same rounds as the one without; the median of the rounds' ratios cancels
+# the machine's drift between rounds.
+bench_compare LBLab "$BENCH_DIR/lblab.txt" "LBLab-db" "$BENCH_DIR/lblab-db.txt" "req/s" "p50 ms" "p99 ms"
