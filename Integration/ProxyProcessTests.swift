@@ -39,6 +39,19 @@ struct ProxyProcessTests {
         #expect(refused > 20 && refused < 65, "\(refused) of 70 refused")
     }
 
+    @Test("-yield-interval takes a Go duration from 0s to 1s; anything else is refused by name", arguments: [
+        ("0s", true), ("250us", true), ("1s", true), ("1.5s", false), ("5", false), ("soon", false),
+    ])
+    func yieldIntervalFlag(value: String, valid: Bool) async throws {
+        let result = await (try ChildProcess("lbctl", ["proxy", "--check", "-backend", "127.0.0.1:9001", "-yield-interval", value])).wait()
+        if valid {
+            #expect(result.status == 0, "\(result.stderr)")
+        } else {
+            #expect(result.status == 64, "\(result.stderr)")
+            #expect(result.stderr.hasPrefix("Error: -yield-interval: "), "\(result.stderr)")
+        }
+    }
+
     @Test(
         "--check warns of an admin API beyond loopback without a token, and still exits 0",
         .enabled(if: ProcessInfo.processInfo.environment["LBLAB_ADMIN_TOKEN"] == nil, "a token in the environment silences the warning")

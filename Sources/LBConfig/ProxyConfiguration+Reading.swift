@@ -18,7 +18,7 @@ extension ProxyConfiguration {
     /// Reads a configuration document's root, field by field (what spans fields is checked by
     /// ``problems()``).
     public init(reading root: ConfigNode) throws(ConfigError) {
-        let keys = ["listen", "listeners", "admin", "threads", "trusted-proxies", "access-log", "shutdown-grace", "services"]
+        let keys = ["listen", "listeners", "admin", "threads", "trusted-proxies", "access-log", "shutdown-grace", "yield-interval", "services"]
         let map = try root.mapping(keys: keys)
         self.init(listen: HostPort(host: "127.0.0.1", port: 8080), services: [])
         switch (map["listen"], map["listeners"]) {
@@ -46,6 +46,10 @@ extension ProxyConfiguration {
         }
         if let log = map["access-log"] { self.accessLog = try log.string() }
         if let grace = map["shutdown-grace"] { self.shutdownGrace = try grace.duration() }
+        if let interval = map["yield-interval"] {
+            self.yieldInterval = try interval.duration()
+            guard self.yieldInterval <= .seconds(1) else { throw interval.error("must be at most 1s (0s: never)") }
+        }
         self.services = try map.required("services").sequence().map(Service.init(reading:))
     }
 }

@@ -18,6 +18,12 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var accessLog: String?
     /// How long SIGTERM waits for requests in flight before closing their connections.
     public var shutdownGrace: Duration
+    /// How often at most an event loop, having written a tick's requests and responses, gives its core
+    /// to whatever else is runnable there (`sched_yield`); `.zero`: never. A busy loop otherwise keeps
+    /// its core for the scheduler's whole slice, and a client or backend its writes woke onto that core
+    /// waits that long to read them. Where nothing else waits for the core it costs one system call
+    /// per interval.
+    public var yieldInterval: Duration
     /// The services, in the order routes are tried.
     public var services: [Service]
 
@@ -29,6 +35,7 @@ public struct ProxyConfiguration: Sendable, Hashable {
         self.trustedProxies = AddressRange.loopback
         self.accessLog = nil
         self.shutdownGrace = .seconds(10)
+        self.yieldInterval = .milliseconds(1)
         self.services = services
     }
 

@@ -3,6 +3,14 @@ import LBCore
 import LBHTTP
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A backend as one event loop sees it: its spec and shared state, and the loop's connections to it.
 ///
 /// What every request uses (state, limiter, metrics, outlier tracking, name) is also kept in a field of
@@ -207,6 +215,8 @@ final class LoopContext {
     private var upstreamsToFlush: [UpstreamConnection] = []
     private var upstreamGrouping = StableGrouping<UpstreamConnection, ObjectIdentifier>()
     private var flushQueued = false
+    /// When the loop gives its core away after a tick's writes (``CoreYield``).
+    private(set) var coreYield: CoreYield
 
     /// Flushes `client`'s connection at the end of this tick.
     func flushAtEndOfTick(_ client: ProxyHTTPHandler) {
@@ -231,6 +241,9 @@ final class LoopContext {
             self.upstreamsToFlush.removeAll(keepingCapacity: true)
             for client in self.clientsToFlush { client.flushIfPending() }
             self.clientsToFlush.removeAll(keepingCapacity: true)
+            if self.coreYield.intervalNanos > 0, self.coreYield.isDue(at: NIODeadline.now().uptimeNanoseconds) {
+                sched_yield()
+            }
         }
     }
 
@@ -245,6 +258,7 @@ final class LoopContext {
         }
         self.router = table.router
         self.forwarded = table.forwarded
+        self.coreYield = CoreYield(interval: table.configuration.yieldInterval)
         self.generation = generation
         self.generator = SeededGenerator.derived(seed: 0x7265_7472_79, stream: UInt64(index))
     }
@@ -254,8 +268,8 @@ final class LoopContext {
         UInt64(loop) &* 0x9E37_79B9 &+ UInt64(service)
     }
 
-    /// Takes up the runtime's services, routes and trusted proxies if a reload changed them: a service
-    /// started gets its view on this loop, a retired one closes its idle connections.
+    /// Takes up the runtime's services, routes, trusted proxies and yield interval if a reload changed
+    /// them: a service started gets its view on this loop, a retired one closes its idle connections.
     func refreshIfReloaded() {
         guard self.runtime.generation != self.generation else { return }
         let (table, generation) = self.runtime.snapshot()
@@ -275,6 +289,7 @@ final class LoopContext {
         }
         self.router = table.router
         self.forwarded = table.forwarded
+        self.coreYield.retime(table.configuration.yieldInterval)
         self.generation = generation
     }
 

@@ -102,8 +102,8 @@ public final class ProxyRuntime: Sendable {
         }
     }
 
-    /// Runs `configuration`'s services, routes and trusted proxies from now, and takes its access log
-    /// as the one written to (the listeners and admin are the caller's; see
+    /// Runs `configuration`'s services, routes, trusted proxies and yield interval from now, and takes
+    /// its access log as the one written to (the listeners and admin are the caller's; see
     /// ``serving(listeners:admin:)``): services it names that do not run start (with the backends and
     /// settings of the file), and running ones it no longer names are retired. Returns the services
     /// started and retired; every loop takes up the new table with its next request.

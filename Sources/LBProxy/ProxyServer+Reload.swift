@@ -45,6 +45,7 @@ extension ProxyServer {
             outcome.applied.append("removed service \(service.settings.name)")
         }
         if running.trustedProxies != configuration.trustedProxies { outcome.applied.append("trusted-proxies") }
+        if running.yieldInterval != configuration.yieldInterval { outcome.applied.append("yield-interval") }
         self.runtime.retimeClientIdle()
         guard self.isStarted.load(ordering: .relaxed) else {
             // Not listening yet: the start binds what the file says.

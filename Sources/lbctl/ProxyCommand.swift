@@ -55,6 +55,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .goStyle("threads"), help: "Event loops (default: one per core; overrides the file's threads).")
     var threads: Int?
 
+    @Option(
+        name: .goStyle("yield-interval"),
+        help: "How often at most an event loop gives its core to what else waits for it, after writing a tick's requests and responses (default 1ms; 0s: never; overrides the file's yield-interval)."
+    )
+    var yieldInterval: String?
+
     @Option(name: .customLong("run-id"), help: .hidden)
     var runID: Int64?
 
@@ -78,6 +84,15 @@ struct ProxyCommand: AsyncParsableCommand {
         if let threads = self.threads {
             try requireFlag("threads", (1...1024).contains(threads), "must be between 1 and 1024, got \(threads)")
         }
+        if let text = self.yieldInterval {
+            let interval = try flagValue("yield-interval") { try GoDuration.parse(text) }
+            try requireFlag("yield-interval", interval >= .zero && interval <= .seconds(1), "must be between 0s and 1s, got \(text)")
+        }
+    }
+
+    /// The flag's -yield-interval, validated by ``validate()``.
+    private var yieldIntervalFlag: Duration? {
+        self.yieldInterval.flatMap { try? GoDuration.parse($0) }
     }
 
     func run() async throws {
@@ -89,6 +104,7 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         if let threads = self.threads { configuration.threads = threads }
+        if let interval = self.yieldIntervalFlag { configuration.yieldInterval = interval }
         if let admin = self.admin { configuration.admin.address = try flagValue("admin") { try HostPort(parsing: admin) } }
         if let problem = configuration.problems().first {
             printError("lbctl proxy: \(problem)")
@@ -187,6 +203,7 @@ struct ProxyCommand: AsyncParsableCommand {
             return
         }
         if let threads = self.threads { configuration.threads = threads }
+        if let interval = self.yieldIntervalFlag { configuration.yieldInterval = interval }
         if let admin = self.admin, let address = try? HostPort(parsing: admin) { configuration.admin.address = address }
         if let accessLog = self.accessLog { configuration.accessLog = accessLog }
         if let problem = configuration.problems().first {

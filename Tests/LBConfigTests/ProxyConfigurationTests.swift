@@ -32,6 +32,17 @@ struct ProxyConfigurationTests {
         #expect(api.limits == .init(maxConnections: 1_000, maxQueued: 100, queueTimeout: .seconds(1)))
         #expect(web.hashKey == .header("X-LBLab-Key") && web.parameters.loadFactor == 0.25)
         #expect(configuration.trustedProxies.count == 2 && configuration.trustedProxies[0].contains("127.1.2.3"))
+        #expect(configuration.yieldInterval == .milliseconds(1))
+    }
+
+    @Test("yield-interval: 1ms unless given, 0s turns it off, and it takes at most 1s")
+    func yieldInterval() throws {
+        #expect(try ProxyConfiguration.parse(Self.base, file: "c.yml").yieldInterval == .milliseconds(1))
+        #expect(try ProxyConfiguration.parse("yield-interval: 500us\n" + Self.base, file: "c.yml").yieldInterval == .microseconds(500))
+        #expect(try ProxyConfiguration.parse("yield-interval: 0s\n" + Self.base, file: "c.yml").yieldInterval == .zero)
+        #expect(error("yield-interval: 2s\n" + Self.base) == "c.yml:1: yield-interval: must be at most 1s (0s: never)")
+        #expect(error("yield-interval: 5\n" + Self.base) == "c.yml:1: yield-interval: \"5\" needs a unit, e.g. 5s or 5ms")
+        #expect(error("yield-interval: -1ms\n" + Self.base) == "c.yml:1: yield-interval: must be at least 0s, got -1ms")
     }
 
     @Test("every algorithm name and alias is accepted", arguments: Algorithm.allCases)

@@ -218,7 +218,7 @@ struct AdminAPITests {
         #expect(await server.reload(off).needsRestart == ["access-log"])
     }
 
-    @Test("a reload retires services, and a loop takes up new trusted proxies and routes with its next request")
+    @Test("a reload retires services, and a loop takes up new trusted proxies, routes and yield interval with its next request")
     func reloadRetiresAndTrusts() async throws {
         let b1 = BackendSpec(name: "b1", address: HostPort(host: "127.0.0.1", port: 9001))
         var routed = Service(name: "api", backends: [b1])
@@ -232,14 +232,16 @@ struct AdminAPITests {
         let loop = try LoopContext(eventLoop: EmbeddedEventLoop(), runtime: server.runtime, index: 0)
         #expect(loop.router.route(host: "api.test", path: "/") == 1)
         #expect(!loop.forwarded.isTrusted("192.0.2.7"))
+        #expect(loop.coreYield.intervalNanos == 1_000_000)
 
         var changed = configuration
         changed.listeners.removeLast()
         changed.services.removeLast()
         changed.services.remove(at: 1)
         changed.trustedProxies.append(try AddressRange(parsing: "192.0.2.0/24"))
+        changed.yieldInterval = .microseconds(250)
         let outcome = await server.reload(changed)
-        #expect(outcome.applied == ["removed service api", "removed service db", "trusted-proxies"])
+        #expect(outcome.applied == ["removed service api", "removed service db", "trusted-proxies", "yield-interval"])
         #expect(outcome.needsRestart.isEmpty && outcome.failed.isEmpty, "\(outcome)")
         #expect(server.runtime.services.map(\.settings.name) == ["web"])
         #expect(server.runtime.configuration.listeners == changed.listeners, "what the start will bind")
@@ -248,6 +250,7 @@ struct AdminAPITests {
         loop.refreshIfReloaded()
         #expect(loop.router.route(host: "api.test", path: "/") == 0, "the default service now")
         #expect(loop.forwarded.isTrusted("192.0.2.7"))
+        #expect(loop.coreYield.intervalNanos == 250_000)
         #expect(!loop.services[0].isRetired && loop.services[1].isRetired && loop.services[2].isRetired)
         #expect(await server.reload(changed).applied.isEmpty)
     }
