@@ -48,7 +48,9 @@ extension ProxyConfiguration {
         if let grace = map["shutdown-grace"] { self.shutdownGrace = try grace.duration() }
         if let interval = map["yield-interval"] {
             self.yieldInterval = try interval.duration()
-            guard self.yieldInterval <= .seconds(1) else { throw interval.error("must be at most 1s (0s: never)") }
+            guard Self.yieldIntervals.contains(self.yieldInterval) else {
+                throw interval.error("must be at most \(GoDuration.format(Self.yieldIntervals.upperBound)) (0s: never)")
+            }
         }
         self.services = try map.required("services").sequence().map(Service.init(reading:))
     }

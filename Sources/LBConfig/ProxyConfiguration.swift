@@ -24,6 +24,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
     /// waits that long to read them. Where nothing else waits for the core it costs one system call
     /// per interval.
     public var yieldInterval: Duration
+    /// The values ``yieldInterval`` may take.
+    public static let yieldIntervals: ClosedRange<Duration> = .zero ... .seconds(1)
     /// The services, in the order routes are tried.
     public var services: [Service]
 

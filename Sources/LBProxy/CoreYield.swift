@@ -1,3 +1,5 @@
+import LBCore
+
 /// When an event loop gives its core away (``LBConfig/ProxyConfiguration/yieldInterval``): after the
 /// writes of a tick, at most once per interval.
 ///
@@ -13,7 +15,7 @@ struct CoreYield {
     private var lastNanos: UInt64 = 0
 
     init(interval: Duration) {
-        self.intervalNanos = Self.nanoseconds(interval)
+        self.intervalNanos = UInt64(clamping: interval.nanoseconds)
     }
 
     /// Whether the loop should yield at `now` (uptime nanoseconds); if so, the yield is counted as done.
@@ -25,11 +27,6 @@ struct CoreYield {
 
     /// Takes up a reloaded interval; the time of the last yield stays.
     mutating func retime(_ interval: Duration) {
-        self.intervalNanos = Self.nanoseconds(interval)
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(clamping: seconds) &* 1_000_000_000 &+ UInt64(clamping: attoseconds / 1_000_000_000)
+        self.intervalNanos = UInt64(clamping: interval.nanoseconds)
     }
 }

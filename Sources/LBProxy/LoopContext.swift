@@ -241,6 +241,7 @@ final class LoopContext {
             self.upstreamsToFlush.removeAll(keepingCapacity: true)
             for client in self.clientsToFlush { client.flushIfPending() }
             self.clientsToFlush.removeAll(keepingCapacity: true)
+            // With the yield off, no clock reading either.
             if self.coreYield.intervalNanos > 0, self.coreYield.isDue(at: NIODeadline.now().uptimeNanoseconds) {
                 sched_yield()
             }

@@ -86,7 +86,11 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         if let text = self.yieldInterval {
             let interval = try flagValue("yield-interval") { try GoDuration.parse(text) }
-            try requireFlag("yield-interval", interval >= .zero && interval <= .seconds(1), "must be between 0s and 1s, got \(text)")
+            let allowed = ProxyConfiguration.yieldIntervals
+            try requireFlag(
+                "yield-interval", allowed.contains(interval),
+                "must be between \(GoDuration.format(allowed.lowerBound)) and \(GoDuration.format(allowed.upperBound)), got \(text)"
+            )
         }
     }
 
