@@ -92,10 +92,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // epoll and eventfd for LBLoad's closed-loop engine (Linux; empty elsewhere).
+        .target(name: "CLinuxEvents"),
         // The load generator: open-loop schedule, connection pool, WebSocket messages, histograms, record sink.
         .target(
             name: "LBLoad",
             dependencies: [
+                "CLinuxEvents",
                 "LBCore",
                 "LBHTTP",
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -218,6 +221,7 @@ let package = Package(
                 "LBLoad", "LBBackend", "LBStore", "LBCore", "LBTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],

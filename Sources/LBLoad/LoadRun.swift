@@ -19,7 +19,7 @@ public final class LoadRun: Sendable {
     /// What it was started with.
     public let configuration: LoadConfiguration
     private let sink: (any RecordSink)?
-    private let workers = Mutex<[NIOLoopBound<any LoadWorking>]>([])
+    private let workers = Mutex<[any LoadRunWorker]>([])
     private let interrupted = Atomic<Bool>(false)
 
     private let recordOrigin: UInt64?
@@ -54,7 +54,7 @@ public final class LoadRun: Sendable {
     public func interrupt() {
         self.interrupted.store(true, ordering: .relaxed)
         for worker in self.workers.withLock({ $0 }) {
-            worker.eventLoop.execute { worker.value.stop() }
+            worker.stop()
         }
     }
 
@@ -70,38 +70,69 @@ public final class LoadRun: Sendable {
         // Time for every worker to be ready, unless the caller chose the start.
         let start = max(self.startAt ?? 0, NIODeadline.now().uptimeNanoseconds + 20_000_000)
         let context = LoadRunContext(t0Nanos: start, recordOriginNanos: self.recordOrigin, sink: self.sink, backendIDs: self.backendIDs)
-        var bounds: [NIOLoopBound<any LoadWorking>] = []
-        for index in 0..<threads {
-            let eventLoop = group.next()
-            let (clients, connections, budget) = Self.share(of: index, among: threads, configuration)
-            let bound = try? await eventLoop.submit {
-                let kind: any LoadWorking.Type = configuration.webSocket ? WebSocketLoadWorker.self : LoadWorker.self
-                let worker = kind.init(
-                    eventLoop: eventLoop,
-                    index: index,
-                    clients: clients,
-                    connections: connections,
-                    requestBudget: budget,
-                    configuration: configuration,
-                    context: context
-                )
-                return NIOLoopBound(worker, eventLoop: eventLoop)
-            }.get()
-            if let bound { bounds.append(bound) }
+        var engineThreads: NIOThreadPool?
+        defer { engineThreads?.shutdownGracefully { _ in } }
+        var started: [any LoadRunWorker] = []
+        #if os(Linux)
+        if Self.usesClosedLoopEngine(configuration) {
+            let address: SocketAddress
+            do {
+                address = try SocketAddress.makeAddressResolvingHost(configuration.target.host, port: configuration.target.port)
+            } catch {
+                throw .unreachable(target: "\(configuration.target.host):\(configuration.target.port)", reason: Self.describe(error))
+            }
+            let pool = NIOThreadPool(numberOfThreads: threads)
+            pool.start()
+            engineThreads = pool
+            for index in 0..<threads {
+                let (clients, connections, budget) = Self.share(of: index, among: threads, configuration)
+                let control = ClosedLoopControl()
+                let finished = pool.runIfActive(eventLoop: group.next()) {
+                    ClosedLoopEngine(
+                        index: index,
+                        clients: clients,
+                        connections: connections,
+                        requestBudget: budget,
+                        address: address,
+                        configuration: configuration,
+                        context: context,
+                        control: control
+                    ).run()
+                }
+                started.append(ClosedLoopThread(control: control, finished: finished))
+            }
         }
-        let workers = bounds
+        #endif
+        if started.isEmpty {
+            for index in 0..<threads {
+                let eventLoop = group.next()
+                let (clients, connections, budget) = Self.share(of: index, among: threads, configuration)
+                let bound = try? await eventLoop.submit {
+                    let kind: any LoadWorking.Type = configuration.webSocket ? WebSocketLoadWorker.self : LoadWorker.self
+                    let worker = kind.init(
+                        eventLoop: eventLoop,
+                        index: index,
+                        clients: clients,
+                        connections: connections,
+                        requestBudget: budget,
+                        configuration: configuration,
+                        context: context
+                    )
+                    return NIOLoopBound(worker, eventLoop: eventLoop)
+                }.get()
+                if let bound { started.append(EventLoopWorker(bound: bound)) }
+            }
+        }
+        let workers = started
         self.workers.withLock { $0 = workers }
         for worker in workers {
-            worker.eventLoop.execute { worker.value.start() }
+            worker.start()
         }
         if self.wasInterrupted {
             self.interrupt()
         }
 
-        let finished = EventLoopFuture.andAllComplete(
-            workers.map { worker in worker.eventLoop.flatSubmit { worker.value.finishedFuture } },
-            on: group.next()
-        )
+        let finished = EventLoopFuture.andAllComplete(workers.map(\.finished), on: group.next())
         let reporter = Task {
             var second = 1
             while !Task.isCancelled {
@@ -148,19 +179,28 @@ public final class LoadRun: Sendable {
         return (clients, connections, budget)
     }
 
-    private static func gather(_ workers: [NIOLoopBound<any LoadWorking>]) async -> LoadStatistics {
+    /// Whether the run's requests go through ``ClosedLoopEngine`` (a closed loop of HTTP requests, on
+    /// Linux) rather than a ``LoadWorker`` on a SwiftNIO event loop.
+    static func usesClosedLoopEngine(_ configuration: LoadConfiguration) -> Bool {
+        #if os(Linux)
+        if case .closedLoop = configuration.pacing, !configuration.webSocket { return true }
+        #endif
+        return false
+    }
+
+    private static func gather(_ workers: [any LoadRunWorker]) async -> LoadStatistics {
         var total = LoadStatistics()
         for worker in workers {
-            if let statistics = try? await worker.eventLoop.submit({ worker.value.statistics }).get() {
+            if let statistics = await worker.statistics() {
                 total.add(statistics)
             }
         }
         return total
     }
 
-    private static func firstConnectError(_ workers: [NIOLoopBound<any LoadWorking>]) async -> String? {
+    private static func firstConnectError(_ workers: [any LoadRunWorker]) async -> String? {
         for worker in workers {
-            if let error = try? await worker.eventLoop.submit({ worker.value.firstConnectError }).get() {
+            if let error = await worker.firstConnectError() {
                 return error
             }
         }
@@ -191,6 +231,67 @@ public final class LoadRun: Sendable {
         return "\(error)"
     }
 }
+
+/// A worker of a run as ``LoadRun`` drives it, whatever thread it runs on.
+protocol LoadRunWorker: Sendable {
+    /// Starts sending at the run's t0.
+    func start()
+    /// Stops sending; requests in flight end as `interrupted`.
+    func stop()
+    /// Completes when every request of the worker has ended.
+    var finished: EventLoopFuture<Void> { get }
+    /// Statistics of the requests due after the warm-up, so far.
+    func statistics() async -> LoadStatistics?
+    /// The first connection error, to report when nothing could be sent.
+    func firstConnectError() async -> String?
+}
+
+/// A ``LoadWorking`` worker on its SwiftNIO event loop.
+private struct EventLoopWorker: LoadRunWorker {
+    let bound: NIOLoopBound<any LoadWorking>
+
+    func start() {
+        self.bound.eventLoop.execute { self.bound.value.start() }
+    }
+
+    func stop() {
+        self.bound.eventLoop.execute { self.bound.value.stop() }
+    }
+
+    var finished: EventLoopFuture<Void> {
+        self.bound.eventLoop.flatSubmit { self.bound.value.finishedFuture }
+    }
+
+    func statistics() async -> LoadStatistics? {
+        try? await self.bound.eventLoop.submit { self.bound.value.statistics }.get()
+    }
+
+    func firstConnectError() async -> String? {
+        try? await self.bound.eventLoop.submit { self.bound.value.firstConnectError }.get() ?? nil
+    }
+}
+
+#if os(Linux)
+/// A ``ClosedLoopEngine`` on its own thread, which it starts on itself at the run's t0.
+private struct ClosedLoopThread: LoadRunWorker {
+    let control: ClosedLoopControl
+    let finished: EventLoopFuture<Void>
+
+    func start() {}
+
+    func stop() {
+        self.control.requestStop()
+    }
+
+    func statistics() async -> LoadStatistics? {
+        self.control.statistics
+    }
+
+    func firstConnectError() async -> String? {
+        self.control.firstConnectError
+    }
+}
+#endif
 
 /// The figures so far, once a second.
 public struct LoadProgress: Sendable {
