@@ -64,6 +64,8 @@ final class ClosedLoopEngine {
     private let template: RequestTemplate
     private let address: SocketAddress
     private let maxConnections: Int
+    /// The clients its connections send for, one after another: its share of the run's.
+    private let clients: [Int]
     private let timeoutNanos: UInt64
     private let sweepNanos: UInt64
     private var pace: LoadPace
@@ -145,6 +147,7 @@ final class ClosedLoopEngine {
         self.template = RequestTemplate(configuration: configuration)
         self.tally = LoadTally(configuration: configuration, context: context, bytesOut: self.template.bodyCount)
         self.maxConnections = max(1, connections)
+        self.clients = LoadRun.closedLoopClients(clients, index: index, configuration)
         self.timeoutNanos = UInt64(max(0, configuration.timeout.nanoseconds))
         self.sweepNanos = UInt64(LoadPace.sweepPeriod(timeout: configuration.timeout).nanoseconds)
         self.pace = LoadPace(configuration: configuration, clients: clients, requestBudget: requestBudget, t0Nanos: context.t0Nanos)
@@ -295,7 +298,7 @@ final class ClosedLoopEngine {
     }
 
     private func openConnection() {
-        let client = self.openedConnections % self.configuration.clients
+        let client = self.clients[self.openedConnections % self.clients.count]
         self.openedConnections += 1
         let descriptor = socket(
             Int32(self.address.protocol.rawValue),

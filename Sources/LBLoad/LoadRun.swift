@@ -179,6 +179,13 @@ public final class LoadRun: Sendable {
         return (clients, connections, budget)
     }
 
+    /// The clients the connections of worker `index` send for in a closed loop, one after another: its
+    /// share (so that the workers' connections are different clients), or with more workers than
+    /// clients, one client.
+    static func closedLoopClients(_ share: [Int], index: Int, _ configuration: LoadConfiguration) -> [Int] {
+        share.isEmpty ? [index % max(1, configuration.clients)] : share
+    }
+
     /// Whether the run's requests go through ``ClosedLoopEngine`` (a closed loop of HTTP requests, on
     /// Linux) rather than a ``LoadWorker`` on a SwiftNIO event loop.
     static func usesClosedLoopEngine(_ configuration: LoadConfiguration) -> Bool {

@@ -43,6 +43,8 @@ final class LoadWorker: LoadWorking {
     private let context: LoadRunContext
     private let template: RequestTemplate
     private let maxConnections: Int
+    /// Closed loop: the clients its connections send for, one after another.
+    private let clients: [Int]
     private var pace: LoadPace
     private var keyGenerator: SeededGenerator
 
@@ -84,6 +86,7 @@ final class LoadWorker: LoadWorking {
         self.template = RequestTemplate(configuration: configuration)
         self.tally = LoadTally(configuration: configuration, context: context, bytesOut: self.template.bodyCount)
         self.maxConnections = max(1, connections)
+        self.clients = LoadRun.closedLoopClients(clients, index: index, configuration)
         self.pace = LoadPace(configuration: configuration, clients: clients, requestBudget: requestBudget, t0Nanos: context.t0Nanos)
         self.keyGenerator = SeededGenerator.derived(seed: configuration.seed, stream: 0x6B65_7973 &+ UInt64(index))
         self.finished = eventLoop.makePromise()
@@ -175,7 +178,7 @@ final class LoadWorker: LoadWorking {
 
     private func openConnection() {
         self.connecting += 1
-        let client = self.openedConnections % self.configuration.clients
+        let client = self.clients[self.openedConnections % self.clients.count]
         self.openedConnections += 1
         let handler = LoadConnectionHandler(client: client) { outcome, handler in
             self.requestEnded(outcome, on: handler)

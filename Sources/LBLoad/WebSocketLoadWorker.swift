@@ -10,7 +10,7 @@ import NIOWebSocket
 ///
 /// Each of its connections belongs to one client: open loop, a connection per client, whose
 /// handshake carries the client's `X-Forwarded-For` (a load balancer sees the client once, when the
-/// WebSocket opens); closed loop, `connections` of them, each for the client of its number. A
+/// WebSocket opens); closed loop, `connections` of them, each for the next client of the worker's share. A
 /// connection opens on its client's first message and stays open for the run; if it is lost, the
 /// next message opens another. Open loop, messages go out when due whatever is on the wire (they
 /// are pipelined, and their echoes come back in order), and those due while the connection opens
@@ -71,7 +71,8 @@ final class WebSocketLoadWorker: LoadWorking {
             self.slots = clients.map { Slot(client: $0) }
             for (slot, client) in clients.enumerated() { self.slotOfClient[client] = slot }
         } else {
-            self.slots = (0..<max(1, connections)).map { Slot(client: $0 % configuration.clients) }
+            let share = LoadRun.closedLoopClients(clients, index: index, configuration)
+            self.slots = (0..<max(1, connections)).map { Slot(client: share[$0 % share.count]) }
         }
     }
 

@@ -164,6 +164,23 @@ struct ClosedLoopEngineTests {
         #expect(seen.requests == 80)
     }
 
+    @Test("-threads 3: the connections and the requests shared among three loops, every request once")
+    func threads() async throws {
+        let seen = try await withScriptedTarget({ _ in .respond(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) }) { target in
+            var configuration = closedLoop(target, connections: 7, requests: 901)
+            configuration.threads = 3
+            let sink = InMemoryRecordSink()
+            let report = try await LoadRun(configuration: configuration, sink: sink).run()
+            #expect(report.statistics.statuses == [200: 901])
+            #expect(report.statistics.peakConnections == 7)
+            let records = sink.snapshot.requests
+            #expect(Set(records.map(\.id)).count == 901)
+            // Seven connections, three loops: clients 0 to 6, each a connection of its own.
+            #expect(Set(records.map(\.clientID)).count == 7)
+        }
+        #expect(seen.connections == 1 + 7)  // the check before the load, and the loops' seven
+    }
+
     @Test("a request body larger than the socket takes at once goes out whole")
     func largeBody() async throws {
         let size = 8 << 20
