@@ -64,7 +64,7 @@ public final class LoadRun: Sendable {
         let configuration = self.configuration
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         defer { group.shutdownGracefully { _ in } }
-        try await Self.checkReachable(configuration.target, group: group)
+        let reached = try await Self.checkReachable(configuration.target, group: group)
 
         let threads = max(1, configuration.threads)
         // Time for every worker to be ready, unless the caller chose the start.
@@ -75,9 +75,11 @@ public final class LoadRun: Sendable {
         var started: [any LoadRunWorker] = []
         #if os(Linux)
         if Self.usesClosedLoopEngine(configuration) {
+            // The address the check reached: of a name's addresses (`localhost`: ::1 and 127.0.0.1),
+            // the one the target listens on, as SwiftNIO's connect found it by trying them.
             let address: SocketAddress
             do {
-                address = try SocketAddress.makeAddressResolvingHost(configuration.target.host, port: configuration.target.port)
+                address = try reached ?? SocketAddress.makeAddressResolvingHost(configuration.target.host, port: configuration.target.port)
             } catch {
                 throw .unreachable(target: "\(configuration.target.host):\(configuration.target.port)", reason: Self.describe(error))
             }
@@ -102,6 +104,8 @@ public final class LoadRun: Sendable {
                 started.append(ClosedLoopThread(control: control, finished: finished))
             }
         }
+        #else
+        _ = reached
         #endif
         if started.isEmpty {
             for index in 0..<threads {
@@ -214,14 +218,17 @@ public final class LoadRun: Sendable {
         return nil
     }
 
-    /// Connects once before the run, so that a wrong address is one clear error, not a run of failures.
-    private static func checkReachable(_ target: LoadConfiguration.Target, group: MultiThreadedEventLoopGroup) async throws(LoadError) {
+    /// Connects once before the run, so that a wrong address is one clear error, not a run of failures;
+    /// returns the address it connected to.
+    private static func checkReachable(_ target: LoadConfiguration.Target, group: MultiThreadedEventLoopGroup) async throws(LoadError) -> SocketAddress? {
         do {
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(5))
                 .connect(host: target.host, port: target.port)
                 .get()
+            let address = channel.remoteAddress
             try? await channel.close()
+            return address
         } catch {
             throw .unreachable(target: "\(target.host):\(target.port)", reason: Self.describe(error))
         }

@@ -181,6 +181,16 @@ struct ClosedLoopEngineTests {
         #expect(seen.connections == 1 + 7)  // the check before the load, and the loops' seven
     }
 
+    @Test("a target named by a host name: the loop connects where the check before the load did")
+    func hostName() async throws {
+        _ = try await withScriptedTarget({ _ in .respond(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) }) { target in
+            var named = target
+            named.host = "localhost"
+            let report = try await LoadRun(configuration: closedLoop(named, connections: 2, requests: 20), sink: nil).run()
+            #expect(report.statistics.statuses == [200: 20])
+        }
+    }
+
     @Test("a request body larger than the socket takes at once goes out whole")
     func largeBody() async throws {
         let size = 8 << 20
