@@ -31,7 +31,8 @@ protocol LoadWorking: AnyObject {
 }
 
 /// The load of one event loop: its share of the clients (open loop) or of the connections (closed
-/// loop), their connection pool, and their statistics. Every method runs on ``eventLoop``.
+/// loop), their connection pool, and their statistics. Every method runs on ``eventLoop``. On Linux
+/// a closed loop runs on ``ClosedLoopEngine`` instead (``LoadRun/usesClosedLoopEngine(_:)``).
 ///
 /// Open loop: the schedule fixes when each request is due; a timer fires at the next due time and
 /// hands every due request to an idle connection, or opens a new one while the pool is under its
