@@ -26,6 +26,8 @@ struct ClosedLoopEngineTests {
         var connections = 0
         var requests = 0
         var bodyBytes: [Int] = []
+        /// Every request head, in the order they came.
+        var heads: [String] = []
     }
 
     /// What the target saw, shared by its connections.
@@ -64,6 +66,7 @@ struct ClosedLoopEngineTests {
                 self.pending.discardReadBytes()
                 let number = self.tally.seen.withLock { seen in
                     seen.bodyBytes.append(length)
+                    seen.heads.append(head)
                     seen.requests += 1
                     return seen.requests - 1
                 }
@@ -189,6 +192,36 @@ struct ClosedLoopEngineTests {
             let report = try await LoadRun(configuration: closedLoop(named, connections: 2, requests: 20), sink: nil).run()
             #expect(report.statistics.statuses == [200: 20])
         }
+    }
+
+    @Test("each request carries its own id, its client's TEST-NET address and a key, as its record says")
+    func requestHeads() async throws {
+        let sink = InMemoryRecordSink()
+        let seen = try await withScriptedTarget({ _ in .respond(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) }) { target in
+            var configuration = closedLoop(target, connections: 3, requests: 60)
+            configuration.keys = ZipfKeys(count: 5, exponent: 1)
+            configuration.headers = [("X-Test", "1")]
+            let report = try await LoadRun(configuration: configuration, sink: sink).run()
+            #expect(report.statistics.statuses == [200: 60])
+        }
+        func field(_ name: String, _ head: String) -> String? {
+            head.split(separator: "\r\n").first { $0.hasPrefix("\(name): ") }.map { String($0.dropFirst(name.count + 2)) }
+        }
+        let records = Dictionary(uniqueKeysWithValues: sink.snapshot.requests.map { ($0.id, $0) })
+        #expect(seen.heads.count == 60 && records.count == 60)
+        for head in seen.heads {
+            #expect(head.hasPrefix("GET / HTTP/1.1\r\nHost: 127.0.0.1:"), "\(head)")
+            #expect(field("X-Test", head) == "1")
+            guard let id = field("X-Request-Id", head).flatMap({ Int64($0) }), let record = records[id] else {
+                Issue.record("no record for the request \(head)")
+                continue
+            }
+            #expect(field("X-Forwarded-For", head) == record.clientIP)
+            #expect(ClientAddresses.isTestNet(record.clientIP))
+            #expect(field("X-LBLab-Key", head).flatMap { Int($0) } == record.key)
+            #expect(record.key.map { (0..<5).contains($0) } == true)
+        }
+        #expect(Set(seen.heads.compactMap { field("X-Request-Id", $0) }).count == 60)
     }
 
     @Test("a request body larger than the socket takes at once goes out whole")
