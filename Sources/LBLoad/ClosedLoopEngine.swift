@@ -3,49 +3,6 @@ import CLinuxEvents
 import Glibc
 import LBCore
 import NIOCore
-import Synchronization
-
-/// What a ``ClosedLoopEngine`` and the run that started it share across threads: the request to stop,
-/// the statistics published so far, and the first connection error.
-final class ClosedLoopControl: Sendable {
-    private let stopRequested = Atomic<Bool>(false)
-    /// An eventfd the engine waits on beside its sockets, written to wake it for ``requestStop()``.
-    let wakeDescriptor: Int32
-    private let published = Mutex(LoadStatistics())
-    private let connectError = Mutex<String?>(nil)
-
-    init() {
-        self.wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        precondition(self.wakeDescriptor >= 0, "eventfd: \(String(cString: strerror(errno)))")
-    }
-
-    deinit {
-        close(self.wakeDescriptor)
-    }
-
-    /// Asks the engine to stop sending; it ends what is in flight as `interrupted` and finishes.
-    func requestStop() {
-        self.stopRequested.store(true, ordering: .releasing)
-        var one: UInt64 = 1
-        _ = write(self.wakeDescriptor, &one, MemoryLayout<UInt64>.size)
-    }
-
-    var isStopRequested: Bool { self.stopRequested.load(ordering: .acquiring) }
-
-    /// The statistics the engine published last: at most 100 ms old while it runs, final once it has
-    /// finished.
-    var statistics: LoadStatistics { self.published.withLock { $0 } }
-
-    func publish(_ statistics: LoadStatistics) {
-        self.published.withLock { $0 = statistics }
-    }
-
-    var firstConnectError: String? { self.connectError.withLock { $0 } }
-
-    func noteConnectError(_ description: String) {
-        self.connectError.withLock { if $0 == nil { $0 = description } }
-    }
-}
 
 /// The closed loop of HTTP/1.1 requests on one thread, on Linux's epoll directly: each of its
 /// connections sends its next request as soon as the last response is complete, as wrk does.
@@ -58,52 +15,53 @@ final class ClosedLoopControl: Sendable {
 /// target as hard as one core can. Everything runs on the thread that calls ``run()``; other threads
 /// reach it only through its ``ClosedLoopControl``.
 final class ClosedLoopEngine {
-    private let configuration: LoadConfiguration
-    private let context: LoadRunContext
+    let configuration: LoadConfiguration
+    let context: LoadRunContext
     private let control: ClosedLoopControl
-    private let template: RequestTemplate
+    let template: RequestTemplate
     private let address: SocketAddress
     private let maxConnections: Int
     /// The clients its connections send for, one after another: its share of the run's.
     private let clients: [Int]
-    private let timeoutNanos: UInt64
+    let timeoutNanos: UInt64
+    private let connectTimeoutNanos: UInt64
     private let sweepNanos: UInt64
-    private var pace: LoadPace
-    private var keyGenerator: SeededGenerator
-    private var tally: LoadTally
+    var pace: LoadPace
+    var keyGenerator: SeededGenerator
+    var tally: LoadTally
 
     private let epoll: Int32
-    private var slots: [Slot] = []
+    var slots: [Slot] = []
     private var freeSlots: [Int] = []
     /// Connections open or connecting.
     private var connectionCount = 0
     private var connecting = 0
     private var openedConnections = 0
-    private var inFlight = 0
-    /// When connections whose connect failed are tried again (a pause of ``retryPauseNanos``).
+    /// Requests on the wire.
+    var inFlight = 0
+    /// When connections whose connect failed are tried again (``LoadPace/connectRetryPause`` later).
     private var retries: [UInt64] = []
     private var nextSweep: UInt64 = 0
     private var nextPublish: UInt64 = 0
     private var isFinished = false
-    /// Where a read lands when its connection holds no partial response.
-    private var scratch = ByteBuffer()
+    /// Where every read lands, reused from one read to the next.
+    var scratch = ByteBuffer()
 
-    private static let readSize = 65_536
-    private static let retryPauseNanos: UInt64 = 10_000_000
+    static let readSize = 65_536
     private static let publishPeriodNanos: UInt64 = 100_000_000
     private static let wakeToken = UInt64.max
     /// Sockets are edge-triggered, as SwiftNIO's are: a socket is reported when bytes arrive (or room
     /// to write appears), not on every wait while some remain, so each read must take everything
-    /// there is (``readable(_:)`` reads until a read comes back short). Level-triggered, every
+    /// there is (``readable(_:toTheEnd:)`` reads until a read comes back short). Level-triggered, every
     /// socket reported was looked at again on the next wait, which cost the engine 8% more system
     /// time a request than the event loop it replaced.
     private static let edgeTriggered = EPOLLET.rawValue
     /// What an open connection waits for: bytes, and the target closing its side (reported with
     /// them, so that a close that came with the last bytes is not missed).
-    private static let readEvents = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+    static let readEvents = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
 
     /// A connection: its socket and the request on it.
-    private struct Slot {
+    struct Slot {
         enum Phase { case free, connecting, open }
         var phase = Phase.free
         var descriptor: Int32 = -1
@@ -111,7 +69,7 @@ final class ClosedLoopEngine {
         var generation: UInt32 = 0
         var client = 0
         var connectDeadline: UInt64 = 0
-        var inFlight: InFlight?
+        var inFlight: RequestInFlight?
         var parser = HTTPResponseParser()
         /// Bytes of a response that did not complete in the read they came in.
         var cumulation: ByteBuffer?
@@ -119,13 +77,6 @@ final class ClosedLoopEngine {
         var request = ByteBuffer()
         /// Whether epoll reports writability too (a request only partly written).
         var wantsWritable = false
-    }
-
-    private struct InFlight {
-        var request: LoadRequest
-        var sentNanos: UInt64
-        var deadlineNanos: UInt64
-        var firstByteNanos: UInt64?
     }
 
     /// An engine for `connections` connections of the run's closed loop, at most `requestBudget`
@@ -149,6 +100,7 @@ final class ClosedLoopEngine {
         self.maxConnections = max(1, connections)
         self.clients = LoadRun.closedLoopClients(clients, index: index, configuration)
         self.timeoutNanos = UInt64(max(0, configuration.timeout.nanoseconds))
+        self.connectTimeoutNanos = UInt64(max(0, LoadPace.connectTimeout(configuration.timeout).nanoseconds))
         self.sweepNanos = UInt64(LoadPace.sweepPeriod(timeout: configuration.timeout).nanoseconds)
         self.pace = LoadPace(configuration: configuration, clients: clients, requestBudget: requestBudget, t0Nanos: context.t0Nanos)
         self.keyGenerator = SeededGenerator.derived(seed: configuration.seed, stream: 0x6B65_7973 &+ UInt64(index))
@@ -165,7 +117,7 @@ final class ClosedLoopEngine {
         close(self.epoll)
     }
 
-    private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     // MARK: The loop
 
@@ -285,7 +237,7 @@ final class ClosedLoopEngine {
 
     // MARK: Connections
 
-    private func register(_ descriptor: Int32, events: UInt32, token: UInt64, operation: Int32) {
+    func register(_ descriptor: Int32, events: UInt32, token: UInt64, operation: Int32) {
         var event = epoll_event()
         event.events = events
         event.data.u64 = token
@@ -293,7 +245,7 @@ final class ClosedLoopEngine {
         precondition(result == 0, "epoll_ctl: \(String(cString: strerror(errno)))")
     }
 
-    private func token(_ index: Int) -> UInt64 {
+    func token(_ index: Int) -> UInt64 {
         UInt64(self.slots[index].generation) << 32 | UInt64(index)
     }
 
@@ -322,7 +274,7 @@ final class ClosedLoopEngine {
         self.slots[index].descriptor = descriptor
         self.slots[index].client = client
         self.slots[index].phase = .connecting
-        self.slots[index].connectDeadline = Self.now() &+ min(self.timeoutNanos, 10_000_000_000)
+        self.slots[index].connectDeadline = Self.now() &+ self.connectTimeoutNanos
         self.connectionCount += 1
         self.connecting += 1
         self.register(descriptor, events: EPOLLOUT.rawValue | Self.edgeTriggered, token: self.token(index), operation: EPOLL_CTL_ADD)
@@ -346,7 +298,7 @@ final class ClosedLoopEngine {
     }
 
     /// Closes the connection of slot `index` and frees the slot.
-    private func closeConnection(_ index: Int, wasConnecting: Bool? = nil) {
+    func closeConnection(_ index: Int, wasConnecting: Bool? = nil) {
         guard self.slots[index].phase != .free else { return }
         if wasConnecting ?? (self.slots[index].phase == .connecting) {
             self.connecting -= 1
@@ -369,216 +321,16 @@ final class ClosedLoopEngine {
             // Count the failed attempt as a request, then try again after a pause.
             let request = LoadRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
             self.tally.endUnsent(request, at: now, error: .connectFailed)
-            self.retries.append(now &+ Self.retryPauseNanos)
+            self.retries.append(now &+ UInt64(LoadPace.connectRetryPause.nanoseconds))
         }
     }
 
     /// Opens another connection after one was lost, while the run goes on.
-    private func replaceLostConnection() {
+    func replaceLostConnection() {
         guard !self.pace.stopped, self.connectionCount < self.maxConnections,
             self.pace.mayStartClosedLoop(now: Self.now())
         else { return }
         self.openConnection()
-    }
-
-    // MARK: Requests
-
-    /// The connection of slot `index` can take a request at `now`: it sends one if the pace allows.
-    private func connectionAvailable(_ index: Int, now: UInt64) {
-        guard self.pace.takeClosedLoopTurn(now: now) else { return }
-        var request = LoadRequest(id: self.context.newRequestID(), client: self.slots[index].client, intendedNanos: now)
-        request.key = self.configuration.keys.map { $0.next(using: &self.keyGenerator) }
-        let sent = Self.now()
-        self.slots[index].inFlight = InFlight(request: request, sentNanos: sent, deadlineNanos: sent &+ self.timeoutNanos)
-        self.slots[index].parser.reset(requestIsHEAD: self.template.isHEAD)
-        self.template.write(
-            id: request.id,
-            clientIP: self.tally.clientIPs[request.client],
-            key: request.key,
-            into: &self.slots[index].request
-        )
-        self.inFlight += 1
-        self.tally.sent(request, at: sent)
-        self.writePending(index)
-    }
-
-    /// Writes what the socket takes of the request of slot `index`, and asks epoll for writability
-    /// while some is left.
-    private func writePending(_ index: Int) {
-        let descriptor = self.slots[index].descriptor
-        var failed = false
-        while self.slots[index].request.readableBytes > 0 {
-            let written = self.slots[index].request.withUnsafeReadableBytes { bytes in
-                send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-            }
-            if written > 0 {
-                self.slots[index].request.moveReaderIndex(forwardBy: written)
-            } else if written < 0, errno == EINTR {
-                continue
-            } else {
-                failed = written < 0 && errno != EAGAIN && errno != EWOULDBLOCK
-                break
-            }
-        }
-        if failed {
-            self.fail(index, .connectionClosed)
-            return
-        }
-        let wantsWritable = self.slots[index].request.readableBytes > 0
-        if wantsWritable != self.slots[index].wantsWritable {
-            self.slots[index].wantsWritable = wantsWritable
-            let events = Self.readEvents | (wantsWritable ? EPOLLOUT.rawValue : 0)
-            self.register(descriptor, events: events, token: self.token(index), operation: EPOLL_CTL_MOD)
-        }
-    }
-
-    /// Reads everything the socket of slot `index` holds (edge-triggered: until a read comes back
-    /// short) and hands it to the response parser; `toTheEnd` when the target has closed its side or
-    /// the socket failed, which a short read does not show: then until the end of the stream.
-    private func readable(_ index: Int, toTheEnd: Bool) {
-        while self.slots[index].phase == .open {
-            switch self.readOnce(index) {
-            case .filled: continue
-            case .short where toTheEnd: continue
-            case .short, .nothing: return
-            }
-        }
-    }
-
-    /// What one read came to.
-    private enum ReadOutcome {
-        /// It filled the space it was given: more may wait.
-        case filled
-        /// It took less: the socket had no more for now.
-        case short
-        /// Nothing to read, or the connection ended.
-        case nothing
-    }
-
-    /// One read from the socket of slot `index`, handed to the response parser.
-    private func readOnce(_ index: Int) -> ReadOutcome {
-        let descriptor = self.slots[index].descriptor
-        var result = 0
-        var readErrno: Int32 = 0
-        var space = 0
-        let intoCumulation = self.slots[index].cumulation != nil
-        repeat {
-            if intoCumulation {
-                self.slots[index].cumulation!.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readSize) { bytes in
-                    space = bytes.count
-                    result = read(descriptor, bytes.baseAddress, bytes.count)
-                    readErrno = errno
-                    return max(0, result)
-                }
-            } else {
-                self.scratch.clear()
-                self.scratch.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readSize) { bytes in
-                    space = bytes.count
-                    result = read(descriptor, bytes.baseAddress, bytes.count)
-                    readErrno = errno
-                    return max(0, result)
-                }
-            }
-        } while result < 0 && readErrno == EINTR
-        if result < 0 {
-            if readErrno != EAGAIN && readErrno != EWOULDBLOCK {
-                self.fail(index, .connectionClosed)
-            }
-            return .nothing
-        }
-        if result == 0 {
-            // The target closed the connection: a response delimited by the close ends here.
-            if self.slots[index].inFlight != nil, self.slots[index].parser.connectionClosed() {
-                self.complete(index, keepAlive: false, at: Self.now())
-            } else {
-                self.fail(index, .connectionClosed)
-            }
-            return .nothing
-        }
-        let filled: ReadOutcome = result == space ? .filled : .short
-        guard self.slots[index].inFlight != nil else { return filled }  // bytes after a timeout: ignored
-        // One clock read per read: a response that arrives whole is first byte and done at once.
-        let now = Self.now()
-        if self.slots[index].inFlight?.firstByteNanos == nil {
-            self.slots[index].inFlight?.firstByteNanos = now
-        }
-        // The partial response, taken out of its slot while the slot's parser reads it.
-        var pending = intoCumulation ? self.slots[index].cumulation.take() : nil
-        let progress: HTTPResponseParser.Progress
-        do {
-            if pending != nil {
-                progress = try self.slots[index].parser.parse(&pending!)
-            } else {
-                progress = try self.slots[index].parser.parse(&self.scratch)
-            }
-        } catch {
-            self.fail(index, .badResponse)
-            return .nothing
-        }
-        switch progress {
-        case .needMoreData:
-            // Keep what the parser left (a partial head or chunk line), and only that.
-            if pending != nil, pending!.readableBytes > 0 {
-                pending!.discardReadBytes()
-                self.slots[index].cumulation = pending
-            } else if !intoCumulation, self.scratch.readableBytes > 0 {
-                var rest = ByteBufferAllocator().buffer(capacity: self.scratch.readableBytes + Self.readSize)
-                rest.writeBuffer(&self.scratch)
-                self.slots[index].cumulation = rest
-            }
-        case .complete:
-            self.complete(index, keepAlive: self.slots[index].parser.head?.keepAlive ?? false, at: now)
-        }
-        return filled
-    }
-
-    private func complete(_ index: Int, keepAlive: Bool, at doneNanos: UInt64) {
-        guard let done = self.slots[index].inFlight else { return }
-        self.slots[index].inFlight = nil
-        self.inFlight -= 1
-        let head = self.slots[index].parser.head
-        self.tally.end(
-            LoadConnectionHandler.Outcome(
-                request: done.request,
-                sentNanos: done.sentNanos,
-                firstByteNanos: done.firstByteNanos,
-                doneNanos: doneNanos,
-                status: head?.status,
-                backend: head?.backend,
-                bytesIn: Int64(self.slots[index].parser.bodyBytes),
-                error: nil,
-                reusable: keepAlive
-            )
-        )
-        if keepAlive {
-            self.connectionAvailable(index, now: doneNanos)
-        } else {
-            self.closeConnection(index)
-            self.replaceLostConnection()
-        }
-    }
-
-    /// Ends the request on slot `index`, if any, with `error`, and retires the connection.
-    private func fail(_ index: Int, _ error: RequestFailure) {
-        if let failed = self.slots[index].inFlight {
-            self.slots[index].inFlight = nil
-            self.inFlight -= 1
-            self.tally.end(
-                LoadConnectionHandler.Outcome(
-                    request: failed.request,
-                    sentNanos: failed.sentNanos,
-                    firstByteNanos: failed.firstByteNanos,
-                    doneNanos: Self.now(),
-                    status: nil,
-                    backend: self.slots[index].parser.head?.backend,
-                    bytesIn: Int64(self.slots[index].parser.bodyBytes),
-                    error: error,
-                    reusable: false
-                )
-            )
-        }
-        self.closeConnection(index)
-        self.replaceLostConnection()
     }
 
     // MARK: Stopping

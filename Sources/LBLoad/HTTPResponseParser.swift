@@ -129,6 +129,26 @@ struct HTTPResponseParser {
         }
     }
 
+    /// Parses `bytes` after `pending`, what an earlier read left that the parser could not use yet (a
+    /// partial head or chunk line), and keeps in `pending` what it cannot use of these: the bytes of a
+    /// connection as its reads bring them.
+    mutating func parse(_ bytes: inout ByteBuffer, after pending: inout ByteBuffer?) throws(Malformed) -> Progress {
+        guard var merged = pending.take() else {
+            return try self.parse(&bytes, keepingRestIn: &pending)
+        }
+        merged.writeBuffer(&bytes)
+        return try self.parse(&merged, keepingRestIn: &pending)
+    }
+
+    private mutating func parse(_ bytes: inout ByteBuffer, keepingRestIn pending: inout ByteBuffer?) throws(Malformed) -> Progress {
+        let progress = try self.parse(&bytes)
+        if progress == .needMoreData, bytes.readableBytes > 0 {
+            // A copy of the few bytes left, not the read's whole buffer, which its reader reuses.
+            pending = ByteBuffer(bytes: bytes.readableBytesView)
+        }
+        return progress
+    }
+
     /// The connection closed: completes a response delimited by the close.
     mutating func connectionClosed() -> Bool {
         guard self.state == .untilClose else { return false }

@@ -26,15 +26,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         var reusable: Bool
     }
 
-    /// The request on the wire.
-    private struct InFlight {
-        var request: LoadRequest
-        var sentNanos: UInt64
-        var deadlineNanos: UInt64
-        var firstByteNanos: UInt64?
-    }
-
-    private var inFlight: InFlight?
+    private var inFlight: RequestInFlight?
     /// Told of the end of every request, with this handler: one closure for the connection's life
     /// rather than one per request.
     private let onEnd: (Outcome, LoadConnectionHandler) -> Void
@@ -90,7 +82,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             self.isBroken = true
             return false
         }
-        self.inFlight = InFlight(request: request, sentNanos: sentNanos, deadlineNanos: sentNanos &+ timeoutNanos)
+        self.inFlight = RequestInFlight(request: request, sentNanos: sentNanos, deadlineNanos: sentNanos &+ timeoutNanos)
         self.parser.reset(requestIsHEAD: isHEAD)
         serialize(&self.requestBytes)
         context.writeAndFlush(self.wrapOutboundOut(self.requestBytes), promise: nil)
@@ -105,18 +97,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         if self.inFlight?.firstByteNanos == nil {
             self.inFlight?.firstByteNanos = now
         }
-        if var pending = self.cumulation {
-            self.cumulation = nil
-            pending.writeBuffer(&buffer)
-            buffer = pending
-        }
         do {
-            switch try self.parser.parse(&buffer) {
-            case .needMoreData:
-                if buffer.readableBytes > 0 {
-                    self.cumulation = buffer
-                }
-            case .complete:
+            if try self.parser.parse(&buffer, after: &self.cumulation) == .complete {
                 self.complete(keepAlive: self.parser.head?.keepAlive ?? false, at: now, context: context)
             }
         } catch {
@@ -131,20 +113,7 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             self.isBroken = true
             context.close(promise: nil)
         }
-        self.onEnd(
-            Outcome(
-                request: done.request,
-                sentNanos: done.sentNanos,
-                firstByteNanos: done.firstByteNanos,
-                doneNanos: doneNanos,
-                status: self.parser.head?.status,
-                backend: self.parser.head?.backend,
-                bytesIn: Int64(self.parser.bodyBytes),
-                error: nil,
-                reusable: keepAlive
-            ),
-            self
-        )
+        self.onEnd(done.outcome(doneNanos: doneNanos, parser: self.parser, error: nil, reusable: keepAlive), self)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -167,23 +136,34 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         self.isBroken = true
         guard let failed = self.inFlight else { return }
         self.inFlight = nil
-        self.onEnd(
-            Outcome(
-                request: failed.request,
-                sentNanos: failed.sentNanos,
-                firstByteNanos: failed.firstByteNanos,
-                doneNanos: NIODeadline.now().uptimeNanoseconds,
-                status: nil,
-                backend: self.parser.head?.backend,
-                bytesIn: Int64(self.parser.bodyBytes),
-                error: error,
-                reusable: false
-            ),
-            self
-        )
+        self.onEnd(failed.outcome(doneNanos: NIODeadline.now().uptimeNanoseconds, parser: self.parser, error: error, reusable: false), self)
         self.context?.close(promise: nil)
     }
 }
 
 @available(*, unavailable)
 extension LoadConnectionHandler: Sendable {}
+
+/// A request on the wire of a load connection (``LoadConnectionHandler``'s or ``ClosedLoopEngine``'s).
+struct RequestInFlight {
+    var request: LoadRequest
+    var sentNanos: UInt64
+    var deadlineNanos: UInt64
+    var firstByteNanos: UInt64?
+
+    /// How it ended at `doneNanos`: with the response `parser` read, or with `error` (then without a
+    /// status, but with the backend and the body bytes the parser saw).
+    func outcome(doneNanos: UInt64, parser: HTTPResponseParser, error: RequestFailure?, reusable: Bool) -> LoadConnectionHandler.Outcome {
+        LoadConnectionHandler.Outcome(
+            request: self.request,
+            sentNanos: self.sentNanos,
+            firstByteNanos: self.firstByteNanos,
+            doneNanos: doneNanos,
+            status: error == nil ? parser.head?.status : nil,
+            backend: parser.head?.backend,
+            bytesIn: Int64(parser.bodyBytes),
+            error: error,
+            reusable: reusable
+        )
+    }
+}

@@ -100,4 +100,12 @@ struct LoadPace {
     static func sweepPeriod(timeout: Duration) -> TimeAmount {
         .nanoseconds(min(max(timeout.nanoseconds / 10, 1_000_000), 100_000_000))
     }
+
+    /// How long a connect may take: the request timeout, at most 10 s.
+    static func connectTimeout(_ timeout: Duration) -> TimeAmount {
+        .nanoseconds(min(timeout.nanoseconds, 10_000_000_000))
+    }
+
+    /// How long a closed-loop connection waits after a failed connect before it tries again.
+    static let connectRetryPause = TimeAmount.milliseconds(10)
 }

@@ -187,7 +187,7 @@ final class LoadWorker: LoadWorking {
         let bound = NIOLoopBound(handler, eventLoop: self.eventLoop)
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(min(self.configuration.timeout.nanoseconds, 10_000_000_000)))
+            .connectTimeout(LoadPace.connectTimeout(self.configuration.timeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(bound.value)
@@ -229,7 +229,7 @@ final class LoadWorker: LoadWorking {
             // Closed loop: count the failed attempt as a request, then try again after a pause.
             let request = LoadRequest(id: self.context.newRequestID(), client: 0, intendedNanos: now)
             self.tally.endUnsent(request, at: now, error: .connectFailed)
-            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.openConnection() }
+            self.eventLoop.assumeIsolated().scheduleTask(in: LoadPace.connectRetryPause) { self.openConnection() }
         }
         self.checkFinished()
     }

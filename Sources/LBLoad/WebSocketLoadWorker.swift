@@ -156,7 +156,7 @@ final class WebSocketLoadWorker: LoadWorking {
         let maskSeed = UInt64.random(in: .min ... .max, using: &self.maskKeys)
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(min(self.configuration.timeout.nanoseconds, 10_000_000_000)))
+            .connectTimeout(LoadPace.connectTimeout(self.configuration.timeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOTypedWebSocketClientUpgrader<Handshake>(
@@ -300,7 +300,7 @@ final class WebSocketLoadWorker: LoadWorking {
             // Closed loop: the failed attempt counts as a message, and the connection tries again after a pause.
             let request = LoadRequest(id: self.context.newRequestID(), client: self.slots[slot].client, intendedNanos: now)
             self.tally.endUnsent(request, at: now, error: .connectFailed)
-            self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { self.open(slot) }
+            self.eventLoop.assumeIsolated().scheduleTask(in: LoadPace.connectRetryPause) { self.open(slot) }
         }
         self.checkFinished()
     }
