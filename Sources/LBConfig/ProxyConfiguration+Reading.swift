@@ -177,9 +177,11 @@ extension Service.HashKey {
 }
 
 extension PickerParameters {
+    /// The keys of a service's `parameters:`.
+    static let keys = ["seed", "draws", "decay", "default-latency", "virtual-nodes", "load-factor", "table-size", "sticky-capacity", "resource-floor"]
+
     init(reading node: ConfigNode, for algorithm: Algorithm) throws(ConfigError) {
-        let keys = ["seed", "draws", "decay", "default-latency", "virtual-nodes", "load-factor", "table-size", "sticky-capacity", "resource-floor"]
-        let map = try node.mapping(keys: keys)
+        let map = try node.mapping(keys: Self.keys)
         self.init()
         if let seed = map["seed"] { self.seed = UInt64(try seed.int(in: 0...Int.max)) }
         if let draws = map["draws"] { self.draws = try draws.int() }

@@ -137,11 +137,20 @@ extension Scenario {
     /// The label of every algorithm, in order.
     public var labels: [String] { self.algorithms.map(\.label) }
 
-    /// The proxy's `config.yml` for one algorithm of the matrix: one service with the backends in service
-    /// at the start (at `backendAddresses`), the scenario's service settings, listening on `listen`, its
-    /// admin API on `admin`.
+    /// The seed of the proxy's pickers in a run with seed `runSeed` (the scenario's seed moved by the
+    /// repeat): the same run seed repeats the same choices, another makes others. A configuration's
+    /// seed is at most `Int.max`.
+    public static func pickerSeed(runSeed: UInt64) -> UInt64 {
+        runSeed & UInt64(Int.max)
+    }
+
+    /// The proxy's `config.yml` for one algorithm of the matrix in a run with seed `runSeed`: one service
+    /// with the backends in service at the start (at `backendAddresses`), the algorithm's parameters
+    /// with the run's ``pickerSeed(runSeed:)``, the scenario's service settings, listening on `listen`,
+    /// its admin API on `admin`.
     public func proxyConfigurationYAML(
         for entry: AlgorithmUnderTest,
+        runSeed: UInt64,
         listen: HostPort,
         admin: HostPort,
         backendAddresses: [String: HostPort]
@@ -162,8 +171,9 @@ extension Scenario {
             let address = backendAddresses[backend.name].map(\.description) ?? "127.0.0.1:1"
             lines.append("      - {name: \(backend.name), address: \"\(address)\", weight: \(backend.weight)}")
         }
+        lines.append("    parameters:")
+        lines.append("      seed: \(Self.pickerSeed(runSeed: runSeed))")
         if let parameters = entry.parametersYAML {
-            lines.append("    parameters:")
             lines.append(contentsOf: Self.indented(parameters, by: 6))
         }
         lines.append(contentsOf: Self.indented(self.proxy.serviceYAML, by: 4))

@@ -152,6 +152,7 @@ extension Scenario {
         for entry in self.algorithms {
             let text = self.proxyConfigurationYAML(
                 for: entry,
+                runSeed: self.seed,
                 listen: HostPort(host: "127.0.0.1", port: 8080),
                 admin: HostPort(host: "127.0.0.1", port: 9900),
                 backendAddresses: Dictionary(uniqueKeysWithValues: self.backends.enumerated().map { ($1.name, HostPort(host: "127.0.0.1", port: 9001 + $0)) })
@@ -181,7 +182,14 @@ extension Scenario.AlgorithmUnderTest {
         var parametersYAML: String?
         if let parameters = map["parameters"] {
             _ = try PickerParameters(reading: parameters, for: algorithm)
-            parametersYAML = try? Yams.serialize(node: parameters.node)
+            // Each run's picker seed derives from the run's seed (scenario seed and repeat); a fixed one
+            // here would make every repeat choose alike.
+            if let seed = try parameters.mapping(keys: PickerParameters.keys)["seed"] {
+                throw seed.error("a run's picker seed derives from the scenario's seed and the repeat; set seed: at the top of the scenario")
+            }
+            // Block style whatever the file used, so the proxy's configuration can put the seed beside it.
+            guard case .mapping(let given) = parameters.node else { throw parameters.error("expected a mapping") }
+            parametersYAML = try? Yams.serialize(node: .mapping(Node.Mapping(given.map { ($0.key, $0.value) }, given.tag, .block)))
         }
         let label = try map["label"]?.string() ?? algorithm.name
         guard !label.isEmpty, !label.contains(where: { $0 == "(" || $0 == ")" || $0 == "," || $0.isWhitespace }) else {

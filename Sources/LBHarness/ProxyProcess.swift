@@ -17,10 +17,12 @@ final class ProxyProcess: Sendable {
     let admin: HostPort
     private let group: any EventLoopGroup
 
-    /// Writes the configuration next to the logs and starts the proxy.
+    /// Writes the configuration (its pickers seeded from the run's `seed`) next to the logs and starts the
+    /// proxy.
     init(
         scenario: Scenario,
         entry: Scenario.AlgorithmUnderTest,
+        seed: UInt64,
         backends: any BackendSet,
         database: String,
         runID: Int64,
@@ -33,7 +35,7 @@ final class ProxyProcess: Sendable {
         self.admin = HostPort(host: "127.0.0.1", port: try FreePort.next())
         self.group = group
         let addresses = Dictionary(uniqueKeysWithValues: backends.placements.map { ($0.spec.name, $0.address) })
-        let text = scenario.proxyConfigurationYAML(for: entry, listen: self.listen, admin: self.admin, backendAddresses: addresses)
+        let text = scenario.proxyConfigurationYAML(for: entry, runSeed: seed, listen: self.listen, admin: self.admin, backendAddresses: addresses)
         let configPath = "\(logDirectory)/proxy.yml"
         do {
             try text.write(toFile: configPath, atomically: true, encoding: .utf8)

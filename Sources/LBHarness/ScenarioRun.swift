@@ -96,7 +96,7 @@ final class ScenarioRun: Sendable {
             }
             try await members.startAll()
             let started = try ProxyProcess(
-                scenario: self.scenario, entry: self.entry, backends: members, database: self.database.path, runID: recorder.runID,
+                scenario: self.scenario, entry: self.entry, seed: self.seed, backends: members, database: self.database.path, runID: recorder.runID,
                 clockOrigin: origin, executable: self.settings.executable, logDirectory: logDirectory, group: self.group
             )
             proxy = started

@@ -70,6 +70,7 @@ struct ScenarioTests {
         let addresses = ["fast": HostPort(host: "127.0.0.1", port: 9101), "b2": HostPort(host: "127.0.0.1", port: 9102)]
         let text = scenario.proxyConfigurationYAML(
             for: scenario.algorithms[2],
+            runSeed: 8,
             listen: HostPort(host: "127.0.0.1", port: 8181),
             admin: HostPort(host: "127.0.0.1", port: 9191),
             backendAddresses: addresses
@@ -79,11 +80,39 @@ struct ScenarioTests {
         #expect(configuration.listeners[0].address.port == 8181 && configuration.admin.address.port == 9191)
         #expect(configuration.threads == 2)
         #expect(service.algorithm == .consistentHash && service.parameters.loadFactor == nil)
+        #expect(service.parameters.seed == 8, "the run's seed, beside the scenario's parameters")
         #expect(service.backends.map(\.name) == ["fast", "b2"], "the spare joins later")
         #expect(service.backends[1].weight == 3 && service.backends[1].address.port == 9102)
         #expect(service.hashKey == .header("X-LBLab-Key") && service.health?.probe == .tcp)
         #expect(configuration.trustedProxies.contains { $0.contains("203.0.113.1") } == false)
         #expect(configuration.trustedProxies.contains { $0.contains("127.0.0.1") })
+    }
+
+    @Test("each run's picker seed derives from the run's seed: the same seed the same, another seed another")
+    func pickerSeedFollowsTheRun() throws {
+        let scenario = try Scenario.parse(Self.full, file: "scenarios/trial.yml")
+        let addresses = ["fast": HostPort(host: "127.0.0.1", port: 9101), "b2": HostPort(host: "127.0.0.1", port: 9102)]
+        func seed(_ entry: Int, run: UInt64) throws -> UInt64 {
+            let text = scenario.proxyConfigurationYAML(
+                for: scenario.algorithms[entry], runSeed: run, listen: HostPort(host: "127.0.0.1", port: 8181),
+                admin: HostPort(host: "127.0.0.1", port: 9191), backendAddresses: addresses
+            )
+            return try ProxyConfiguration.parse(text, file: "generated").services[0].parameters.seed
+        }
+        // Repeats 0 and 1 of seed 7, as lbctl run numbers them (ScenarioRun.seed).
+        #expect(try seed(0, run: 7) == 7 && seed(0, run: 8) == 8)
+        #expect(try seed(0, run: 7) == seed(1, run: 7) && seed(2, run: 7) == 7)
+        // The largest run seed still makes a configuration the proxy reads.
+        #expect(try seed(0, run: .max) == UInt64(Int.max))
+        #expect(Scenario.pickerSeed(runSeed: 7) != Scenario.pickerSeed(runSeed: 8))
+    }
+
+    @Test("a scenario's algorithm parameters may not fix the picker seed")
+    func fixedPickerSeedRefused() throws {
+        let text = Self.full.replacingOccurrences(of: "parameters: {load-factor: none}", with: "parameters: {load-factor: none, seed: 5}")
+        let error = try #require(throws: ConfigError.self) { try Scenario.parse(text, file: "scenarios/trial.yml") }
+        #expect(error.line == 10 && error.field == "algorithms[2].parameters.seed", "\(error)")
+        #expect(error.problem.contains("derives from the scenario's seed and the repeat"), "\(error)")
     }
 
     @Test(
