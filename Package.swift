@@ -73,6 +73,7 @@ let package = Package(
             name: "LBStore",
             dependencies: [
                 "LBCore",
+                "LBBuildStamp",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -131,17 +132,27 @@ let package = Package(
                 "LBStats",
                 "LBStore",
                 "LBBackend",
+                "LBBuildStamp",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
+        // The commit the binary was built from and whether its tree was modified, written before each
+        // build by BuildStampPlugin.
+        .target(
+            name: "LBBuildStamp",
+            swiftSettings: strictSettings,
+            plugins: ["BuildStampPlugin"]
+        ),
+        .plugin(name: "BuildStampPlugin", capability: .buildTool()),
         // What both command lines share: Go-style flag names, flag errors that name the flag.
         .target(
             name: "LBCLI",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                "LBBuildStamp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
@@ -241,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBStoreTests",
-            dependencies: ["LBStore", "LBCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["LBStore", "LBCore", "LBBuildStamp", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .executableTarget(

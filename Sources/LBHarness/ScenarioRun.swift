@@ -219,7 +219,6 @@ final class ScenarioRun: Sendable {
         info.paramsJSON = JSONText.encode(params)
         info.configYAML = self.scenario.text
         info.configSHA256 = ConfigHash.sha256Hex(self.scenario.text)
-        info.gitCommit = self.settings.gitCommit
         info.host = ProcessInfo.processInfo.hostName
         info.lblabVersion = self.settings.version
         return info

@@ -26,8 +26,6 @@ public struct StudySettings: Sendable {
     public var containers: Bool
     /// Where the backends run.
     public var runtime: BackendRuntime
-    /// The LBLab commit, when known.
-    public var gitCommit: String?
     /// The LBLab version.
     public var version: String
 
@@ -41,7 +39,6 @@ public struct StudySettings: Sendable {
         self.labels = nil
         self.containers = true
         self.runtime = .processes
-        self.gitCommit = nil
         self.version = version
     }
 }

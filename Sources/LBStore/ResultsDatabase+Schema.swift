@@ -35,6 +35,11 @@ extension ResultsDatabase {
                     """
             )
         }
+        // v4: whether the binary that recorded a run was built from a work tree with changes not in
+        // `git_commit` (1), from exactly that commit (0), or unknown (NULL).
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN git_modified INTEGER")
+        }
         return migrator
     }
 

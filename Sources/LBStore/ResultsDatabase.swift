@@ -139,14 +139,14 @@ public struct ResultsDatabase: Sendable {
                 try db.execute(
                     sql: """
                         INSERT INTO runs (uuid, kind, scenario, algorithm, repeat, seed, params_json, started_at, status,
-                            config_yaml, config_sha256, git_commit, host, lblab_version)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+                            config_yaml, config_sha256, git_commit, git_modified, host, lblab_version)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         uuid, info.kind.rawValue, info.scenario, info.algorithm, info.repeat,
                         info.seed.map { Int64(bitPattern: $0) }, info.paramsJSON,
                         RunInfo.timestamp(info.startedAt), info.configYAML, info.configSHA256, info.gitCommit,
-                        info.host, info.lblabVersion,
+                        info.gitModified, info.host, info.lblabVersion,
                     ]
                 )
                 return db.lastInsertedRowID

@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import LBBuildStamp
 
 /// What a run records about itself at its start, so that it can be repeated (DESIGN §7): the `runs`
 /// row less what is only known at the end.
@@ -32,17 +33,22 @@ public struct RunInfo: Sendable, Hashable {
     public var configYAML: String?
     /// SHA-256 of ``configYAML``.
     public var configSHA256: String?
-    /// The LBLab commit, when built from a checkout.
+    /// The commit the recording binary was built from (``BuildStamp``), when built from a checkout.
     public var gitCommit: String?
+    /// Whether that binary's work tree had changes not in ``gitCommit``, when known.
+    public var gitModified: Bool?
     /// The machine's host name.
     public var host: String?
     /// The LBLab version.
     public var lblabVersion: String?
 
-    /// A run of `kind` starting at `startedAt`; the other fields may be set afterwards.
+    /// A run of `kind` starting at `startedAt`, made by this binary (its ``BuildStamp``); the other
+    /// fields may be set afterwards.
     public init(kind: Kind, startedAt: Date = Date()) {
         self.kind = kind
         self.startedAt = startedAt
+        self.gitCommit = BuildStamp.commit
+        self.gitModified = BuildStamp.treeModified
     }
 
     /// `date` as stored in `runs.started_at`: ISO 8601 in UTC with milliseconds.

@@ -8,7 +8,7 @@ struct LBCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lbctl",
         abstract: "LBLab: run load-balancing experiments and compare algorithms.",
-        version: LBLabVersion.string,
+        version: LBLabVersion.full,
         subcommands: [RunCommand.self, RunsCommand.self, ReportCommand.self, CompareCommand.self, ExportCommand.self, ProxyCommand.self, BackendCommand.self, AlgorithmsCommand.self]
     )
 }

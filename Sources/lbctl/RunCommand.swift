@@ -67,7 +67,6 @@ struct RunCommand: AsyncParsableCommand {
         var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
         settings.containers = !self.noContainers
         settings.runtime = self.runtime == "docker" ? .docker(socket: self.dockerSocket) : .processes
-        settings.gitCommit = BuildInfo.gitCommit()
         settings.repeats = self.repeats
         if let repeats {
             try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")

@@ -19,7 +19,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             when its echo is back, and each client keeps one WebSocket for the run. Flags take one dash or two \
             (-clients 50, --clients 50); durations are Go's (30s, 1m30s).
             """,
-        version: LBLabVersion.string
+        version: LBLabVersion.full
     )
 
     @Option(name: .goStyle("url"), help: "Target URL: http://host:port/path, or ws://host:port/path to send each request as a WebSocket message and wait for its echo.")

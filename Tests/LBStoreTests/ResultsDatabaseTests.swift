@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LBBuildStamp
 import LBCore
 import Testing
 
@@ -71,6 +72,9 @@ struct ResultsDatabaseTests {
         #expect(run["kind"] == "loadgen")
         #expect(run["started_at"] == "2027-01-15T08:00:00.250Z")
         #expect(UInt64(bitPattern: run["seed"] as Int64) == UInt64.max)
+        // Which code made the run: the commit this binary was built from, and whether its tree was modified.
+        #expect(BuildStamp.commit?.count == 40 && BuildStamp.treeModified != nil)
+        #expect(run["git_commit"] == BuildStamp.commit && run["git_modified"] == BuildStamp.treeModified)
         #expect(try database.runs().map(\.requestCount) == [1_000])
     }
 
