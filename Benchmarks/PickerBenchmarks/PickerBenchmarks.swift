@@ -42,7 +42,7 @@ func makeBackends(_ count: Int) -> [Backend] {
             state.requestStarted()
         }
         state.observeLatency(.microseconds(500 + 37 * (index % 11)), now: Instant(nanoseconds: 1), decay: .seconds(10))
-        state.setResourceUsage(Double(index % 13) / 13)
+        state.setResourceUsage(Double(index % 13) / 13, now: Instant(nanoseconds: 1))
         return Backend(state: state, weight: Double(1 + index % 3))
     }
 }

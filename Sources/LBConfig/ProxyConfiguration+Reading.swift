@@ -178,7 +178,7 @@ extension Service.HashKey {
 
 extension PickerParameters {
     /// The keys of a service's `parameters:`.
-    static let keys = ["seed", "draws", "decay", "default-latency", "virtual-nodes", "load-factor", "table-size", "sticky-capacity", "resource-floor"]
+    static let keys = ["seed", "draws", "decay", "default-latency", "virtual-nodes", "load-factor", "table-size", "sticky-capacity", "resource-floor", "resource-max-age"]
 
     init(reading node: ConfigNode, for algorithm: Algorithm) throws(ConfigError) {
         let map = try node.mapping(keys: Self.keys)
@@ -194,6 +194,7 @@ extension PickerParameters {
         if let size = map["table-size"] { self.tableSize = try size.int() }
         if let capacity = map["sticky-capacity"] { self.stickyCapacity = try capacity.int() }
         if let floor = map["resource-floor"] { self.resourceFloor = try floor.double() }
+        if let age = map["resource-max-age"] { self.resourceMaxAge = try age.duration() }
         do {
             try self.validate(for: algorithm)
         } catch {

@@ -90,6 +90,19 @@ public struct ProxyConfiguration: Sendable, Hashable {
     }
 }
 
+extension ProxyConfiguration {
+    /// What to tell the operator about each `least-resources` service: where its figures come from, and
+    /// what it does without them, since no figure is measured by the proxy itself.
+    public var resourceFigureNotes: [String] {
+        self.services.filter { $0.algorithm == .leastResources }.map { service in
+            "service \(service.name): least-resources balances on resource figures sent to PUT /backends/NAME/usage "
+                + "on the admin API (\(self.admin.address)); a backend without a figure from the last "
+                + "\(GoDuration.format(service.parameters.resourceMaxAge)) counts as fully used, so until figures arrive "
+                + "it balances as least-connections"
+        }
+    }
+}
+
 /// One service: the requests it takes, its backends, and how it spreads and protects them.
 public struct Service: Sendable, Hashable {
     /// Its name, unique in the configuration.

@@ -66,9 +66,9 @@ final class ProxyProcess: Sendable {
 
     /// Calls the admin API and returns the body; a status other than 2xx is an error.
     @discardableResult
-    func adminCall(_ method: String, _ path: String, body: [String: Any]? = nil) async throws(HarnessError) -> String {
+    func adminCall(_ method: String, _ path: String, body: [String: Any]? = nil, timeout: Duration = .seconds(2)) async throws(HarnessError) -> String {
         let text = body.map { JSONText.encode($0) ?? "" }
-        let answer = try await LoopbackHTTP.call(method, self.admin, path, body: text, group: self.group)
+        let answer = try await LoopbackHTTP.call(method, self.admin, path, body: text, timeout: timeout, group: self.group)
         guard (200..<300).contains(answer.status) else {
             throw .control(what: "proxy admin \(method) \(path)", reason: "status \(answer.status): \(answer.body.prefix(200))")
         }

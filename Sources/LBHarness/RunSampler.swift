@@ -1,3 +1,4 @@
+import LBConfig
 import LBCore
 import LBStats
 import NIOCore
@@ -12,22 +13,29 @@ import Glibc
 /// only), memory, open descriptors, bytes read and written (by system calls, or a container's network), and requests
 /// in flight (backends and proxy: the proxy's own counts from its admin API; the load generator: sent
 /// less completed at its last progress report).
+///
+/// With `sendsFigures` (a `least-resources` run), each backend's ``ResourceFigure`` from its last two
+/// samples goes to the proxy's admin API as it is taken, as an agent would send it.
 final class RunSampler: Sendable {
     private let fleet: any BackendSet
     private let proxy: ProxyProcess
     private let sink: any RecordSink
     private let clockOrigin: UInt64
     private let interval: Duration
+    private let sendsFigures: Bool
+    private let lastSamples = Mutex<[String: ResourceSample]>([:])
+    private let hostCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     /// The load generator's requests in flight, updated by its progress reports.
     let loadInFlight = Atomic<Int>(0)
     private let taken = Atomic<Int>(0)
 
-    init(fleet: any BackendSet, proxy: ProxyProcess, sink: any RecordSink, clockOrigin: UInt64, interval: Duration) {
+    init(fleet: any BackendSet, proxy: ProxyProcess, sink: any RecordSink, clockOrigin: UInt64, interval: Duration, sendsFigures: Bool = false) {
         self.fleet = fleet
         self.proxy = proxy
         self.sink = sink
         self.clockOrigin = clockOrigin
         self.interval = interval
+        self.sendsFigures = sendsFigures
     }
 
     /// Samples taken so far.
@@ -56,6 +64,7 @@ final class RunSampler: Sendable {
             guard var sample = await self.fleet.sample(spec.name, tMicros: tMicros) else { continue }
             sample.inFlight = inFlight[spec.name]
             self.record(sample)
+            if self.sendsFigures { await self.sendFigure(spec, sample) }
         }
         if self.proxy.process.isRunning {
             var sample = Self.processSample(pid: self.proxy.process.pid, tMicros: tMicros, source: "proxy")
@@ -70,6 +79,14 @@ final class RunSampler: Sendable {
         var load = Self.processSample(pid: getpid(), tMicros: tMicros, source: "loadgen")
         load.inFlight = self.loadInFlight.load(ordering: .relaxed)
         self.record(load)
+    }
+
+    /// Sends `backend`'s figure from its previous sample and `sample` to the proxy. A proxy that does not
+    /// answer in half an interval misses this figure; the next one comes with the next sample.
+    private func sendFigure(_ backend: ScenarioBackend, _ sample: ResourceSample) async {
+        let previous = self.lastSamples.withLock { $0.updateValue(sample, forKey: backend.name) }
+        guard let figure = ResourceFigure(backend: backend, previous: previous, current: sample, hostCPUs: self.hostCPUs) else { return }
+        _ = try? await self.proxy.adminCall("PUT", "/backends/\(backend.name)/usage", body: figure.body, timeout: self.interval / 2)
     }
 
     private func record(_ sample: ResourceSample) {

@@ -151,7 +151,10 @@ final class ScenarioRun: Sendable {
         progress: @escaping @Sendable (RunProgress) -> Void,
         note: @escaping @Sendable (String) -> Void
     ) async throws -> LoadReport {
-        let sampler = RunSampler(fleet: fleet, proxy: proxy, sink: recorder, clockOrigin: origin, interval: self.scenario.sampleInterval)
+        let sampler = RunSampler(
+            fleet: fleet, proxy: proxy, sink: recorder, clockOrigin: origin, interval: self.scenario.sampleInterval,
+            sendsFigures: self.entry.algorithm == .leastResources
+        )
         let sampling = Task { await sampler.run() }
         defer { sampling.cancel() }
         let loadStart = NIODeadline.now().uptimeNanoseconds + 100_000_000

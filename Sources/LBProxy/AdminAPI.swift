@@ -1,6 +1,7 @@
 import Foundation
 import LBConfig
 public import LBCore
+import NIOCore
 
 /// The admin API (DESIGN §6), apart from its listener: each request in, its answer out.
 ///
@@ -12,6 +13,11 @@ public import LBCore
 /// - `DELETE /backends/NAME`, `POST /backends/NAME/drain`, `POST /backends/NAME/resume`,
 ///   `PUT /backends/NAME/weight` `{"weight": n}`: remove, drain, undrain, reweight (`?service=S` when
 ///   the name is in more than one service).
+/// - `PUT /backends/NAME/usage` `{"cpu": 0.83, "memory": 0.41}`: the backend's resource use as shares
+///   of its limits (either or both; the higher counts), for `least-resources`. Any agent that measures
+///   the backends can send them, as HAProxy's agent-check reports a server's load; `lbctl run` sends
+///   what its sampler measures. A figure counts for the algorithm's `resource-max-age`; a proxy that
+///   records a run keeps each as an event `usage`.
 /// - `GET /metrics`: Prometheus' text format.
 /// - `POST /register` `{"address": "http://host:port", "weight": n}`: the seed balancers' registration
 ///   call, answered in JSend: 200 `success`; 400 `fail` when the body is missing or malformed or the
@@ -115,7 +121,14 @@ public struct AdminAPI: Sendable {
             "ejected": state.isEjected,
             "draining": state.isDraining,
             "inFlight": state.inFlight,
+            "usage": state.lastResourceUsage.map(\.usage) ?? NSNull(),
+            "usageAgeSeconds": state.lastResourceUsage.map { (Self.now() - $0.at).seconds } ?? NSNull(),
         ]
+    }
+
+    /// The clock of the proxy's picks.
+    private static func now() -> Instant {
+        Instant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 
     private func add(_ body: [UInt8]) -> Response {
@@ -187,7 +200,28 @@ public struct AdminAPI: Sendable {
             }
             self.runtime.recorder?.event("weight", name, ["service": service.settings.name, "weight": String(weight)])
             return .json(200, ["service": service.settings.name, "backend": Self.describe(service.backend(named: name)!)])
-        case (_, nil), (_, "drain"), (_, "resume"), (_, "weight"):
+        case ("PUT", "usage"):
+            let object: [String: Any]
+            switch Self.object(body, allowed: ["cpu", "memory"]) {
+            case .failure(let problem): return .error(problem.status, problem.message)
+            case .success(let value): object = value
+            }
+            var shares: [Double] = []
+            for key in ["cpu", "memory"] {
+                guard let value = object[key] else { continue }
+                guard let share = Self.share(value) else {
+                    return .error(400, "\"\(key)\" must be a number from 0 (idle) to 1 (at its limit) or somewhat above, got \(value)")
+                }
+                shares.append(share)
+            }
+            guard let usage = shares.max() else { return .error(400, "give \"cpu\" or \"memory\" (a share of the backend's limit)") }
+            backend.state.setResourceUsage(usage, now: Self.now())
+            // The figures the picker saw, over time, for a run that records.
+            var detail = ["service": service.settings.name]
+            for key in ["cpu", "memory"] where object[key] != nil { detail[key] = "\(Self.share(object[key]!)!)" }
+            self.runtime.recorder?.event("usage", name, detail)
+            return .json(200, ["service": service.settings.name, "backend": Self.describe(backend)])
+        case (_, nil), (_, "drain"), (_, "resume"), (_, "weight"), (_, "usage"):
             return .error(405, "\(method) is not allowed here")
         default:
             return .error(404, "no such endpoint: /backends/\(name)/\(action ?? "")")
@@ -261,6 +295,13 @@ public struct AdminAPI: Sendable {
             return .failure(Problem(status: 403, message: "unknown field \"\(unknown)\"; allowed: \(allowed.sorted().joined(separator: ", "))"))
         }
         return .success(object)
+    }
+
+    /// A resource share from JSON: a number (not a Boolean) from 0 to 100.
+    private static func share(_ value: Any) -> Double? {
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        let double = number.doubleValue
+        return (0...100).contains(double) ? double : nil
     }
 
     /// A whole number from JSON (not a Boolean, not a fraction).

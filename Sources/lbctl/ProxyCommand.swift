@@ -119,6 +119,7 @@ struct ProxyCommand: AsyncParsableCommand {
         if self.check {
             print("\(self.config ?? "flags"): valid: \(configuration.services.count) services, \(backendCount) backends")
             if let warning = configuration.admin.exposureWarning(token: token) { printError(warning) }
+            for note in configuration.resourceFigureNotes { printError(note) }
             return
         }
         if let accessLog = self.accessLog { configuration.accessLog = accessLog }
@@ -158,6 +159,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let tokenNote = token.map { $0.isEmpty ? "" : ", bearer token required" } ?? ""
         printError("admin API on http://\(admin) (GET /backends, /metrics, /health; POST /register\(tokenNote))")
         if let warning = configuration.admin.exposureWarning(token: token) { printError(warning) }
+        for note in configuration.resourceFigureNotes { printError(note) }
         let (signals, continuation) = AsyncStream<Void>.makeStream()
         let forwarder = SignalForwarder { continuation.yield() }
         // Reloads run one at a time, in the order their SIGHUPs came.
@@ -215,6 +217,7 @@ struct ProxyCommand: AsyncParsableCommand {
             return
         }
         let token = Self.adminToken(configuration.admin)
+        let notesBefore = server.runtime.configuration.resourceFigureNotes
         let outcome = await server.reload(configuration, adminToken: token)
         printError("reload: \(path): " + (outcome.applied.isEmpty ? "no changes" : outcome.applied.joined(separator: "; ")))
         if !outcome.needsRestart.isEmpty {
@@ -222,6 +225,7 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         for failure in outcome.failed { printError("reload: failed: \(failure)") }
         if let warning = server.runtime.configuration.admin.exposureWarning(token: token) { printError("reload: \(warning)") }
+        for note in server.runtime.configuration.resourceFigureNotes where !notesBefore.contains(note) { printError("reload: \(note)") }
     }
 
     /// The admin API's token, from the environment variable `admin` names (empty or unset: none).

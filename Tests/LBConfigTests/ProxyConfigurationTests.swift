@@ -112,6 +112,27 @@ struct ProxyConfigurationTests {
         }
     }
 
+    @Test("a least-resources service says where its figures come from and what it does without them; other services say nothing")
+    func leastResourcesNotes() throws {
+        let text = """
+            admin: {listen: "127.0.0.1:9911"}
+            services:
+              - {name: cpu, algorithm: least-used-resources, parameters: {resource-max-age: 1500ms}, backends: ["127.0.0.1:9001"]}
+              - {name: web, match: {hosts: [web.lblab.test]}, algorithm: LC, backends: ["127.0.0.1:9002"]}
+            """
+        let configuration = try ProxyConfiguration.parse(text, file: "c.yml")
+        #expect(configuration.services[0].parameters.resourceMaxAge == .milliseconds(1500))
+        #expect(configuration.resourceFigureNotes == [
+            "service cpu: least-resources balances on resource figures sent to PUT /backends/NAME/usage on the admin API "
+                + "(127.0.0.1:9911); a backend without a figure from the last 1.5s counts as fully used, so until figures arrive "
+                + "it balances as least-connections"
+        ])
+        let refused = try #require(throws: ConfigError.self) {
+            try ProxyConfiguration.parse(text.replacingOccurrences(of: "1500ms", with: "0s"), file: "c.yml")
+        }
+        #expect(refused.field == "services[0].parameters.resource-max-age" && refused.problem.contains("positive duration"), "\(refused)")
+    }
+
     @Test("a file that cannot be read says so")
     func missingFile() {
         #expect(throws: ConfigError(file: "/nonexistent/c.yml", line: 0, field: "", problem: "cannot be read (no such file, or not allowed)")) {

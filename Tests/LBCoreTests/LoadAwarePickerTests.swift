@@ -123,7 +123,7 @@ struct LoadAwarePickerTests {
     func leastResources() throws {
         var cluster = try Cluster(.leastResources, count: 3)
         let usage = [0.9, 0.1, 0.5]
-        for (backend, use) in zip(cluster.backends, usage) { backend.state.setResourceUsage(use) }
+        for (backend, use) in zip(cluster.backends, usage) { backend.state.setResourceUsage(use, now: .zero) }
         #expect(cluster.pick() == 1)
         for _ in 0..<100 { _ = cluster.start() }
         // Greedy levelling of uᵢ·(kᵢ + 1) with Σ kᵢ = 100: (kᵢ + 1) = c/uᵢ with c = 103 / Σ 1/uᵢ.
@@ -131,5 +131,27 @@ struct LoadAwarePickerTests {
         for (backend, use) in zip(cluster.backends, usage) {
             #expect(abs(Double(backend.state.inFlight) - (c / use - 1)) <= 1.5, "\(backend.name): \(backend.state.inFlight)")
         }
+    }
+
+    @Test("least resources without figures, or with figures past their age, balances as least connections")
+    func leastResourcesWithoutFigures() throws {
+        var cluster = try Cluster(.leastResources, count: 3)
+        // No figure yet: every backend counts as fully used, so in-flight requests decide.
+        for _ in 0..<30 { _ = cluster.start() }
+        #expect(cluster.backends.map(\.state.inFlight) == [10, 10, 10])
+        // A figure counts until it is older than the maximum age (2 s by default), then no more.
+        let state = cluster.backends[0].state
+        state.setResourceUsage(0.2, now: Instant(nanoseconds: 1_000))
+        #expect(state.resourceUsage(now: Instant(nanoseconds: 1_000) + .seconds(2), maxAge: .seconds(2)) == 0.2)
+        #expect(state.resourceUsage(now: Instant(nanoseconds: 1_001) + .seconds(2), maxAge: .seconds(2)) == nil)
+        #expect(state.lastResourceUsage?.usage == 0.2 && state.lastResourceUsage?.at == Instant(nanoseconds: 1_000))
+        // b0's fresh 0.2 against the others' unknown (1 × 11 in flight + 1): b0 takes every request while
+        // 0.2 × (k + 1) < 11, from k = 10 to k = 53: 44 of them.
+        var picked: [Int] = []
+        for _ in 0..<44 { picked.append(cluster.start(PickRequest(now: Instant(nanoseconds: 1_000) + .seconds(1)))!) }
+        #expect(picked.allSatisfy { $0 == 0 }, "\(picked)")
+        // Once the figure is stale, b0 counts as fully used again and the others, with fewer in flight, win.
+        let late = PickRequest(now: Instant(nanoseconds: 1_000) + .seconds(3))
+        #expect(cluster.pick(late) != 0)
     }
 }

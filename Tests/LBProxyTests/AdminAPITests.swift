@@ -15,7 +15,7 @@ import FoundationNetworking
 /// The admin API: its answers (called directly), and its changes taking effect on a running proxy.
 @Suite("Admin API", .serialized)
 struct AdminAPITests {
-    private func runtime(_ backends: [String] = ["b1", "b2"], health: Bool = false) -> ProxyRuntime {
+    func runtime(_ backends: [String] = ["b1", "b2"], health: Bool = false) -> ProxyRuntime {
         var service = Service(
             name: "web",
             algorithm: .weightedRoundRobin,
@@ -25,7 +25,7 @@ struct AdminAPITests {
         return ProxyRuntime(configuration: ProxyConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), services: [service]))
     }
 
-    private func call(
+    func call(
         _ api: AdminAPI,
         _ method: String,
         _ target: String,
@@ -309,7 +309,7 @@ struct AdminAPITests {
 
     // MARK: On a running proxy
 
-    private func admin(_ address: HostPort, _ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
+    func admin(_ address: HostPort, _ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(address.port)\(path)")!)
         request.httpMethod = method
         request.httpBody = body.map { Data($0.utf8) }
@@ -318,7 +318,7 @@ struct AdminAPITests {
         return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
     }
 
-    private func load(_ proxy: HostPort, requests: Int) async throws -> [String: Int] {
+    func load(_ proxy: HostPort, requests: Int) async throws -> [String: Int] {
         var configuration = LoadConfiguration(
             target: .init(host: proxy.host, port: proxy.port, path: "/"),
             clients: 4,

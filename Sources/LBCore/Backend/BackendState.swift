@@ -17,6 +17,7 @@ public final class BackendState: Sendable {
     private let inFlightCount = Atomic<Int>(0)
     private let flags: Atomic<UInt8>
     private let resourceBits = Atomic<UInt64>(0)
+    private let resourceStampNanos = Atomic<Int64>(0)
     private let latencyBits = Atomic<UInt64>(0)
     private let latencyStampNanos = Atomic<Int64>(0)
 
@@ -83,15 +84,30 @@ public final class BackendState: Sendable {
 
     // MARK: Resource signal
 
-    /// The share of its resource limit the backend uses (CPU or memory, 0 = idle, 1 = at its limit),
-    /// as the stats sampler last measured it.
-    public var resourceUsage: Double {
-        Double(bitPattern: self.resourceBits.load(ordering: .relaxed))
+    /// The share of its resource limit the backend uses (CPU or memory, whichever is higher: 0 = idle,
+    /// 1 = at its limit), as last published at most `maxAge` before `now`; `nil` when no figure has
+    /// been published or the last one is older.
+    ///
+    /// Figures come from outside the data plane (a resource sampler, an agent), and one that stopped
+    /// coming says nothing about the backend now.
+    public func resourceUsage(now: Instant, maxAge: Duration) -> Double? {
+        let stamp = self.resourceStampNanos.load(ordering: .relaxed)
+        guard stamp != 0, now.nanoseconds &- stamp <= maxAge.nanoseconds else { return nil }
+        return Double(bitPattern: self.resourceBits.load(ordering: .relaxed))
     }
 
-    /// Publishes a new resource sample.
-    public func setResourceUsage(_ usage: Double) {
+    /// The last resource figure published and when, whatever its age; `nil` before the first.
+    public var lastResourceUsage: (usage: Double, at: Instant)? {
+        let stamp = self.resourceStampNanos.load(ordering: .relaxed)
+        guard stamp != 0 else { return nil }
+        return (Double(bitPattern: self.resourceBits.load(ordering: .relaxed)), Instant(nanoseconds: stamp))
+    }
+
+    /// Publishes a resource figure measured at `now` (negative figures count as 0).
+    public func setResourceUsage(_ usage: Double, now: Instant) {
         self.resourceBits.store(max(0, usage).bitPattern, ordering: .relaxed)
+        // A stamp of 0 means "never published"; a figure at the origin is stored as 1 ns.
+        self.resourceStampNanos.store(max(1, now.nanoseconds), ordering: .relaxed)
     }
 
     // MARK: Latency estimate

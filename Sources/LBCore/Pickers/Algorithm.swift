@@ -55,7 +55,7 @@ public enum Algorithm: String, CaseIterable, Sendable, Hashable, Codable {
         case .consistentHash: "ketama ring on a request key, with bounded load factor epsilon"
         case .maglev: "Maglev lookup table, prime size M >= 100 x backends (default 65537)"
         case .rendezvous: "highest random weight hashing of a request key"
-        case .leastResources: "least CPU or memory in use, from the resource samplers"
+        case .leastResources: "least CPU or memory in use (share of limit), from figures sent to the admin API"
         }
     }
 
@@ -101,7 +101,8 @@ public enum Algorithm: String, CaseIterable, Sendable, Hashable, Codable {
             )
         case .maglev: return Maglev(tableSize: parameters.tableSize, seed: seed)
         case .rendezvous: return Rendezvous(seed: seed)
-        case .leastResources: return LeastResources(floor: parameters.resourceFloor, seed: seed)
+        case .leastResources:
+            return LeastResources(floor: parameters.resourceFloor, maxAge: parameters.resourceMaxAge, seed: seed)
         }
     }
 }

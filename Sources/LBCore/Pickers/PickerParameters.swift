@@ -18,6 +18,8 @@ public struct PickerParameters: Sendable, Hashable, Codable {
     public var stickyCapacity: Int = 65_536
     /// `least-resources`: the smallest resource use a backend is assumed to have.
     public var resourceFloor: Double = 0.01
+    /// `least-resources`: how old a backend's resource figure may be and still count.
+    public var resourceMaxAge: Duration = ResourceLoad.defaultMaxAge
 
     /// The defaults of every algorithm.
     public init() {}
@@ -69,6 +71,12 @@ public struct PickerParameters: Sendable, Hashable, Codable {
                 throw .init(
                     parameter: "resource-floor",
                     problem: "must be a positive number, got \(self.resourceFloor)"
+                )
+            }
+            guard self.resourceMaxAge > .zero else {
+                throw .init(
+                    parameter: "resource-max-age",
+                    problem: "must be a positive duration, got \(self.resourceMaxAge)"
                 )
             }
         case .roundRobin, .weightedRoundRobin, .random, .weightedRandom, .leastConnections, .rendezvous:
