@@ -138,10 +138,13 @@ extension Scenario {
     public var labels: [String] { self.algorithms.map(\.label) }
 
     /// The seed of the proxy's pickers in a run with seed `runSeed` (the scenario's seed moved by the
-    /// repeat): the same run seed repeats the same choices, another makes others. A configuration's
-    /// seed is at most `Int.max`.
+    /// repeat): the same run seed repeats the same choices, another makes others. It is mixed with a
+    /// stream of its own: the load generator's clients draw their arrival gaps from streams of the run
+    /// seed itself, and a picker drawing from the same numbers would choose in step with the gaps (a
+    /// random pick after each short gap landing on the same backend). A configuration's seed is at most
+    /// `Int.max`.
     public static func pickerSeed(runSeed: UInt64) -> UInt64 {
-        runSeed & UInt64(Int.max)
+        StableHash.combine(runSeed, 0x7069_636B_6572) & UInt64(Int.max)
     }
 
     /// The proxy's `config.yml` for one algorithm of the matrix in a run with seed `runSeed`: one service
