@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LBLoad", targets: ["LBLoad"]),
         .library(name: "LBStats", targets: ["LBStats"]),
         .library(name: "LBHarness", targets: ["LBHarness"]),
+        .library(name: "LBSim", targets: ["LBSim"]),
         .executable(name: "loadgen", targets: ["loadgen"]),
         .executable(name: "lbctl", targets: ["lbctl"]),
     ],
@@ -67,6 +68,20 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
+        ),
+        // The discrete-event simulator: LBCore's pickers and state machines in virtual time.
+        .target(
+            name: "LBSim",
+            dependencies: [
+                "LBCore",
+                "LBConfig",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            // Optimized in debug builds too: its statistical tests need samples of millions of requests
+            // for their bounds to stand well clear of the noise, which unoptimized code takes minutes on.
+            swiftSettings: strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         // The SQLite results store: schema, migrations, the batched writer, queries.
         .target(
@@ -248,6 +263,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Integration",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBSimTests",
+            dependencies: ["LBSim", "LBConfig", "LBCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

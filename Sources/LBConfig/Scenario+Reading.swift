@@ -5,7 +5,7 @@ import Yams
 extension Scenario {
     static let keys = [
         "name", "question", "seed", "duration", "warmup", "repeats", "algorithms", "backends", "load", "timeline",
-        "proxy", "expect", "sample-interval",
+        "proxy", "expect", "sample-interval", "sim",
     ]
 
     /// Reads and validates the scenario file at `path`.
@@ -53,6 +53,7 @@ extension Scenario {
             file: file,
             text: text
         )
+        if let sim = map["sim"] { scenario.simulationDelays = try SimulationDelays(reading: sim) }
         if let timeline = map["timeline"] {
             scenario.timeline = try timeline.sequence().map { node throws(ConfigError) in try TimelineStep(reading: node) }
             try scenario.checkTimeline(try timeline.sequence())
@@ -75,10 +76,13 @@ extension Scenario {
         var backends: [ScenarioBackend]
         if case .mapping = node.node {
             let map = try node.mapping(keys: ["count"] + ScenarioBackend.keys)
-            let count = try map.required("count").int(in: 1...256)
-            backends = []
-            for index in 1...count {
-                backends.append(try ScenarioBackend(reading: map, defaultName: "b\(index)"))
+            let count = try map.required("count").int(in: 1...Self.simulatedBackendLimit)
+            // Read once: every one is the same but for its name.
+            let template = try ScenarioBackend(reading: map, defaultName: "b1")
+            backends = (1...count).map { index in
+                var backend = template
+                backend.name = "b\(index)"
+                return backend
             }
             if map.has("name") { throw try map.required("name").error("with count, backends are named b1, b2, …; list them to name each") }
         } else {
@@ -86,7 +90,9 @@ extension Scenario {
                 try ScenarioBackend(reading: try entry.mapping(keys: ScenarioBackend.keys), defaultName: "b\(index + 1)")
             }
             guard !backends.isEmpty else { throw node.error("a scenario needs at least one backend") }
-            guard backends.count <= 256 else { throw node.error("at most 256 backends, got \(backends.count)") }
+            guard backends.count <= Self.simulatedBackendLimit else {
+                throw node.error("at most \(Self.simulatedBackendLimit) backends, got \(backends.count)")
+            }
             var seen = Set<String>()
             for (index, backend) in backends.enumerated() where !seen.insert(backend.name).inserted {
                 throw (try node.sequence())[index].error("backend name \"\(backend.name)\" is used twice")

@@ -33,6 +33,12 @@ public struct Scenario: Sendable {
     public var expectations: [ExpectedOutcome]
     /// How often resources are sampled.
     public var sampleInterval: Duration
+    /// The most backends a scenario may have: `lbctl sim` runs them all.
+    public static let simulatedBackendLimit = 100_000
+    /// The most backends a real run starts (`lbctl run`: a process each).
+    public static let realBackendLimit = 256
+    /// The delays `lbctl sim` puts between client, proxy and backends (`sim:`).
+    public var simulationDelays = SimulationDelays()
     /// The file it was read from.
     public var file: String
     /// The file's text, recorded with every run.

@@ -64,6 +64,13 @@ struct RunCommand: AsyncParsableCommand {
             printError("lbctl run: \(error)")
             throw ExitCode(64)
         }
+        guard scenario.backends.count <= Scenario.realBackendLimit else {
+            printError(
+                "lbctl run: \(self.scenario): backends: \(scenario.backends.count) backends; a real run starts a process for each, "
+                    + "at most \(Scenario.realBackendLimit) (lbctl sim takes up to \(Scenario.simulatedBackendLimit))"
+            )
+            throw ExitCode(64)
+        }
         var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
         settings.containers = !self.noContainers
         settings.runtime = self.runtime == "docker" ? .docker(socket: self.dockerSocket) : .processes

@@ -5,10 +5,11 @@ import DequeModule
 ///
 /// A pure state machine: it says whether an arriving request is served now, queued or refused, and
 /// which queued request to start when one finishes; the caller does the starting. `Waiter` is whatever
-/// the caller needs to start a queued request later.
-struct CapacityGate<Waiter> {
+/// the caller needs to start a queued request later. `lbctl backend` runs it under a lock; the
+/// simulator runs the same machine for its backends in virtual time.
+public struct CapacityGate<Waiter> {
     /// What to do with an arriving request.
-    enum Admission {
+    public enum Admission: Sendable, Hashable {
         /// Serve it now: it holds one of the `capacity` places.
         case serve
         /// It waits in the queue; ``requestFinished()`` hands it back when its turn comes.
@@ -18,14 +19,15 @@ struct CapacityGate<Waiter> {
     }
 
     /// Requests served at once; `nil` for no limit.
-    let capacity: Int?
+    public let capacity: Int?
     /// Requests that may wait; `nil` for no limit.
-    let queueLimit: Int?
+    public let queueLimit: Int?
     /// Requests holding a place.
-    private(set) var serving = 0
+    public private(set) var serving = 0
     private var waiting = Deque<Waiter>()
 
-    init(capacity: Int?, queueLimit: Int?) {
+    /// A gate of `capacity` places (`nil`: no limit) with room for `queueLimit` waiters (`nil`: no limit).
+    public init(capacity: Int?, queueLimit: Int?) {
         precondition(capacity.map { $0 >= 1 } ?? true, "a capacity must be at least 1")
         precondition(queueLimit.map { $0 >= 0 } ?? true, "a queue limit cannot be negative")
         self.capacity = capacity
@@ -33,10 +35,10 @@ struct CapacityGate<Waiter> {
     }
 
     /// Requests waiting for a place.
-    var queued: Int { self.waiting.count }
+    public var queued: Int { self.waiting.count }
 
     /// A request arrived.
-    mutating func requestArrived(_ waiter: Waiter) -> Admission {
+    public mutating func requestArrived(_ waiter: Waiter) -> Admission {
         if let capacity = self.capacity, self.serving >= capacity {
             if let limit = self.queueLimit, self.waiting.count >= limit {
                 return .refuse
@@ -49,7 +51,7 @@ struct CapacityGate<Waiter> {
     }
 
     /// A request that held a place finished. Returns the queued request that takes its place, if any.
-    mutating func requestFinished() -> Waiter? {
+    public mutating func requestFinished() -> Waiter? {
         precondition(self.serving > 0, "requestFinished() with no request being served")
         if let next = self.waiting.popFirst() {
             return next  // the place passes to it: `serving` stays the same
@@ -58,3 +60,5 @@ struct CapacityGate<Waiter> {
         return nil
     }
 }
+
+extension CapacityGate: Sendable where Waiter: Sendable {}

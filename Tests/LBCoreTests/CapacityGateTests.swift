@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LBBackend
+import LBCore
 
 @Suite("Capacity gate")
 struct CapacityGateTests {

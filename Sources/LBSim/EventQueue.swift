@@ -1,0 +1,89 @@
+import HeapModule
+
+/// One pending event of a simulation: when it happens, in virtual nanoseconds since the run's start,
+/// and what it is, packed with its place in the order events were scheduled.
+///
+/// Events at the same virtual time happen in the order they were scheduled, so a run is the same
+/// whatever the heap's internal order. Sixteen bytes, compared as two integers: the heap moves and
+/// compares plain values, and no event allocates.
+struct SimEvent: Comparable {
+    /// When, in virtual nanoseconds.
+    var time: Int64
+    /// The scheduling sequence (high 36 bits), the kind (4 bits) and the subject (low 24 bits).
+    var packed: UInt64
+
+    static let subjectBits: UInt64 = 24
+    static let kindBits: UInt64 = 4
+    /// The most subjects (requests in flight, backends) an event can name.
+    static let subjectLimit = 1 << 24
+
+    init(time: Int64, sequence: UInt64, kind: SimEventKind, subject: Int) {
+        self.time = time
+        self.packed = sequence << (Self.subjectBits + Self.kindBits) | UInt64(kind.rawValue) << Self.subjectBits | UInt64(subject)
+    }
+
+    /// What happens.
+    var kind: SimEventKind { SimEventKind(rawValue: UInt8(truncatingIfNeeded: (self.packed >> Self.subjectBits) & 0xF))! }
+
+    /// The request slot or backend index the event is about.
+    var subject: Int { Int(truncatingIfNeeded: self.packed & ((1 << Self.subjectBits) - 1)) }
+
+    static func < (lhs: SimEvent, rhs: SimEvent) -> Bool {
+        lhs.time != rhs.time ? lhs.time < rhs.time : lhs.packed < rhs.packed
+    }
+}
+
+/// The kinds of event a simulation schedules. A request's life: it reaches the proxy, is picked for a
+/// backend, reaches it, waits for a place and the CPU, is served, and its answer travels back.
+enum SimEventKind: UInt8 {
+    /// A request reaches the proxy (subject: request slot).
+    case reachesProxy
+    /// A request reaches its backend (subject: request slot).
+    case reachesBackend
+    /// A request's CPU work at its backend is done (subject: request slot).
+    case cpuDone
+    /// A request's backend answers it (subject: request slot).
+    case served
+    /// A backend's answer reaches the proxy (subject: request slot).
+    case answerReachesProxy
+    /// The proxy's answer reaches the client (subject: request slot).
+    case answerReachesClient
+    /// The proxy's response-header timeout of an attempt fires (subject: request slot).
+    case attemptTimeout
+    /// The resources of every backend are sampled (subject: unused).
+    case sample
+    /// A step of the fault timeline happens (subject: step index).
+    case timeline
+    /// An active health check of a backend is due (subject: backend index).
+    case healthProbe
+    /// A health check's answer or its timeout (subject: backend index).
+    case healthProbeDone
+    /// A retry's backoff is over (subject: request slot).
+    case retry
+}
+
+/// The pending events in time order: swift-collections' `Heap` of ``SimEvent`` values, with a
+/// sequence number for ties.
+struct EventQueue {
+    private var heap = Heap<SimEvent>()
+    private var sequence: UInt64 = 0
+    private static let sequenceLimit: UInt64 = 1 << (64 - SimEvent.subjectBits - SimEvent.kindBits)
+
+    /// Events waiting.
+    var count: Int { self.heap.count }
+
+    /// The time of the next event, if any.
+    var nextTime: Int64? { self.heap.min?.time }
+
+    /// Schedules `kind` about `subject` at `time`.
+    mutating func schedule(_ kind: SimEventKind, _ subject: Int, at time: Int64) {
+        precondition(self.sequence < Self.sequenceLimit, "a simulation cannot schedule more than 2^36 events")
+        self.heap.insert(SimEvent(time: time, sequence: self.sequence, kind: kind, subject: subject))
+        self.sequence &+= 1
+    }
+
+    /// Takes the next event.
+    mutating func next() -> SimEvent? {
+        self.heap.popMin()
+    }
+}

@@ -1,0 +1,110 @@
+import LBConfig
+import LBCore
+
+/// Where a simulated run's records go: into the tally always, and into the sink as rows when the run
+/// keeps records, gathered in chunks as the proxy's event loops hand theirs over. The sink takes the
+/// backends, the events and the samples in any case.
+struct SimOutput {
+    let sink: (any RecordSink)?
+    let keepsRecords: Bool
+    private var requests: [RequestRecord] = []
+    private var proxyRequests: [ProxyRequestRecord] = []
+    private static let chunk = 4_096
+
+    init(sink: (any RecordSink)?, keepsRecords: Bool) {
+        self.sink = sink
+        self.keepsRecords = keepsRecords && sink != nil
+        if self.keepsRecords {
+            self.requests.reserveCapacity(Self.chunk)
+            self.proxyRequests.reserveCapacity(Self.chunk)
+        }
+    }
+
+    /// The backends (ids 1…n in the scenario's order) and the load's first phases.
+    func begin(backends: [ScenarioBackend], warmup: Int64) {
+        guard let sink = self.sink else { return }
+        for (index, backend) in backends.enumerated() {
+            sink.record(BackendRecord(id: index + 1, name: backend.name, address: "sim", weight: Double(backend.weight)))
+        }
+        sink.record(RunEvent(tMicros: 0, kind: "phase", subject: "load"))
+        sink.record(RunEvent(tMicros: warmup / 1_000, kind: "phase", subject: "measure"))
+    }
+
+    func phase(_ name: String, at nanos: Int64) {
+        self.sink?.record(RunEvent(tMicros: nanos / 1_000, kind: "phase", subject: name))
+    }
+
+    func event(_ kind: String, subject: String, detail: [String: String], at nanos: Int64) {
+        guard let sink = self.sink else { return }
+        let json = detail.isEmpty ? nil : "{" + detail.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",") + "}"
+        sink.record(RunEvent(tMicros: nanos / 1_000, kind: kind, subject: subject, detailJSON: json))
+    }
+
+    func sample(_ sample: ResourceSample, tally: inout SimTally, backend: Int) {
+        tally.countInFlight(sample.inFlight ?? 0, at: sample.tMicros * 1_000)
+        self.sink?.record(sample)
+    }
+
+    /// The client is done with `request` at `done`: answered with `status`, or failed with `error`.
+    mutating func clientDone(_ request: SimRequest, done: Int64, status: Int?, error: RequestFailure?, tally: inout SimTally, client addresses: [String]) {
+        let backend = Int(request.backend)
+        tally.count(
+            intended: request.intended, done: done, status: status, failedWithoutAnswer: error != nil,
+            backend: error == nil ? backend : -1, serviceNanos: request.latency + request.cpu
+        )
+        guard self.keepsRecords else { return }
+        let intended = request.intended / 1_000
+        self.requests.append(
+            RequestRecord(
+                id: request.id, clientID: request.client, clientIP: addresses[Int(request.client)],
+                intendedMicros: intended, sentMicros: intended, firstByteMicros: error == nil ? done / 1_000 : nil,
+                doneMicros: done / 1_000, status: status, backendID: error == nil && backend >= 0 ? backend + 1 : nil,
+                bytesIn: error == nil ? Self.bodyBytes(status) : 0, bytesOut: 0, error: error,
+                key: request.key >= 0 ? Int(request.key) : nil
+            )
+        )
+        if self.requests.count >= Self.chunk { self.flushRequests() }
+    }
+
+    /// The proxy is done with `request`: answered by its backend (or by itself, with no backend).
+    mutating func proxyDone(_ request: SimRequest, attempts: Int, clientIP: String) {
+        guard self.keepsRecords else { return }
+        let backend = request.backend >= 0 ? Int(request.backend) + 1 : nil
+        self.proxyRequests.append(
+            ProxyRequestRecord(
+                requestID: request.id, receivedMicros: request.received / 1_000, pickedMicros: request.picked / 1_000,
+                backendID: backend, upstreamStartMicros: backend == nil ? nil : request.upstreamStart / 1_000,
+                upstreamDoneMicros: backend == nil ? nil : request.upstreamDone / 1_000, status: Int(request.status),
+                attempts: attempts, retriedFrom: nil, clientIP: clientIP
+            )
+        )
+        if self.proxyRequests.count >= Self.chunk { self.flushProxyRequests() }
+    }
+
+    /// The body bytes `lbctl backend` answers with: `xx` for 200, `synthetic error\n`, `queue full\n`.
+    private static func bodyBytes(_ status: Int?) -> Int64 {
+        switch status {
+        case 200: 2
+        case 500: 16
+        case 503: 11
+        default: 0
+        }
+    }
+
+    mutating func flush() {
+        self.flushRequests()
+        self.flushProxyRequests()
+    }
+
+    private mutating func flushRequests() {
+        guard !self.requests.isEmpty else { return }
+        self.sink?.record(contentsOf: self.requests)
+        self.requests.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func flushProxyRequests() {
+        guard !self.proxyRequests.isEmpty else { return }
+        self.sink?.record(contentsOf: self.proxyRequests)
+        self.proxyRequests.removeAll(keepingCapacity: true)
+    }
+}

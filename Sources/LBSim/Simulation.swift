@@ -1,0 +1,220 @@
+public import LBConfig
+public import LBCore
+
+/// How one simulated run goes: its length, its seed, and what it keeps.
+public struct SimulationSettings: Sendable {
+    /// How long the load runs, in virtual time (the scenario's duration unless overridden).
+    public var duration: Duration
+    /// The first stretch of the load, left out of the figures.
+    public var warmup: Duration
+    /// Stop the load after this many requests, whatever the duration (`--requests`).
+    public var requestLimit: Int?
+    /// The run's seed: the scenario's, moved by the repeat.
+    public var seed: UInt64
+    /// Whether every request becomes a row (`requests`, `proxy_requests`); without, only the tally.
+    public var keepsRecords: Bool
+    /// Clients, rate and backends multiplied by this (`--scale`).
+    public var scale: Int
+    /// Answered requests per batch of the tally's batch means (0: none).
+    public var batchSize = 0
+
+    /// The settings of a run of `scenario` with seed `seed`, keeping records.
+    public init(scenario: Scenario, seed: UInt64) {
+        self.duration = scenario.duration
+        self.warmup = scenario.warmup
+        self.requestLimit = nil
+        self.seed = seed
+        self.keepsRecords = true
+        self.scale = 1
+    }
+}
+
+/// A scenario that cannot be simulated as asked, with the reason.
+public struct SimulationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// One algorithm of a scenario in virtual time (DESIGN §9): the scenario's clients, backends and proxy
+/// modelled as discrete events, driving the very picker, ``BackendState`` and ``CapacityGate`` code the
+/// proxy and `lbctl backend` run with the real clock.
+///
+/// - Clients follow the scenario's ``ArrivalSchedule`` (the load generator's, from the same seed), each
+///   with its TEST-NET address and, when the load has keys, a Zipf key drawn as the load generator draws
+///   it. A client gives a request up after the load's timeout, as the load generator does.
+/// - The proxy hashes each request's address and key as the proxy does, picks, and counts the request in
+///   flight on the backend's state until its answer is back.
+/// - Each backend is a ``SimBackend``: places, a queue, CPU threads slowed by a CPU limit, a latency
+///   model and an error rate.
+/// - Between them lie the scenario's ``SimulationDelays``.
+///
+/// Times in records are virtual microseconds since the load's start; the run records the phases
+/// `load`, `measure` (after the warm-up), `drain` (the schedule is over) and `stop`.
+public final class Simulation {
+    let scenario: Scenario
+    let entry: Scenario.AlgorithmUnderTest
+    let settings: SimulationSettings
+    /// The proxy's service as the scenario configures it for this algorithm.
+    let service: Service
+    /// The backends, in the scenario's order (index + 1 is the id records carry).
+    var backends: [SimBackend]
+    var requests = SimRequestTable()
+    var events = EventQueue()
+    var schedule: ArrivalSchedule
+    let keys: ZipfKeys?
+    var keyGenerator: SeededGenerator
+    /// Draws of the delays between the parts.
+    var delayGenerator: SeededGenerator
+    let delays: SimulationDelays
+    /// Each client's address and its hash (the proxy's client key).
+    let clientAddresses: [String]
+    let clientKeys: [UInt64]
+    /// Each key's hash, as the proxy hashes its `X-LBLab-Key` header.
+    let keyHashes: [UInt64]
+    /// Requests the client has given up on but not yet counted out, in the order they were due.
+    var clientDeadlines = [(deadline: Int64, slot: Int32, id: Int64)]()
+    var clientDeadlineHead = 0
+    let clientTimeout: Int64
+    /// Requests the clients still wait for.
+    var clientOpen = 0
+    /// The backends in the proxy's service, by index, in the order the picker's snapshot has them.
+    var inService: [Int]
+    /// The weight each backend has at the proxy now (a `weight` step changes it).
+    var weights: [Double]
+    /// The hash of the load's path, for a service that hashes the path.
+    let pathHash: UInt64
+    /// Each backend's CPU time at the last sample.
+    var lastCPUNanos: [Int64]
+    /// Virtual now.
+    var now: Int64 = 0
+    var nextRequestID: Int64 = 0
+    /// What was recorded and counted.
+    var tally: SimTally
+    var output: SimOutput
+
+    /// A run of `entry` of `scenario` with `settings`, recording into `sink` (which also takes the
+    /// backends and the events when given).
+    public init(
+        scenario: Scenario,
+        entry: Scenario.AlgorithmUnderTest,
+        settings: SimulationSettings,
+        sink: (any RecordSink)?
+    ) throws(SimulationError) {
+        let scaled = Self.scaled(scenario, by: settings.scale)
+        self.scenario = scaled
+        self.entry = entry
+        self.settings = settings
+        // The service's settings, read as the proxy reads them; its backends are the simulator's own, so
+        // one stands for them all here.
+        var settingsOnly = scaled
+        settingsOnly.backends = Array(scaled.backends.prefix(1)).map { backend in
+            var member = backend
+            member.inService = true
+            return member
+        }
+        let text = settingsOnly.proxyConfigurationYAML(
+            for: entry,
+            runSeed: settings.seed,
+            listen: HostPort(host: "127.0.0.1", port: 8080),
+            admin: HostPort(host: "127.0.0.1", port: 9900),
+            backendAddresses: [:]
+        )
+        do {
+            self.service = try ProxyConfiguration.parse(text, file: "\(scaled.file) (proxy)").services[0]
+        } catch {
+            throw SimulationError("\(error)")
+        }
+        self.backends = scaled.backends.enumerated().map { index, spec in SimBackend(spec: spec, seed: settings.seed, index: index) }
+        let load = scaled.load
+        self.schedule = ArrivalSchedule(
+            clients: Array(0..<load.clients),
+            ratePerClient: load.ratePerClient,
+            process: load.arrival,
+            duration: settings.duration,
+            limit: settings.requestLimit,
+            seed: settings.seed
+        )
+        self.keys = load.keyCount.map { ZipfKeys(count: $0, exponent: load.zipf) }
+        // The load generator's key stream of its first worker.
+        self.keyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6B65_7973)
+        self.delayGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6465_6C61_7973)
+        self.delays = scaled.simulationDelays
+        self.clientAddresses = (0..<load.clients).map(ClientAddresses.address(of:))
+        self.clientKeys = self.clientAddresses.map(StableHash.hash)
+        self.keyHashes = (0..<(load.keyCount ?? 0)).map { StableHash.hash(String($0)) }
+        self.clientTimeout = load.timeout.nanoseconds
+        self.inService = scaled.backends.indices.filter { scaled.backends[$0].inService }
+        self.weights = scaled.backends.map { Double($0.weight) }
+        self.pathHash = StableHash.hash(load.path)
+        self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
+        self.tally = SimTally(backends: scaled.backends.count, warmupNanos: min(settings.warmup, settings.duration / 2).nanoseconds)
+        self.tally.batchSize = settings.batchSize
+        self.output = SimOutput(sink: sink, keepsRecords: settings.keepsRecords)
+    }
+
+    /// `scenario` with its clients, rate and backends multiplied by `factor`: each backend `b` becomes
+    /// `b`, `b.2`, … `b.K`; clients grow as far as TEST-NET addresses go, and each sends faster beyond.
+    static func scaled(_ scenario: Scenario, by factor: Int) -> Scenario {
+        guard factor > 1 else { return scenario }
+        var scaled = scenario
+        scaled.backends = scenario.backends.flatMap { backend in
+            (1...factor).map { copy in
+                var replica = backend
+                if copy > 1 { replica.name = "\(backend.name).\(copy)" }
+                return replica
+            }
+        }
+        let total = scenario.load.totalRate * Double(factor)
+        scaled.load.clients = min(ClientAddresses.capacity, scenario.load.clients * factor)
+        scaled.load.ratePerClient = total / Double(scaled.load.clients)
+        return scaled
+    }
+
+    /// Runs it to the end of its schedule and until every request is answered or given up on; calls
+    /// `progress` about every `progressEvery` requests and stops early when it returns `false`.
+    public func run(progressEvery: Int = 1_000_000, progress: (SimProgress) -> Bool = { _ in true }) -> SimOutcome {
+        self.output.begin(backends: self.backends.map(\.spec), warmup: self.tally.warmupNanos)
+        let picker: any Picker
+        do {
+            picker = try self.entry.algorithm.makePicker(Self.pickerParameters(self.service.parameters))
+        } catch {
+            // The scenario was checked: its parameters make a picker.
+            preconditionFailure("\(error)")
+        }
+        return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+    }
+
+    /// The parameters of the proxy's picker on its first event loop (the proxy's stream of the seed).
+    static func pickerParameters(_ configured: PickerParameters) -> PickerParameters {
+        var parameters = configured
+        parameters.seed = StableHash.combine(parameters.seed, 0)
+        return parameters
+    }
+}
+
+/// How far a simulated run has got, for the progress line.
+public struct SimProgress: Sendable {
+    /// Virtual time simulated.
+    public var virtualTime: Duration
+    /// Requests due so far.
+    public var requests: Int
+    /// The load's length.
+    public var duration: Duration
+}
+
+/// How a simulated run ended, and its figures.
+public struct SimOutcome: Sendable {
+    /// Whether it ran to its end (`false`: stopped by `progress`).
+    public var completed: Bool
+    /// Requests simulated.
+    public var requests: Int
+    /// Events processed.
+    public var events: Int
+    /// Virtual time at the end.
+    public var virtualTime: Duration
+    /// The figures.
+    public var tally: SimTally
+}
