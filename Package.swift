@@ -148,6 +148,7 @@ let package = Package(
                 "LBStore",
                 "LBBackend",
                 "LBBuildStamp",
+                "LBSim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

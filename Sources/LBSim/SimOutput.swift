@@ -98,12 +98,14 @@ struct SimOutput {
 
     private mutating func flushRequests() {
         guard !self.requests.isEmpty else { return }
+        self.sink?.waitForRoom(self.requests.count)
         self.sink?.record(contentsOf: self.requests)
         self.requests.removeAll(keepingCapacity: true)
     }
 
     private mutating func flushProxyRequests() {
         guard !self.proxyRequests.isEmpty else { return }
+        self.sink?.waitForRoom(self.proxyRequests.count)
         self.sink?.record(contentsOf: self.proxyRequests)
         self.proxyRequests.removeAll(keepingCapacity: true)
     }

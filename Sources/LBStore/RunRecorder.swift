@@ -165,6 +165,21 @@ public final class RunRecorder: RecordSink {
         if wake { self.writerWake.signal() }
     }
 
+    /// Waits, a millisecond at a time, until the buffer has room for `count` more records and a margin
+    /// for the samples and events in between (or the writer has stopped), waking the writer for what is
+    /// there: the simulator's records then all reach the file, at the rate the file takes them.
+    public func waitForRoom(_ count: Int) {
+        let limit = self.capacity - min(self.capacity / 2, 65_536)
+        while true {
+            let full = self.state.withLock { state in
+                !state.writerExited && state.pending.count + count > limit
+            }
+            guard full else { return }
+            self.writerWake.signal()
+            usleep(1_000)
+        }
+    }
+
     /// Records dropped so far because the buffer was full.
     public var droppedRecords: Int {
         self.state.withLock { $0.dropped }

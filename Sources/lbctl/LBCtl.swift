@@ -9,6 +9,6 @@ struct LBCtl: AsyncParsableCommand {
         commandName: "lbctl",
         abstract: "LBLab: run load-balancing experiments and compare algorithms.",
         version: LBLabVersion.full,
-        subcommands: [RunCommand.self, RunsCommand.self, ReportCommand.self, CompareCommand.self, ExportCommand.self, ProxyCommand.self, BackendCommand.self, AlgorithmsCommand.self]
+        subcommands: [RunCommand.self, SimCommand.self, RunsCommand.self, ReportCommand.self, CompareCommand.self, ExportCommand.self, ProxyCommand.self, BackendCommand.self, AlgorithmsCommand.self]
     )
 }

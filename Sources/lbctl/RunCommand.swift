@@ -57,13 +57,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario: Scenario
-        do {
-            scenario = try Scenario.load(path: self.scenario)
-        } catch {
-            printError("lbctl run: \(error)")
-            throw ExitCode(64)
-        }
+        let scenario = try ScenarioFlags.load(self.scenario, command: "run")
         guard scenario.backends.count <= Scenario.realBackendLimit else {
             printError(
                 "lbctl run: \(self.scenario): backends: \(scenario.backends.count) backends; a real run starts a process for each, "
@@ -74,25 +68,9 @@ struct RunCommand: AsyncParsableCommand {
         var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
         settings.containers = !self.noContainers
         settings.runtime = self.runtime == "docker" ? .docker(socket: self.dockerSocket) : .processes
-        settings.repeats = self.repeats
-        if let repeats {
-            try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")
-        }
-        if let duration {
-            settings.duration = try flagValue("duration") { try GoDuration.parse(duration) }
-            try requireFlag("duration", settings.duration! > scenario.warmup, "must be longer than the scenario's warm-up (\(GoDuration.format(scenario.warmup)))")
-            for step in scenario.timeline where step.at >= settings.duration! {
-                printError("note: the timeline step at \(GoDuration.format(step.at)) (line \(step.line)) falls after -duration and will not happen")
-            }
-        }
-        if let algorithms {
-            settings.labels = try algorithms.split(separator: ",").map { name in
-                let text = name.trimmingCharacters(in: .whitespaces)
-                let label = scenario.labels.contains(text) ? text : Algorithm(name: text)?.name ?? text
-                try requireFlag("algorithms", scenario.labels.contains(label), "\"\(text)\" is not one of the scenario's: \(scenario.labels.joined(separator: ", "))")
-                return label
-            }
-        }
+        settings.repeats = try self.repeats.map(ScenarioFlags.repeats)
+        settings.duration = try self.duration.map { try ScenarioFlags.duration($0, of: scenario) }
+        settings.labels = try self.algorithms.map { try ScenarioFlags.labels($0, of: scenario) }
         let study = Study(scenario: scenario, settings: settings)
         let progress = ProgressLine()
         let forwarder = SignalForwarder(hangup: true) { study.control.interrupt() }
@@ -113,20 +91,6 @@ struct RunCommand: AsyncParsableCommand {
             printError("lbctl run: \(error)")
             throw ExitCode.failure
         }
-        print("")
-        print(result.comparison.table())
-        for warning in result.warnings {
-            print("warning: \(warning)")
-        }
-        if !result.verdicts.isEmpty {
-            print("\nexpect:")
-            for verdict in result.verdicts {
-                let mark = verdict.holds.map { $0 ? "PASS" : "FAIL" } ?? "????"
-                print("  \(mark)  \(verdict.expectation.text)\n        \(verdict.explanation)")
-            }
-        }
-        print("\nrecorded in \(self.db): runs \(result.outcomes.compactMap(\.runID).map(String.init).joined(separator: ", ")) (lbctl report, lbctl export)")
-        if result.interrupted { throw ExitCode(130) }
-        if !result.succeeded { throw ExitCode.failure }
+        try StudyOutput.finish(result, database: self.db)
     }
 }

@@ -23,6 +23,10 @@ public protocol RecordSink: Sendable {
     func record(contentsOf requests: [RequestRecord])
     /// Takes many proxy-side request records at once (see ``record(contentsOf:)-(RequestRecord)``).
     func record(contentsOf requests: [ProxyRequestRecord])
+    /// Waits until the sink can take `count` more records without dropping any. Only for a producer
+    /// that may wait because its clock is its own (the simulator); the proxy and the load generator
+    /// never call it, so a sink never slows what it measures.
+    func waitForRoom(_ count: Int)
 }
 
 extension RecordSink {
@@ -35,6 +39,9 @@ extension RecordSink {
     public func record(contentsOf requests: [ProxyRequestRecord]) {
         for request in requests { self.record(request) }
     }
+
+    /// A sink without a bound has room at once.
+    public func waitForRoom(_ count: Int) {}
 }
 
 /// A sink that keeps everything in memory, for tests and for short runs that print and discard.

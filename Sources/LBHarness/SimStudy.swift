@@ -1,0 +1,217 @@
+import Foundation
+public import LBConfig
+import LBCore
+import LBSim
+import LBStore
+import Synchronization
+
+/// How `lbctl sim` runs a scenario: where records go and the command line's overrides.
+public struct SimStudySettings: Sendable {
+    /// The results file.
+    public var databasePath: String
+    /// Overrides the scenario's duration (virtual time).
+    public var duration: Duration?
+    /// Overrides the scenario's repeats.
+    public var repeats: Int?
+    /// Runs only these algorithm labels (in the scenario's order).
+    public var labels: [String]?
+    /// Overrides the scenario's seed.
+    public var seed: UInt64?
+    /// Stops each run's load after this many requests.
+    public var requests: Int?
+    /// Multiplies clients, rate and backends.
+    public var scale: Int
+    /// Whether every request becomes a row.
+    public var keepsRecords: Bool
+    /// The LBLab version.
+    public var version: String
+
+    /// Settings with the given file and the scenario's own choices, keeping records.
+    public init(databasePath: String, version: String) {
+        self.databasePath = databasePath
+        self.scale = 1
+        self.keepsRecords = true
+        self.version = version
+    }
+}
+
+/// A scenario's whole matrix in virtual time: every algorithm × every repeat, one after another, each
+/// a `runs` row of kind `sim`, then the comparison and the verdicts of `expect:`, as ``Study`` gives
+/// them for real runs.
+public final class SimStudy: Sendable {
+    public let scenario: Scenario
+    public let settings: SimStudySettings
+    private let interrupted = Atomic<Bool>(false)
+
+    public init(scenario: Scenario, settings: SimStudySettings) {
+        self.scenario = scenario
+        self.settings = settings
+    }
+
+    /// Stops the run in progress at its next progress report (it is marked `interrupted`, its records
+    /// kept) and starts no further run.
+    public func interrupt() {
+        self.interrupted.store(true, ordering: .relaxed)
+    }
+
+    /// The algorithms that run, after `--algorithms`.
+    public var entries: [Scenario.AlgorithmUnderTest] {
+        guard let labels = self.settings.labels else { return self.scenario.algorithms }
+        return self.scenario.algorithms.filter { labels.contains($0.label) }
+    }
+
+    /// Runs the study. `line` prints a line; `status` shows the progress line (`nil` clears it).
+    public func run(line: @escaping @Sendable (String) -> Void, status: @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult {
+        let database: ResultsDatabase
+        do {
+            database = try ResultsDatabase.open(path: self.settings.databasePath)
+        } catch {
+            throw .store("\(error)")
+        }
+        defer { try? database.close() }
+        let repeats = self.settings.repeats ?? self.scenario.repeats
+        let plan = (0..<repeats).flatMap { repeatIndex in self.entries.map { (entry: $0, repeatIndex: repeatIndex) } }
+        var outcomes: [RunOutcome] = []
+        for (index, item) in plan.enumerated() where !self.interrupted.load(ordering: .relaxed) {
+            let title = "sim \(index + 1)/\(plan.count) \(item.entry.label)" + (repeats > 1 ? " #\(item.repeatIndex + 1)" : "")
+            let outcome = await self.perform(item.entry, repeatIndex: item.repeatIndex, database: database) { progress in
+                status(Self.progressLine(title, progress))
+            }
+            status(nil)
+            line(Self.outcomeLine(title, outcome))
+            outcomes.append(outcome.run)
+        }
+        var reports: [RunReport] = []
+        for outcome in outcomes {
+            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
+        }
+        let comparison = Comparison(reports: reports)
+        let ran = Set(outcomes.map(\.label))
+        let expectations = self.scenario.expectations.filter { expectation in
+            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
+        }
+        return StudyResult(
+            outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: [],
+            interrupted: self.interrupted.load(ordering: .relaxed)
+        )
+    }
+
+    /// The seed of a repeat: the scenario's (or `--seed`), moved by the repeat number, as a real run's.
+    func seed(repeatIndex: Int) -> UInt64 {
+        (self.settings.seed ?? self.scenario.seed) &+ UInt64(repeatIndex)
+    }
+
+    private struct Performed: Sendable {
+        var run: RunOutcome
+        var simulated: SimOutcome?
+        var seconds: Double
+    }
+
+    /// One run, on a thread of its own (it computes without pause), into a `runs` row of its own.
+    private func perform(
+        _ entry: Scenario.AlgorithmUnderTest,
+        repeatIndex: Int,
+        database: ResultsDatabase,
+        progress: @escaping @Sendable (SimProgress) -> Void
+    ) async -> Performed {
+        let seed = self.seed(repeatIndex: repeatIndex)
+        var settings = SimulationSettings(scenario: self.scenario, seed: seed)
+        if let duration = self.settings.duration { settings.duration = duration }
+        settings.requestLimit = self.settings.requests
+        settings.scale = self.settings.scale
+        settings.keepsRecords = self.settings.keepsRecords
+        let failed = { (failure: String, runID: Int64?) in
+            Performed(run: RunOutcome(runID: runID, label: entry.label, repeatIndex: repeatIndex, status: .failed, failure: failure), seconds: 0)
+        }
+        let recorder: RunRecorder
+        do {
+            recorder = try database.beginRun(self.runInfo(entry, repeatIndex: repeatIndex, seed: seed, settings: settings))
+        } catch {
+            return failed("\(error)", nil)
+        }
+        let simulation: Simulation
+        do {
+            simulation = try Simulation(scenario: self.scenario, entry: entry, settings: settings, sink: recorder)
+        } catch {
+            _ = try? recorder.finish(status: .failed, durationMicros: nil)
+            return failed("\(error)", recorder.runID)
+        }
+        let box = UncheckedBox(simulation)
+        let started = ContinuousClock.now
+        let simulated: SimOutcome = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                let outcome = box.value.run(progressEvery: 250_000) { report in
+                    progress(report)
+                    return !self.interrupted.load(ordering: .relaxed)
+                }
+                continuation.resume(returning: outcome)
+            }
+            thread.name = "lbctl sim"
+            thread.start()
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let status: RunStatus = simulated.completed ? .completed : .interrupted
+        let finished = try? recorder.finish(status: status, durationMicros: simulated.virtualTime.nanoseconds / 1_000)
+        return Performed(
+            run: RunOutcome(
+                runID: recorder.runID, label: entry.label, repeatIndex: repeatIndex, status: finished?.status ?? .failed,
+                failure: finished == nil ? "the results file did not take the run's end" : nil, dropped: finished?.dropped ?? 0
+            ),
+            simulated: simulated,
+            seconds: seconds
+        )
+    }
+
+    private func runInfo(_ entry: Scenario.AlgorithmUnderTest, repeatIndex: Int, seed: UInt64, settings: SimulationSettings) -> RunInfo {
+        var info = RunInfo(kind: .sim)
+        info.scenario = self.scenario.name
+        info.algorithm = entry.label
+        info.repeat = repeatIndex
+        info.seed = seed
+        var params: [String: Any] = [
+            "algorithm": entry.algorithm.name,
+            "backends": self.scenario.backends.count * settings.scale,
+            "clients": min(ClientAddresses.capacity, self.scenario.load.clients * settings.scale),
+            "total_rate": self.scenario.load.totalRate * Double(settings.scale),
+            "duration": GoDuration.format(settings.duration),
+            "scale": settings.scale,
+            "records": settings.keepsRecords,
+        ]
+        if let requests = settings.requestLimit { params["requests"] = requests }
+        if let parameters = entry.parametersYAML { params["parameters"] = parameters }
+        info.paramsJSON = JSONText.encode(params)
+        info.configYAML = self.scenario.text
+        info.configSHA256 = ConfigHash.sha256Hex(self.scenario.text)
+        info.host = ProcessInfo.processInfo.hostName
+        info.lblabVersion = self.settings.version
+        return info
+    }
+
+    static func progressLine(_ title: String, _ progress: SimProgress) -> String {
+        String(
+            format: "%@  %.1f/%.0fs virtual  %d requests",
+            title, progress.virtualTime.seconds, progress.duration.seconds, progress.requests
+        )
+    }
+
+    private static func outcomeLine(_ title: String, _ performed: Performed) -> String {
+        var text = "\(title): \(performed.run.status.rawValue)"
+        if let id = performed.run.runID { text += " (run \(id))" }
+        if let simulated = performed.simulated {
+            let rate = performed.seconds > 0 ? Double(simulated.requests) / performed.seconds : 0
+            text += String(
+                format: ", %d requests in %.1fs of virtual time, %.2fs of real time (%.2f M requests/s)",
+                simulated.requests, simulated.virtualTime.seconds, performed.seconds, rate / 1e6
+            )
+        }
+        if performed.run.dropped > 0 { text += ", \(performed.run.dropped) records dropped" }
+        if let failure = performed.run.failure { text += "\n  \(failure)" }
+        return text
+    }
+}
+
+/// Hands a value that is used by one thread at a time to the thread that runs it.
+private final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

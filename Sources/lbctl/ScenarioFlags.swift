@@ -1,0 +1,67 @@
+import ArgumentParser
+import LBCLI
+import LBConfig
+import LBCore
+import LBHarness
+
+/// The flags `lbctl run` and `lbctl sim` share, read against the scenario they apply to.
+enum ScenarioFlags {
+    /// The scenario at `path`; a mistake is printed with file, line and field and exits 64.
+    static func load(_ path: String, command: String) throws -> Scenario {
+        do {
+            return try Scenario.load(path: path)
+        } catch {
+            printError("lbctl \(command): \(error)")
+            throw ExitCode(64)
+        }
+    }
+
+    /// `--algorithms`: labels of the scenario's matrix, by label or by any name of its algorithm.
+    static func labels(_ text: String, of scenario: Scenario) throws -> [String] {
+        try text.split(separator: ",").map { name in
+            let given = name.trimmingCharacters(in: .whitespaces)
+            let label = scenario.labels.contains(given) ? given : Algorithm(name: given)?.name ?? given
+            try requireFlag("algorithms", scenario.labels.contains(label), "\"\(given)\" is not one of the scenario's: \(scenario.labels.joined(separator: ", "))")
+            return label
+        }
+    }
+
+    /// `--duration`: longer than the scenario's warm-up; timeline steps it cuts off are noted.
+    static func duration(_ text: String, of scenario: Scenario) throws -> Duration {
+        let duration = try flagValue("duration") { try GoDuration.parse(text) }
+        try requireFlag("duration", duration > scenario.warmup, "must be longer than the scenario's warm-up (\(GoDuration.format(scenario.warmup)))")
+        for step in scenario.timeline where step.at >= duration {
+            printError("note: the timeline step at \(GoDuration.format(step.at)) (line \(step.line)) falls after -duration and will not happen")
+        }
+        return duration
+    }
+
+    /// `--repeat`: 1 to 1,000.
+    static func repeats(_ repeats: Int) throws -> Int {
+        try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")
+        return repeats
+    }
+}
+
+/// How `lbctl run` and `lbctl sim` end: the comparison, warnings, the verdicts of `expect:`, where the
+/// runs are, and the exit status (0 when every run completed and every expectation holds, 1 when not,
+/// 130 when interrupted).
+enum StudyOutput {
+    static func finish(_ result: StudyResult, database: String) throws {
+        print("")
+        print(result.comparison.table())
+        for warning in result.warnings {
+            print("warning: \(warning)")
+        }
+        if !result.verdicts.isEmpty {
+            print("\nexpect:")
+            for verdict in result.verdicts {
+                let mark = verdict.holds.map { $0 ? "PASS" : "FAIL" } ?? "????"
+                print("  \(mark)  \(verdict.expectation.text)\n        \(verdict.explanation)")
+            }
+        }
+        print("\nrecorded in \(database): runs \(result.outcomes.compactMap(\.runID).map(String.init).joined(separator: ", ")) (lbctl report, lbctl export)")
+        if result.interrupted { throw ExitCode(130) }
+        if !result.succeeded { throw ExitCode.failure }
+    }
+}
