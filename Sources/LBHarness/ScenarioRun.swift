@@ -204,13 +204,7 @@ final class ScenarioRun: Sendable {
     }
 
     private func runInfo() -> RunInfo {
-        var info = RunInfo(kind: .real)
-        info.scenario = self.scenario.name
-        info.algorithm = self.entry.label
-        info.repeat = self.repeatIndex
-        info.seed = self.seed
-        var params: [String: Any] = [
-            "algorithm": self.entry.algorithm.name,
+        let parameters: [String: Any] = [
             "backends": self.scenario.backends.count,
             "clients": self.scenario.load.clients,
             "total_rate": self.scenario.load.totalRate,
@@ -218,13 +212,7 @@ final class ScenarioRun: Sendable {
             "containers": self.settings.runtime == .processes ? self.cgroups.map { "cgroup " + $0.layout.version.rawValue } ?? "none" : "docker",
             "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
-        if let parameters = self.entry.parametersYAML { params["parameters"] = parameters }
-        info.paramsJSON = JSONText.encode(params)
-        info.configYAML = self.scenario.text
-        info.configSHA256 = ConfigHash.sha256Hex(self.scenario.text)
-        info.host = ProcessInfo.processInfo.hostName
-        info.lblabVersion = self.settings.version
-        return info
+        return self.scenario.runInfo(kind: .real, entry: self.entry, repeatIndex: self.repeatIndex, seed: self.seed, parameters: parameters, version: self.settings.version)
     }
 
     private static func specJSON(_ spec: ScenarioBackend, isolation: String) -> String? {

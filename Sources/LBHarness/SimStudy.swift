@@ -81,19 +81,7 @@ public final class SimStudy: Sendable {
             line(Self.outcomeLine(title, outcome))
             outcomes.append(outcome.run)
         }
-        var reports: [RunReport] = []
-        for outcome in outcomes {
-            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
-        }
-        let comparison = Comparison(reports: reports)
-        let ran = Set(outcomes.map(\.label))
-        let expectations = self.scenario.expectations.filter { expectation in
-            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
-        }
-        return StudyResult(
-            outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: [],
-            interrupted: self.interrupted.load(ordering: .relaxed)
-        )
+        return StudyResult(scenario: self.scenario, outcomes: outcomes, database: database, interrupted: self.interrupted.load(ordering: .relaxed))
     }
 
     /// The seed of a repeat: the scenario's (or `--seed`), moved by the repeat number, as a real run's.
@@ -163,13 +151,7 @@ public final class SimStudy: Sendable {
     }
 
     private func runInfo(_ entry: Scenario.AlgorithmUnderTest, repeatIndex: Int, seed: UInt64, settings: SimulationSettings) -> RunInfo {
-        var info = RunInfo(kind: .sim)
-        info.scenario = self.scenario.name
-        info.algorithm = entry.label
-        info.repeat = repeatIndex
-        info.seed = seed
-        var params: [String: Any] = [
-            "algorithm": entry.algorithm.name,
+        var parameters: [String: Any] = [
             "backends": self.scenario.backends.count * settings.scale,
             "clients": min(ClientAddresses.capacity, self.scenario.load.clients * settings.scale),
             "total_rate": self.scenario.load.totalRate * Double(settings.scale),
@@ -177,14 +159,8 @@ public final class SimStudy: Sendable {
             "scale": settings.scale,
             "records": settings.keepsRecords,
         ]
-        if let requests = settings.requestLimit { params["requests"] = requests }
-        if let parameters = entry.parametersYAML { params["parameters"] = parameters }
-        info.paramsJSON = JSONText.encode(params)
-        info.configYAML = self.scenario.text
-        info.configSHA256 = ConfigHash.sha256Hex(self.scenario.text)
-        info.host = ProcessInfo.processInfo.hostName
-        info.lblabVersion = self.settings.version
-        return info
+        if let requests = settings.requestLimit { parameters["requests"] = requests }
+        return self.scenario.runInfo(kind: .sim, entry: entry, repeatIndex: repeatIndex, seed: seed, parameters: parameters, version: self.settings.version)
     }
 
     static func progressLine(_ title: String, _ progress: SimProgress) -> String {

@@ -133,24 +133,12 @@ public final class Study: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let outcomes = await self.runMatrix(database: database, cgroups: cgroups, group: group, line: line, status: status)
         try? await group.shutdownGracefully()
-        var reports: [RunReport] = []
-        for outcome in outcomes {
-            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
+        return StudyResult(scenario: self.scenario, outcomes: outcomes, database: database, interrupted: self.control.isInterrupted) { reports in
+            reports.compactMap { report -> String? in
+                guard let steal = report.hostSteal, steal > RunReport.stealWarning else { return nil }
+                return String(format: "run %lld (%@): the hypervisor took %.0f%% of this machine's CPU time (steal); its latency figures say more about the host than the algorithm — repeat it", report.run.id, report.run.algorithm ?? "?", steal * 100)
+            }
         }
-        let comparison = Comparison(reports: reports)
-        // Expectations about algorithms that did not run (--algorithms) cannot be told, and are left out.
-        let ran = Set(outcomes.map(\.label))
-        let expectations = self.scenario.expectations.filter { expectation in
-            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
-        }
-        let warnings = reports.compactMap { report -> String? in
-            guard let steal = report.hostSteal, steal > RunReport.stealWarning else { return nil }
-            return String(format: "run %lld (%@): the hypervisor took %.0f%% of this machine's CPU time (steal); its latency figures say more about the host than the algorithm — repeat it", report.run.id, report.run.algorithm ?? "?", steal * 100)
-        }
-        return StudyResult(
-            outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: warnings,
-            interrupted: self.control.isInterrupted
-        )
     }
 
     private func runMatrix(

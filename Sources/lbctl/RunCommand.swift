@@ -17,25 +17,11 @@ struct RunCommand: AsyncParsableCommand {
             fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C, SIGTERM \
             or SIGHUP keeps every record taken so far and marks the run interrupted).
 
-            Metrics for expect (each the mean over an algorithm's repeats):
-            \(ExpectedOutcome.Metric.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
+            \(ScenarioOptions.metricsHelp)
             """
     )
 
-    @Option(name: .goStyle("scenario"), help: "The scenario file (scenarios/NAME.yml).")
-    var scenario: String
-
-    @Option(name: .goStyle("db"), help: "The results file (SQLite), created when missing.")
-    var db = "lblab.db"
-
-    @Option(name: .goStyle("algorithms"), help: "Only these of the scenario's algorithms, by label or alias, comma-separated.")
-    var algorithms: String?
-
-    @Option(name: .goStyle("repeat"), help: "Repeats of each algorithm (overrides the scenario's repeats).")
-    var repeats: Int?
-
-    @Option(name: .goStyle("duration"), help: "Length of each run's load (overrides the scenario's duration), e.g. 10s.")
-    var duration: String?
+    @OptionGroup var options: ScenarioOptions
 
     @Option(name: .goStyle("out"), help: "Where each run's logs and proxy configuration go.")
     var out = "results"
@@ -57,20 +43,20 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario = try ScenarioFlags.load(self.scenario, command: "run")
+        let scenario = try self.options.loadScenario(command: "run")
         guard scenario.backends.count <= Scenario.realBackendLimit else {
             printError(
-                "lbctl run: \(self.scenario): backends: \(scenario.backends.count) backends; a real run starts a process for each, "
+                "lbctl run: \(self.options.scenario): backends: \(scenario.backends.count) backends; a real run starts a process for each, "
                     + "at most \(Scenario.realBackendLimit) (lbctl sim takes up to \(Scenario.simulatedBackendLimit))"
             )
             throw ExitCode(64)
         }
-        var settings = StudySettings(databasePath: self.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
+        var settings = StudySettings(databasePath: self.options.db, outDirectory: self.out, executable: BuildInfo.executablePath, version: LBLabVersion.string)
         settings.containers = !self.noContainers
         settings.runtime = self.runtime == "docker" ? .docker(socket: self.dockerSocket) : .processes
-        settings.repeats = try self.repeats.map(ScenarioFlags.repeats)
-        settings.duration = try self.duration.map { try ScenarioFlags.duration($0, of: scenario) }
-        settings.labels = try self.algorithms.map { try ScenarioFlags.labels($0, of: scenario) }
+        settings.repeats = try self.options.checkedRepeats()
+        settings.duration = try self.options.duration(of: scenario)
+        settings.labels = try self.options.labels(of: scenario)
         let study = Study(scenario: scenario, settings: settings)
         let progress = ProgressLine()
         let forwarder = SignalForwarder(hangup: true) { study.control.interrupt() }
@@ -91,6 +77,6 @@ struct RunCommand: AsyncParsableCommand {
             printError("lbctl run: \(error)")
             throw ExitCode.failure
         }
-        try StudyOutput.finish(result, database: self.db)
+        try StudyOutput.finish(result, database: self.options.db)
     }
 }

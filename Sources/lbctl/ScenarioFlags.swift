@@ -5,11 +5,32 @@ import LBCore
 import LBHarness
 
 /// The flags `lbctl run` and `lbctl sim` share, read against the scenario they apply to.
-enum ScenarioFlags {
-    /// The scenario at `path`; a mistake is printed with file, line and field and exits 64.
-    static func load(_ path: String, command: String) throws -> Scenario {
+struct ScenarioOptions: ParsableArguments {
+    @Option(name: .goStyle("scenario"), help: "The scenario file (scenarios/NAME.yml).")
+    var scenario: String
+
+    @Option(name: .goStyle("db"), help: "The results file (SQLite), created when missing.")
+    var db = "lblab.db"
+
+    @Option(name: .goStyle("algorithms"), help: "Only these of the scenario's algorithms, by label or alias, comma-separated.")
+    var algorithms: String?
+
+    @Option(name: .goStyle("repeat"), help: "Repeats of each algorithm (overrides the scenario's repeats).")
+    var repeats: Int?
+
+    @Option(name: .goStyle("duration"), help: "Length of each run's load (overrides the scenario's duration), e.g. 10s; virtual time for lbctl sim.")
+    var duration: String?
+
+    /// The metrics `expect:` can name, for the commands' help.
+    static let metricsHelp = """
+        Metrics for expect (each the mean over an algorithm's repeats):
+        \(ExpectedOutcome.Metric.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
+        """
+
+    /// The scenario; a mistake is printed with file, line and field and exits 64.
+    func loadScenario(command: String) throws -> Scenario {
         do {
-            return try Scenario.load(path: path)
+            return try Scenario.load(path: self.scenario)
         } catch {
             printError("lbctl \(command): \(error)")
             throw ExitCode(64)
@@ -17,17 +38,20 @@ enum ScenarioFlags {
     }
 
     /// `--algorithms`: labels of the scenario's matrix, by label or by any name of its algorithm.
-    static func labels(_ text: String, of scenario: Scenario) throws -> [String] {
-        try text.split(separator: ",").map { name in
-            let given = name.trimmingCharacters(in: .whitespaces)
-            let label = scenario.labels.contains(given) ? given : Algorithm(name: given)?.name ?? given
-            try requireFlag("algorithms", scenario.labels.contains(label), "\"\(given)\" is not one of the scenario's: \(scenario.labels.joined(separator: ", "))")
-            return label
+    func labels(of scenario: Scenario) throws -> [String]? {
+        try self.algorithms.map { text in
+            try text.split(separator: ",").map { name in
+                let given = name.trimmingCharacters(in: .whitespaces)
+                let label = scenario.labels.contains(given) ? given : Algorithm(name: given)?.name ?? given
+                try requireFlag("algorithms", scenario.labels.contains(label), "\"\(given)\" is not one of the scenario's: \(scenario.labels.joined(separator: ", "))")
+                return label
+            }
         }
     }
 
     /// `--duration`: longer than the scenario's warm-up; timeline steps it cuts off are noted.
-    static func duration(_ text: String, of scenario: Scenario) throws -> Duration {
+    func duration(of scenario: Scenario) throws -> Duration? {
+        guard let text = self.duration else { return nil }
         let duration = try flagValue("duration") { try GoDuration.parse(text) }
         try requireFlag("duration", duration > scenario.warmup, "must be longer than the scenario's warm-up (\(GoDuration.format(scenario.warmup)))")
         for step in scenario.timeline where step.at >= duration {
@@ -37,9 +61,11 @@ enum ScenarioFlags {
     }
 
     /// `--repeat`: 1 to 1,000.
-    static func repeats(_ repeats: Int) throws -> Int {
-        try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")
-        return repeats
+    func checkedRepeats() throws -> Int? {
+        try self.repeats.map { repeats in
+            try requireFlag("repeat", (1...1_000).contains(repeats), "must be between 1 and 1000, got \(repeats)")
+            return repeats
+        }
     }
 }
 

@@ -23,23 +23,12 @@ struct SimCommand: AsyncParsableCommand {
             Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
             fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C or \
             SIGTERM keeps every record taken so far and marks the run interrupted).
+
+            \(ScenarioOptions.metricsHelp)
             """
     )
 
-    @Option(name: .goStyle("scenario"), help: "The scenario file (scenarios/NAME.yml).")
-    var scenario: String
-
-    @Option(name: .goStyle("db"), help: "The results file (SQLite), created when missing.")
-    var db = "lblab.db"
-
-    @Option(name: .goStyle("algorithms"), help: "Only these of the scenario's algorithms, by label or alias, comma-separated.")
-    var algorithms: String?
-
-    @Option(name: .goStyle("repeat"), help: "Repeats of each algorithm (overrides the scenario's repeats).")
-    var repeats: Int?
-
-    @Option(name: .goStyle("duration"), help: "Virtual length of each run's load (overrides the scenario's duration), e.g. 10m.")
-    var duration: String?
+    @OptionGroup var options: ScenarioOptions
 
     @Option(name: .goStyle("seed"), help: "The seed (overrides the scenario's); repeat k runs with seed + k.")
     var seed: UInt64?
@@ -54,11 +43,11 @@ struct SimCommand: AsyncParsableCommand {
     var noRecords = false
 
     func run() async throws {
-        let scenario = try ScenarioFlags.load(self.scenario, command: "sim")
-        var settings = SimStudySettings(databasePath: self.db, version: LBLabVersion.string)
-        settings.repeats = try self.repeats.map(ScenarioFlags.repeats)
-        settings.duration = try self.duration.map { try ScenarioFlags.duration($0, of: scenario) }
-        settings.labels = try self.algorithms.map { try ScenarioFlags.labels($0, of: scenario) }
+        let scenario = try self.options.loadScenario(command: "sim")
+        var settings = SimStudySettings(databasePath: self.options.db, version: LBLabVersion.string)
+        settings.repeats = try self.options.checkedRepeats()
+        settings.duration = try self.options.duration(of: scenario)
+        settings.labels = try self.options.labels(of: scenario)
         settings.seed = try self.seed.map { seed in
             try requireFlag("seed", seed <= UInt64(Int.max), "must be at most \(Int.max), got \(seed)")
             return seed
@@ -94,6 +83,6 @@ struct SimCommand: AsyncParsableCommand {
             printError("lbctl sim: \(error)")
             throw ExitCode.failure
         }
-        try StudyOutput.finish(result, database: self.db)
+        try StudyOutput.finish(result, database: self.options.db)
     }
 }

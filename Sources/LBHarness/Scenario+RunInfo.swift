@@ -1,0 +1,55 @@
+import Foundation
+import LBConfig
+import LBCore
+import LBStore
+
+extension Scenario {
+    /// The `runs` row of one run of `entry`, repeat `repeatIndex` with `seed`, by a runner of `kind`:
+    /// what it needs to be repeated (the scenario's text and hash, the seed, the host, the version; the
+    /// commit comes with ``RunInfo``), with `parameters` as the sweep point's `params_json` beside the
+    /// algorithm's name and parameters.
+    func runInfo(
+        kind: RunInfo.Kind,
+        entry: AlgorithmUnderTest,
+        repeatIndex: Int,
+        seed: UInt64,
+        parameters: [String: Any],
+        version: String
+    ) -> RunInfo {
+        var info = RunInfo(kind: kind)
+        info.scenario = self.name
+        info.algorithm = entry.label
+        info.repeat = repeatIndex
+        info.seed = seed
+        var params = parameters
+        params["algorithm"] = entry.algorithm.name
+        if let given = entry.parametersYAML { params["parameters"] = given }
+        info.paramsJSON = JSONText.encode(params)
+        info.configYAML = self.text
+        info.configSHA256 = ConfigHash.sha256Hex(self.text)
+        info.host = ProcessInfo.processInfo.hostName
+        info.lblabVersion = version
+        return info
+    }
+}
+
+extension StudyResult {
+    /// The result of a study whose runs ended as `outcomes` in `database`: each run's report from the
+    /// file, the comparison, and the verdicts of `scenario`'s expectations about the algorithms that
+    /// ran (those about one left out with `--algorithms` cannot be told, and are left out).
+    init(scenario: Scenario, outcomes: [RunOutcome], database: ResultsDatabase, interrupted: Bool, warnings: ([RunReport]) -> [String] = { _ in [] }) {
+        var reports: [RunReport] = []
+        for outcome in outcomes {
+            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
+        }
+        let comparison = Comparison(reports: reports)
+        let ran = Set(outcomes.map(\.label))
+        let expectations = scenario.expectations.filter { expectation in
+            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
+        }
+        self.init(
+            outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: warnings(reports),
+            interrupted: interrupted
+        )
+    }
+}
