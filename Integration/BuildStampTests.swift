@@ -43,7 +43,7 @@ struct BuildStampTests {
         )
         let result = await loadgen.wait()
         #expect(result.status == 0, "\(result.stderr)")
-        let stored = try await DatabaseQueue(path: database).read { db in try Row.fetchOne(db, sql: "SELECT git_commit, git_modified FROM runs") }
+        let stored = try DatabaseQueue(path: database).read { db in try Row.fetchOne(db, sql: "SELECT git_commit, git_modified FROM runs") }
         let row = try #require(stored)
         #expect(row["git_commit"] == built, "recorded \(row["git_commit"] as String?), built from \(built), sitting in \(otherCommit)")
         #expect(row["git_modified"] == modified)

@@ -133,30 +133,13 @@ final class LoopService {
     }
 
     /// A backend for `request` other than those in `excluded` (the backends a retried request already
-    /// failed on) whenever another is available, or `nil` when none is.
-    ///
-    /// The picker is asked a few times first, so that its own choice among the others stands (a rotation
-    /// moves on, a random draw draws again). Load-aware pickers keep choosing a backend that fails fast,
-    /// since it never holds a request; then the least loaded of the other available backends is taken.
+    /// failed on) whenever another is available (``Picker/pick(_:avoiding:count:state:)``), or `nil` when
+    /// none is.
     func pick(_ request: PickRequest, excluded: [ObjectIdentifier]) -> LoopBackend? {
         self.refreshIfChanged()
         if request.now.nanoseconds >= self.rampCheckNanos { self.rebuildPicker(now: request.now) }
-        var choice = self.picker.pick(request)
-        var tries = 1
-        while let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)), tries < 4 {
-            choice = self.picker.pick(request)
-            tries += 1
-        }
-        if let picked = choice, excluded.contains(ObjectIdentifier(self.backends[picked].state)) {
-            let others = self.backends.indices.filter { index in
-                let state = self.backends[index].state
-                return state.isAvailable && !excluded.contains(ObjectIdentifier(state))
-            }
-            if let least = others.min(by: { self.backends[$0].state.inFlight < self.backends[$1].state.inFlight }) {
-                choice = least
-            }
-        }
-        return choice.map { self.backends[$0] }
+        let backends = self.backends
+        return self.picker.pick(request, avoiding: excluded, count: backends.count) { backends[$0].state }.map { backends[$0] }
     }
 
     /// Tells the picker that a request on `backend` finished after `latency`.
@@ -327,19 +310,8 @@ final class LoopContext {
 }
 
 extension LoopContext {
-    /// What to do after a failed attempt.
-    enum NextStep {
-        /// Try another backend at once: nothing reached a backend.
-        case requeue
-        /// Try another backend after the backoff; the retry holds a place in the budget.
-        case retry(after: Duration)
-        /// Answer the client.
-        case giveUp
-    }
-
     /// Decides what follows `failure` of attempt number `attempt` of a `method` request to `service`,
-    /// by the service's retry policy and this loop's retry budget. `holdsRetry` says whether the failed
-    /// attempt held a place in the budget (it gives it back) and becomes whether the next one does.
+    /// by the service's retry policy and this loop's retry budget (``RetryPolicy/nextAttempt(after:method:attempt:canReplay:budget:holdsRetry:using:)``).
     func nextStep(
         after failure: AttemptFailure,
         service: Int,
@@ -347,27 +319,16 @@ extension LoopContext {
         attempt: Int,
         canReplay: Bool,
         holdsRetry: inout Bool
-    ) -> NextStep {
-        let decision = self.services[service].tunables.retries.decide(
+    ) -> NextAttempt {
+        self.services[service].tunables.retries.nextAttempt(
+            after: failure,
             method: method,
-            failure: failure,
             attempt: attempt,
+            canReplay: canReplay,
+            budget: &self.services[service].retryBudget,
+            holdsRetry: &holdsRetry,
             using: &self.generator
         )
-        guard case .retry(let delay) = decision, canReplay else { return .giveUp }
-        if !failure.requestMayHaveBeenProcessed {
-            // Nothing reached the backend (the connection was refused or never made): another backend
-            // at once is a requeue (Finagle's word). It adds load to no one, so only the attempt limit
-            // bounds it, not the budget.
-            return .requeue
-        }
-        if holdsRetry {
-            self.services[service].retryBudget.retryFinished()
-            holdsRetry = false
-        }
-        guard self.services[service].retryBudget.retryStarted() else { return .giveUp }
-        holdsRetry = true
-        return .retry(after: delay)
     }
 }
 

@@ -132,7 +132,7 @@ extension ProxyHTTPHandler {
     }
 
     /// Decides what follows `failure` of the current attempt (see ``LoopContext/nextStep(after:service:method:attempt:canReplay:holdsRetry:)``).
-    func nextStep(after failure: AttemptFailure) -> LoopContext.NextStep {
+    func nextStep(after failure: AttemptFailure) -> NextAttempt {
         guard let exchange = self.exchange else { return .giveUp }
         let canReplay = exchange.bodyReplayable || exchange.bodyBytes == 0 && !failure.requestMayHaveBeenProcessed
         let step = self.loop.nextStep(
@@ -149,7 +149,7 @@ extension ProxyHTTPHandler {
     /// The current attempt failed before any of the response reached the client: its connection (if
     /// any) is closed, and the request retried or answered with an error. `step` is the decision, when
     /// the caller has made it already.
-    func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: LoopContext.NextStep? = nil) {
+    func attemptFailed(_ failure: AttemptFailure, detail: String, step decided: NextAttempt? = nil) {
         guard self.exchange?.backend != nil else { return }
         let step = decided ?? self.nextStep(after: failure)
         if let exchange = self.exchange, let failed = exchange.backend {

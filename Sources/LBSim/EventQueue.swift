@@ -33,33 +33,36 @@ struct SimEvent: Comparable {
     }
 }
 
-/// The kinds of event a simulation schedules. A request's life: it reaches the proxy, is picked for a
-/// backend, reaches it, waits for a place and the CPU, is served, and its answer travels back.
+/// The kinds of event a simulation schedules. A request's life: it reaches the proxy, which picks a
+/// backend and sends it an attempt (a job); the job reaches the backend, waits for a place and a CPU
+/// thread, is served, and its answer travels back to the proxy and on to the client.
 enum SimEventKind: UInt8 {
     /// A request reaches the proxy (subject: request slot).
     case reachesProxy
-    /// A request reaches its backend (subject: request slot).
+    /// A job reaches its backend (subject: job slot).
     case reachesBackend
-    /// A request's CPU work at its backend is done (subject: request slot).
+    /// A job's CPU work is done (subject: job slot).
     case cpuDone
-    /// A request's backend answers it (subject: request slot).
+    /// A job's latency is over: its backend answers (subject: job slot).
     case served
-    /// A backend's answer reaches the proxy (subject: request slot).
+    /// A job's answer (or its failure) reaches the proxy (subject: job slot).
     case answerReachesProxy
     /// The proxy's answer reaches the client (subject: request slot).
     case answerReachesClient
-    /// The proxy's response-header timeout of an attempt fires (subject: request slot).
-    case attemptTimeout
+    /// A retry's backoff is over (subject: request slot).
+    case retry
     /// The resources of every backend are sampled (subject: unused).
     case sample
     /// A step of the fault timeline happens (subject: step index).
     case timeline
     /// An active health check of a backend is due (subject: backend index).
     case healthProbe
-    /// A health check's answer or its timeout (subject: backend index).
+    /// A health check's answer, or its timeout (subject: backend index).
     case healthProbeDone
-    /// A retry's backoff is over (subject: request slot).
-    case retry
+    /// An outlier ejection may be over (subject: unused).
+    case readmit
+    /// Slow-start weights are due again (subject: unused).
+    case rampStep
 }
 
 /// The pending events in time order: swift-collections' `Heap` of ``SimEvent`` values, with a

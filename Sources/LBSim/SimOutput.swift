@@ -40,17 +40,17 @@ struct SimOutput {
         sink.record(RunEvent(tMicros: nanos / 1_000, kind: kind, subject: subject, detailJSON: json))
     }
 
-    func sample(_ sample: ResourceSample, tally: inout SimTally, backend: Int) {
+    func sample(_ sample: ResourceSample, tally: inout SimTally) {
         tally.countInFlight(sample.inFlight ?? 0, at: sample.tMicros * 1_000)
         self.sink?.record(sample)
     }
 
     /// The client is done with `request` at `done`: answered with `status`, or failed with `error`.
     mutating func clientDone(_ request: SimRequest, done: Int64, status: Int?, error: RequestFailure?, tally: inout SimTally, client addresses: [String]) {
-        let backend = Int(request.backend)
+        let backend = request.answeredByBackend ? Int(request.backend) : -1
         tally.count(
             intended: request.intended, done: done, status: status, failedWithoutAnswer: error != nil,
-            backend: error == nil ? backend : -1, serviceNanos: request.latency + request.cpu
+            backend: error == nil ? backend : -1, serviceNanos: request.service
         )
         guard self.keepsRecords else { return }
         let intended = request.intended / 1_000
@@ -58,7 +58,7 @@ struct SimOutput {
             RequestRecord(
                 id: request.id, clientID: request.client, clientIP: addresses[Int(request.client)],
                 intendedMicros: intended, sentMicros: intended, firstByteMicros: error == nil ? done / 1_000 : nil,
-                doneMicros: done / 1_000, status: status, backendID: error == nil && backend >= 0 ? backend + 1 : nil,
+                doneMicros: done / 1_000, status: status, backendID: backend >= 0 ? backend + 1 : nil,
                 bytesIn: error == nil ? Self.bodyBytes(status) : 0, bytesOut: 0, error: error,
                 key: request.key >= 0 ? Int(request.key) : nil
             )
@@ -66,16 +66,17 @@ struct SimOutput {
         if self.requests.count >= Self.chunk { self.flushRequests() }
     }
 
-    /// The proxy is done with `request`: answered by its backend (or by itself, with no backend).
-    mutating func proxyDone(_ request: SimRequest, attempts: Int, clientIP: String) {
+    /// The proxy is done with `request`: answered by its last attempt's backend, or by itself.
+    mutating func proxyDone(_ request: SimRequest, clientIP: String) {
         guard self.keepsRecords else { return }
+        func micros(_ nanos: Int64) -> Int64? { nanos >= 0 ? nanos / 1_000 : nil }
         let backend = request.backend >= 0 ? Int(request.backend) + 1 : nil
         self.proxyRequests.append(
             ProxyRequestRecord(
-                requestID: request.id, receivedMicros: request.received / 1_000, pickedMicros: request.picked / 1_000,
-                backendID: backend, upstreamStartMicros: backend == nil ? nil : request.upstreamStart / 1_000,
-                upstreamDoneMicros: backend == nil ? nil : request.upstreamDone / 1_000, status: Int(request.status),
-                attempts: attempts, retriedFrom: nil, clientIP: clientIP
+                requestID: request.id, receivedMicros: request.received / 1_000, pickedMicros: micros(request.picked),
+                backendID: backend, upstreamStartMicros: micros(request.upstreamStart), upstreamDoneMicros: micros(request.upstreamDone),
+                status: Int(request.status), attempts: Int(request.attempts),
+                retriedFrom: request.retriedFrom >= 0 ? Int(request.retriedFrom) + 1 : nil, clientIP: clientIP
             )
         )
         if self.proxyRequests.count >= Self.chunk { self.flushProxyRequests() }

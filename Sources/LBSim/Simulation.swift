@@ -39,20 +39,25 @@ public struct SimulationError: Error, CustomStringConvertible, Sendable {
 }
 
 /// One algorithm of a scenario in virtual time (DESIGN §9): the scenario's clients, backends and proxy
-/// modelled as discrete events, driving the very picker, ``BackendState`` and ``CapacityGate`` code the
-/// proxy and `lbctl backend` run with the real clock.
+/// modelled as discrete events, driving the very code the proxy, `lbctl backend` and the load generator
+/// run with the real clock.
 ///
 /// - Clients follow the scenario's ``ArrivalSchedule`` (the load generator's, from the same seed), each
 ///   with its TEST-NET address and, when the load has keys, a Zipf key drawn as the load generator draws
 ///   it. A client gives a request up after the load's timeout, as the load generator does.
-/// - The proxy hashes each request's address and key as the proxy does, picks, and counts the request in
-///   flight on the backend's state until its answer is back.
+/// - The proxy hashes each request's address and key as the proxy does and picks with the algorithm's
+///   picker (``Picker/pick(_:avoiding:count:state:)`` after a failure); counts attempts in flight on each
+///   ``BackendState``; holds them under the service's connection limit (``ConnectionLimiter``); gives up
+///   on an attempt after the response-header timeout; decides retries and requeues with the service's
+///   ``RetryPolicy``, backoff and ``RetryBudget``; probes backends with ``HealthCheckStateMachine``;
+///   ejects them with ``OutlierDetector``; ramps them with ``SlowStart``.
 /// - Each backend is a ``SimBackend``: places, a queue, CPU threads slowed by a CPU limit, a latency
-///   model and an error rate.
+///   model and an error rate. It keeps working on an attempt the proxy gave up on.
 /// - Between them lie the scenario's ``SimulationDelays``.
 ///
 /// Times in records are virtual microseconds since the load's start; the run records the phases
-/// `load`, `measure` (after the warm-up), `drain` (the schedule is over) and `stop`.
+/// `load`, `measure` (after the warm-up), `drain` (the schedule is over) and `stop`, and the events a
+/// real run records (timeline steps, health changes, ejections).
 public final class Simulation {
     let scenario: Scenario
     let entry: Scenario.AlgorithmUnderTest
@@ -61,22 +66,31 @@ public final class Simulation {
     let service: Service
     /// The backends, in the scenario's order (index + 1 is the id records carry).
     var backends: [SimBackend]
-    var requests = SimRequestTable()
+    /// What the proxy keeps per backend, by the same index.
+    var proxyBackends: [SimProxyBackend]
+    var requests = SlotTable<SimRequest>()
+    var jobs = SlotTable<SimJob>()
     var events = EventQueue()
     var schedule: ArrivalSchedule
     let keys: ZipfKeys?
     var keyGenerator: SeededGenerator
     /// Draws of the delays between the parts.
     var delayGenerator: SeededGenerator
+    /// The proxy's draws: backoffs, health-check phases.
+    var proxyGenerator: SeededGenerator
     let delays: SimulationDelays
     /// Each client's address and its hash (the proxy's client key).
     let clientAddresses: [String]
     let clientKeys: [UInt64]
     /// Each key's hash, as the proxy hashes its `X-LBLab-Key` header.
     let keyHashes: [UInt64]
-    /// Requests the client has given up on but not yet counted out, in the order they were due.
-    var clientDeadlines = [(deadline: Int64, slot: Int32, id: Int64)]()
-    var clientDeadlineHead = 0
+    /// The hash of the load's path, for a service that hashes the path.
+    let pathHash: UInt64
+    /// The clients' timeouts, the proxy's response-header timeouts and its connection queue's
+    /// timeouts, each of one length and so in the order they were set.
+    var clientDeadlines = DeadlineQueue<(slot: Int32, id: Int64)>()
+    var headerDeadlines = DeadlineQueue<(slot: Int32, attempt: UInt32)>()
+    var queueDeadlines = DeadlineQueue<(slot: Int32, attempt: UInt32)>()
     let clientTimeout: Int64
     /// Requests the clients still wait for.
     var clientOpen = 0
@@ -84,13 +98,19 @@ public final class Simulation {
     var inService: [Int]
     /// The weight each backend has at the proxy now (a `weight` step changes it).
     var weights: [Double]
-    /// The hash of the load's path, for a service that hashes the path.
-    let pathHash: UInt64
+    /// The proxy's retry budget (its first event loop's).
+    var retryBudget: RetryBudget
+    /// Passive outlier detection, when the service has it.
+    var outliers: OutlierDetector<Int>?
+    /// Whether a readmission check and a slow-start step are scheduled.
+    var readmitScheduled = false
+    var rampScheduled = false
     /// Each backend's CPU time at the last sample.
     var lastCPUNanos: [Int64]
     /// Virtual now.
     var now: Int64 = 0
     var nextRequestID: Int64 = 0
+    var nextAttemptID: UInt32 = 1
     /// What was recorded and counted.
     var tally: SimTally
     var output: SimOutput
@@ -122,12 +142,18 @@ public final class Simulation {
             admin: HostPort(host: "127.0.0.1", port: 9900),
             backendAddresses: [:]
         )
+        let service: Service
         do {
-            self.service = try ProxyConfiguration.parse(text, file: "\(scaled.file) (proxy)").services[0]
+            service = try ProxyConfiguration.parse(text, file: "\(scaled.file) (proxy)").services[0]
         } catch {
             throw SimulationError("\(error)")
         }
+        self.service = service
         self.backends = scaled.backends.enumerated().map { index, spec in SimBackend(spec: spec, seed: settings.seed, index: index) }
+        let limits = service.limits
+        self.proxyBackends = scaled.backends.map { _ in
+            SimProxyBackend(limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout))
+        }
         let load = scaled.load
         self.schedule = ArrivalSchedule(
             clients: Array(0..<load.clients),
@@ -141,14 +167,17 @@ public final class Simulation {
         // The load generator's key stream of its first worker.
         self.keyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6B65_7973)
         self.delayGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6465_6C61_7973)
+        self.proxyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x7072_6F78_79)
         self.delays = scaled.simulationDelays
         self.clientAddresses = (0..<load.clients).map(ClientAddresses.address(of:))
         self.clientKeys = self.clientAddresses.map(StableHash.hash)
         self.keyHashes = (0..<(load.keyCount ?? 0)).map { StableHash.hash(String($0)) }
+        self.pathHash = StableHash.hash(load.path)
         self.clientTimeout = load.timeout.nanoseconds
         self.inService = scaled.backends.indices.filter { scaled.backends[$0].inService }
         self.weights = scaled.backends.map { Double($0.weight) }
-        self.pathHash = StableHash.hash(load.path)
+        self.retryBudget = RetryBudget(share: service.retryBudget.share, minimumConcurrency: service.retryBudget.minimumConcurrency)
+        self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
         self.tally = SimTally(backends: scaled.backends.count, warmupNanos: min(settings.warmup, settings.duration / 2).nanoseconds)
         self.tally.batchSize = settings.batchSize

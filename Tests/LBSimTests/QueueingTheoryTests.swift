@@ -132,8 +132,9 @@ struct QueueingTheoryTests {
         let lnn = log(Double(n))
         var fullest: [String: Int] = [:]
         for algorithm in ["random", "power-of-two"] {
-            // No samples: 10,000 backends every 250 ms for the hour the clients wait would be most of the work.
-            let scenario = try Self.scenario(backends: "{count: \(n), latency: 100h}", rate: 1_000, algorithm: algorithm, extra: "sample-interval: 100h")
+            // No samples: 10,000 backends every 250 ms for the hour the clients wait would be most of the
+            // work. The proxy waits longer than the clients for its backends' answers.
+            let scenario = try Self.scenario(backends: "{count: \(n), latency: 100h}", rate: 1_000, algorithm: algorithm, extra: "sample-interval: 100h\nproxy: {timeouts: {response-header: 2h}}")
             var settings = SimulationSettings(scenario: scenario, seed: 3)
             settings.requestLimit = n
             settings.keepsRecords = false

@@ -1,0 +1,152 @@
+import LBConfig
+import LBCore
+
+/// The backends' side: a job arrives, waits for a place and a CPU thread, sleeps its latency and is
+/// answered, as `lbctl backend` serves a request (SyntheticBackendHandler).
+extension Simulation {
+    /// Schedules `kind` about `job` at `time`, counted until it is handled.
+    func schedule(_ kind: SimEventKind, job: Int, at time: Int64) {
+        self.jobs[job].pendingEvents += 1
+        self.events.schedule(kind, job, at: time)
+    }
+
+    /// A scheduled event about `job` is being handled; `false` when the job is over (a stale event of a
+    /// killed backend's job), and then its slot is freed if nothing else names it.
+    func jobEventArrives(_ job: Int) -> Bool {
+        self.jobs[job].pendingEvents -= 1
+        guard self.jobs[job].finished else { return true }
+        if self.jobs[job].pendingEvents == 0 { self.jobs.remove(job) }
+        return false
+    }
+
+    /// The job's answer was taken at the proxy: its slot is freed once no event names it.
+    func jobFinished(_ job: Int) {
+        self.jobs[job].finished = true
+        if self.jobs[job].pendingEvents == 0 { self.jobs.remove(job) }
+    }
+
+    func reachesBackend<P: Picker>(_ job: Int, _ picker: inout P) {
+        let index = Int(self.jobs[job].backend)
+        guard self.jobs[job].epoch == self.backends[index].epoch else { return }
+        let slot = Int(self.jobs[job].request)
+        if self.requests[slot].attemptID == self.jobs[job].attemptID { self.requests[slot].upstreamStart = self.now }
+        guard self.backends[index].running else {
+            // Its port refuses the connection.
+            self.answer(job, .refused, &picker)
+            return
+        }
+        if self.backends[index].stopped {
+            // The kernel accepts the connection; the process reads nothing until it resumes.
+            self.backends[index].frozen.append((job, .reachesBackend, self.now - self.backends[index].stoppedAt))
+            return
+        }
+        switch self.backends[index].gate.requestArrived(Int32(job)) {
+        case .serve: self.startService(job, on: index, &picker)
+        case .queued: break
+        case .refuse: self.answer(job, .status(503), &picker)
+        }
+    }
+
+    /// A job that holds a place: its latency and error are drawn, then its CPU work waits for a thread,
+    /// then its latency passes.
+    private func startService<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
+        var backend = self.backends[index]
+        let latency = backend.latency.sample(using: &backend.generator).nanoseconds
+        let fails = backend.drawsError()
+        let cpu = backend.spec.cpuWork > .zero ? backend.cpuNanosPerRequest : 0
+        self.backends[index] = backend
+        self.jobs[job].latency = latency
+        self.jobs[job].cpu = cpu
+        self.jobs[job].fails = fails
+        guard cpu > 0 else {
+            self.afterLatency(job, &picker)
+            return
+        }
+        if self.backends[index].cpuBusy < self.backends[index].spec.threads {
+            self.backends[index].cpuBusy += 1
+            self.schedule(.cpuDone, job: job, at: self.now + cpu)
+        } else {
+            self.backends[index].cpuQueue.append(Int32(job))
+        }
+    }
+
+    func cpuDone<P: Picker>(_ job: Int, _ picker: inout P) {
+        let index = Int(self.jobs[job].backend)
+        guard self.jobs[job].epoch == self.backends[index].epoch else { return }
+        if self.backends[index].stopped {
+            self.backends[index].frozen.append((job, .cpuDone, self.now - self.backends[index].stoppedAt))
+            return
+        }
+        self.backends[index].cpuNanos += Int64((Double(self.jobs[job].cpu) * self.backends[index].cpuSpeed).rounded())
+        if let next = self.backends[index].cpuQueue.popFirst() {
+            self.schedule(.cpuDone, job: Int(next), at: self.now + self.jobs[Int(next)].cpu)
+        } else {
+            self.backends[index].cpuBusy -= 1
+        }
+        self.afterLatency(job, &picker)
+    }
+
+    private func afterLatency<P: Picker>(_ job: Int, _ picker: inout P) {
+        let latency = self.jobs[job].latency
+        if latency <= 0 {
+            self.served(job, &picker)
+        } else {
+            self.schedule(.served, job: job, at: self.now + latency)
+        }
+    }
+
+    func served<P: Picker>(_ job: Int, _ picker: inout P) {
+        let index = Int(self.jobs[job].backend)
+        guard self.jobs[job].epoch == self.backends[index].epoch else { return }
+        if self.backends[index].stopped {
+            self.backends[index].frozen.append((job, .served, self.now - self.backends[index].stoppedAt))
+            return
+        }
+        self.backends[index].served += 1
+        let status: Int16 = self.jobs[job].fails ? 500 : 200
+        if let next = self.backends[index].gate.requestFinished() {
+            self.startService(Int(next), on: index, &picker)
+        }
+        self.answer(job, .status(status), &picker)
+    }
+
+    /// The job's outcome leaves for the proxy; no backend event names the job any more.
+    func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
+        self.jobs[job].outcome = outcome
+        self.jobs[job].epoch = -1
+        let delay = self.draw(self.delays.proxyToBackend)
+        if delay <= 0 {
+            self.answerReachesProxy(job, &picker)
+        } else {
+            self.schedule(.answerReachesProxy, job: job, at: self.now + delay)
+        }
+    }
+
+    /// SIGKILL: every job at the backend, waiting or served, loses its connection (the proxy sees a
+    /// reset), and new connections are refused until a restart.
+    func kill<P: Picker>(_ index: Int, _ picker: inout P) {
+        let epoch = self.backends[index].epoch
+        self.backends[index].killed()
+        let lost = self.jobs.slots.indices.filter { self.jobs[$0].backend == Int32(index) && self.jobs[$0].epoch == epoch }
+        for job in lost { self.answer(job, .reset, &picker) }
+    }
+
+    /// SIGCONT: what came due while the backend was stopped happens as long after the resume as it came
+    /// after the stop.
+    func resume<P: Picker>(_ index: Int, _ picker: inout P) {
+        self.backends[index].stopped = false
+        let frozen = self.backends[index].frozen
+        self.backends[index].frozen.removeAll()
+        for (job, kind, remaining) in frozen {
+            guard remaining <= 0 else {
+                self.schedule(kind, job: job, at: self.now + remaining)
+                continue
+            }
+            switch kind {
+            case .reachesBackend: self.reachesBackend(job, &picker)
+            case .cpuDone: self.cpuDone(job, &picker)
+            default: self.served(job, &picker)
+            }
+        }
+    }
+}
