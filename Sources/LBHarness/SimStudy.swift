@@ -188,6 +188,6 @@ public final class SimStudy: Sendable {
 
 /// Hands a value that is used by one thread at a time to the thread that runs it.
 private final class UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
+    var value: Value
     init(_ value: Value) { self.value = value }
 }

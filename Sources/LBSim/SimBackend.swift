@@ -21,8 +21,8 @@ struct SimBackend {
     var cpuQueue = Deque<Int32>()
     /// CPU threads busy.
     var cpuBusy = 0
-    /// The latency model now (a `slow` step changes it).
-    var latency: LatencyModel
+    /// The latency model now, ready to draw from (a `slow` step changes it).
+    var latency: LatencySampler
     /// The share of requests answered 500 now (an `errors` step changes it).
     var errorRate: Double
     /// Whether its health path answers 200 (a `health` step changes it).
@@ -46,20 +46,22 @@ struct SimBackend {
     var frozen: [(job: Int, kind: SimEventKind, remaining: Int64)] = []
     /// The speed of one CPU thread: 1, or the CPU limit shared by the threads when it is lower.
     let cpuSpeed: Double
+    /// The virtual time one job's CPU work takes on one thread (0: none).
+    let cpuNanosPerRequest: Int64
+    /// Its CPU threads.
+    let threads: Int
 
     init(spec: ScenarioBackend, seed: UInt64, index: Int) {
         self.spec = spec
         self.state = BackendState(name: spec.name)
         self.gate = CapacityGate(capacity: spec.capacity, queueLimit: spec.queue)
-        self.latency = spec.latency
+        self.latency = LatencySampler(spec.latency)
         self.errorRate = spec.errors
         self.generator = SeededGenerator.derived(seed: seed, stream: 0x6261_636B &+ UInt64(index))
-        self.cpuSpeed = min(1, (spec.cpuLimit ?? Double(spec.threads)) / Double(spec.threads))
-    }
-
-    /// The virtual time one job's CPU work takes on one thread.
-    var cpuNanosPerRequest: Int64 {
-        Int64((Double(self.spec.cpuWork.nanoseconds) / self.cpuSpeed).rounded())
+        self.threads = spec.threads
+        let speed = min(1, (spec.cpuLimit ?? Double(spec.threads)) / Double(spec.threads))
+        self.cpuSpeed = speed
+        self.cpuNanosPerRequest = Int64((Double(spec.cpuWork.nanoseconds) / speed).rounded())
     }
 
     /// Draws whether the next job served fails (500).

@@ -1,3 +1,5 @@
+import DequeModule
+
 /// A request in a simulation as the client and the proxy see it, from its due time until both are done
 /// with it. Its attempts at backends are ``SimJob``s.
 ///
@@ -39,8 +41,8 @@ struct SimRequest {
     var clientDone = false
     /// Whether the proxy is done with it (answered).
     var proxyDone = false
-    /// The backends its failed attempts went to, once one failed.
-    var tried: [Int32]? = nil
+    /// Whether an attempt of it failed (its backends are in `Simulation.tried`).
+    var failedBefore = false
     /// The service time at the backend of the attempt that answered (CPU work and latency).
     var service: Int64 = 0
     /// Whether the answer is its backend's (which names itself in `X-LBLab-Backend`) rather than the
@@ -94,45 +96,80 @@ enum SimAttemptOutcome: Equatable {
     case reset
 }
 
-/// Reusable slots of `Element`s, each in use or free.
+/// Reusable slots of `Element`s (plain values without references), each in use or free.
+///
+/// The elements live in memory the table allocates itself, so that the simulator's many writes to a
+/// slot each touch the slot alone, with no check that an array's buffer is not shared: a table is
+/// owned by one simulation and never copied while that runs (copies share the slots).
 struct SlotTable<Element> {
-    private(set) var slots: [Element] = []
-    private var free: [Int32] = []
+    private final class Storage {
+        var base: UnsafeMutablePointer<Element>
+        var capacity: Int
+        var count = 0
+        var free: [Int32] = []
+        var live = 0
+
+        init() {
+            self.capacity = 1_024
+            self.base = .allocate(capacity: self.capacity)
+        }
+
+        func grow() {
+            let larger = UnsafeMutablePointer<Element>.allocate(capacity: self.capacity * 2)
+            larger.moveInitialize(from: self.base, count: self.count)
+            self.base.deallocate()
+            self.base = larger
+            self.capacity *= 2
+        }
+
+        deinit {
+            self.base.deinitialize(count: self.count)
+            self.base.deallocate()
+        }
+    }
+
+    private let storage = Storage()
+
     /// Slots in use.
-    private(set) var live = 0
+    var live: Int { self.storage.live }
+    /// Slots ever used (in use or free).
+    var count: Int { self.storage.count }
 
     /// Puts `element` in a free slot and returns the slot.
-    mutating func insert(_ element: Element) -> Int {
-        self.live += 1
-        if let slot = self.free.popLast() {
-            self.slots[Int(slot)] = element
+    func insert(_ element: Element) -> Int {
+        let storage = self.storage
+        storage.live += 1
+        if let slot = storage.free.popLast() {
+            storage.base[Int(slot)] = element
             return Int(slot)
         }
-        precondition(self.slots.count < SimEvent.subjectLimit, "a simulation holds at most 2^24 requests in flight")
-        self.slots.append(element)
-        return self.slots.count - 1
+        precondition(storage.count < SimEvent.subjectLimit, "a simulation holds at most 2^24 requests in flight")
+        if storage.count == storage.capacity { storage.grow() }
+        (storage.base + storage.count).initialize(to: element)
+        storage.count += 1
+        return storage.count - 1
     }
 
     /// Frees `slot`.
-    mutating func remove(_ slot: Int) {
-        self.live -= 1
-        self.free.append(Int32(slot))
+    func remove(_ slot: Int) {
+        self.storage.live -= 1
+        self.storage.free.append(Int32(slot))
     }
 
     subscript(slot: Int) -> Element {
-        _read { yield self.slots[slot] }
-        _modify { yield &self.slots[slot] }
+        get { self.storage.base[slot] }
+        nonmutating set { self.storage.base[slot] = newValue }
+        nonmutating _modify { yield &self.storage.base[slot] }
     }
 }
 
 /// Deadlines of one fixed length each, in the order they were set: a timeout per request or attempt
 /// without a heap, since a later start means a later deadline.
 struct DeadlineQueue<Payload> {
-    private var entries: [(deadline: Int64, payload: Payload)] = []
-    private var head = 0
+    private var entries = Deque<(deadline: Int64, payload: Payload)>()
 
     /// The earliest deadline not yet taken.
-    var next: Int64? { self.head < self.entries.count ? self.entries[self.head].deadline : nil }
+    var next: Int64? { self.entries.first?.deadline }
 
     /// Adds a deadline, not earlier than the last one added.
     mutating func append(_ deadline: Int64, _ payload: Payload) {
@@ -141,12 +178,6 @@ struct DeadlineQueue<Payload> {
 
     /// Takes the earliest deadline's payload.
     mutating func pop() -> Payload {
-        let payload = self.entries[self.head].payload
-        self.head += 1
-        if self.head >= 4_096 && self.head * 2 >= self.entries.count {
-            self.entries.removeFirst(self.head)
-            self.head = 0
-        }
-        return payload
+        self.entries.removeFirst().payload
     }
 }

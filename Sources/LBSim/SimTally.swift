@@ -20,10 +20,14 @@ public struct SimTally: Sendable {
     /// The sum of the window's answered requests' own service at their backends (CPU work and latency),
     /// so that the mean wait (latency less service) is exact too.
     public private(set) var serviceSumNanos: Double = 0
-    /// Corrected latencies of the window's answered requests (nanoseconds, 3 significant digits).
+    /// Answered requests of the window.
+    public private(set) var answered = 0
+    /// Corrected latencies of the window's answered requests (nanoseconds, 3 significant digits): one
+    /// histogram for the run, which stays in a core's cache; per backend, the sums below (a histogram
+    /// per backend would not, with thousands of them).
     public private(set) var latency: Histogram<UInt64>
-    /// Corrected latencies per backend.
-    public private(set) var latencyPerBackend: [Histogram<UInt64>]
+    /// The sum of the corrected latencies of the requests each backend answered in the window.
+    public private(set) var latencySumPerBackend: [Double]
     /// The sum of the requests in flight at each backend over the samples in the window, and how many
     /// samples: their mean is the time-average number in the system.
     public private(set) var inFlightSum: Double = 0
@@ -45,14 +49,19 @@ public struct SimTally: Sendable {
     init(backends: Int, warmupNanos: Int64) {
         self.perBackend = Array(repeating: 0, count: backends)
         self.latency = Histogram(highestTrackableValue: Self.highestTrackable, numberOfSignificantValueDigits: .three)
-        self.latencyPerBackend = Array(repeating: self.latency, count: backends)
+        self.latencySumPerBackend = Array(repeating: 0, count: backends)
         self.warmupNanos = warmupNanos
+    }
+
+    /// The mean corrected latency of the requests backend `index` answered in the window, in
+    /// nanoseconds.
+    public func meanLatencyNanos(backend index: Int) -> Double {
+        self.perBackend[index] > 0 ? self.latencySumPerBackend[index] / Double(self.perBackend[index]) : 0
     }
 
     /// The mean corrected latency of the answered requests in the window, in nanoseconds.
     public var meanLatencyNanos: Double {
-        let answered = self.latency.totalCount
-        return answered > 0 ? self.latencySumNanos / Double(answered) : 0
+        self.answered > 0 ? self.latencySumNanos / Double(self.answered) : 0
     }
 
     /// The standard error of ``meanLatencyNanos`` by batch means (needs at least two batches).
@@ -72,8 +81,7 @@ public struct SimTally: Sendable {
     /// The mean time answered requests of the window spent other than in their own service (queueing,
     /// delays), in nanoseconds.
     public var meanWaitNanos: Double {
-        let answered = self.latency.totalCount
-        return answered > 0 ? (self.latencySumNanos - self.serviceSumNanos) / Double(answered) : 0
+        self.answered > 0 ? (self.latencySumNanos - self.serviceSumNanos) / Double(self.answered) : 0
     }
 
     mutating func count(intended: Int64, done: Int64, status: Int?, failedWithoutAnswer: Bool, backend: Int, serviceNanos: Int64) {
@@ -96,11 +104,11 @@ public struct SimTally: Sendable {
                 (self.batchSum, self.batchFill) = (0, 0)
             }
         }
-        let value = min(UInt64(latency), Self.highestTrackable)
-        self.latency.record(value)
+        self.answered += 1
+        self.latency.record(min(UInt64(latency), Self.highestTrackable))
         if backend >= 0 {
             self.perBackend[backend] += 1
-            self.latencyPerBackend[backend].record(value)
+            self.latencySumPerBackend[backend] += Double(latency)
         }
     }
 

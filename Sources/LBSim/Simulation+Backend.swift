@@ -5,14 +5,14 @@ import LBCore
 /// answered, as `lbctl backend` serves a request (SyntheticBackendHandler).
 extension Simulation {
     /// Schedules `kind` about `job` at `time`, counted until it is handled.
-    func schedule(_ kind: SimEventKind, job: Int, at time: Int64) {
+    mutating func schedule(_ kind: SimEventKind, job: Int, at time: Int64) {
         self.jobs[job].pendingEvents += 1
         self.events.schedule(kind, job, at: time)
     }
 
     /// A scheduled event about `job` is being handled; `false` when the job is over (a stale event of a
     /// killed backend's job), and then its slot is freed if nothing else names it.
-    func jobEventArrives(_ job: Int) -> Bool {
+    mutating func jobEventArrives(_ job: Int) -> Bool {
         self.jobs[job].pendingEvents -= 1
         guard self.jobs[job].finished else { return true }
         if self.jobs[job].pendingEvents == 0 { self.jobs.remove(job) }
@@ -20,12 +20,12 @@ extension Simulation {
     }
 
     /// The job's answer was taken at the proxy: its slot is freed once no event names it.
-    func jobFinished(_ job: Int) {
+    mutating func jobFinished(_ job: Int) {
         self.jobs[job].finished = true
         if self.jobs[job].pendingEvents == 0 { self.jobs.remove(job) }
     }
 
-    func reachesBackend<P: Picker>(_ job: Int, _ picker: inout P) {
+    mutating func reachesBackend<P: Picker>(_ job: Int, _ picker: inout P) {
         let index = Int(self.jobs[job].backend)
         guard self.jobs[job].epoch == self.backends[index].epoch else { return }
         let slot = Int(self.jobs[job].request)
@@ -49,12 +49,11 @@ extension Simulation {
 
     /// A job that holds a place: its latency and error are drawn, then its CPU work waits for a thread,
     /// then its latency passes.
-    private func startService<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
-        var backend = self.backends[index]
-        let latency = backend.latency.sample(using: &backend.generator).nanoseconds
-        let fails = backend.drawsError()
-        let cpu = backend.spec.cpuWork > .zero ? backend.cpuNanosPerRequest : 0
-        self.backends[index] = backend
+    private mutating func startService<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
+        let sampler = self.backends[index].latency
+        let latency = sampler.nanoseconds(using: &self.backends[index].generator)
+        let fails = self.backends[index].drawsError()
+        let cpu = self.backends[index].cpuNanosPerRequest
         self.jobs[job].latency = latency
         self.jobs[job].cpu = cpu
         self.jobs[job].fails = fails
@@ -62,7 +61,7 @@ extension Simulation {
             self.afterLatency(job, &picker)
             return
         }
-        if self.backends[index].cpuBusy < self.backends[index].spec.threads {
+        if self.backends[index].cpuBusy < self.backends[index].threads {
             self.backends[index].cpuBusy += 1
             self.schedule(.cpuDone, job: job, at: self.now + cpu)
         } else {
@@ -70,7 +69,7 @@ extension Simulation {
         }
     }
 
-    func cpuDone<P: Picker>(_ job: Int, _ picker: inout P) {
+    mutating func cpuDone<P: Picker>(_ job: Int, _ picker: inout P) {
         let index = Int(self.jobs[job].backend)
         guard self.jobs[job].epoch == self.backends[index].epoch else { return }
         if self.backends[index].stopped {
@@ -86,7 +85,7 @@ extension Simulation {
         self.afterLatency(job, &picker)
     }
 
-    private func afterLatency<P: Picker>(_ job: Int, _ picker: inout P) {
+    private mutating func afterLatency<P: Picker>(_ job: Int, _ picker: inout P) {
         let latency = self.jobs[job].latency
         if latency <= 0 {
             self.served(job, &picker)
@@ -95,7 +94,7 @@ extension Simulation {
         }
     }
 
-    func served<P: Picker>(_ job: Int, _ picker: inout P) {
+    mutating func served<P: Picker>(_ job: Int, _ picker: inout P) {
         let index = Int(self.jobs[job].backend)
         guard self.jobs[job].epoch == self.backends[index].epoch else { return }
         if self.backends[index].stopped {
@@ -111,10 +110,10 @@ extension Simulation {
     }
 
     /// The job's outcome leaves for the proxy; no backend event names the job any more.
-    func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
+    mutating func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
         self.jobs[job].outcome = outcome
         self.jobs[job].epoch = -1
-        let delay = self.draw(self.delays.proxyToBackend)
+        let delay = self.draw(self.proxyToBackend)
         if delay <= 0 {
             self.answerReachesProxy(job, &picker)
         } else {
@@ -124,16 +123,16 @@ extension Simulation {
 
     /// SIGKILL: every job at the backend, waiting or served, loses its connection (the proxy sees a
     /// reset), and new connections are refused until a restart.
-    func kill<P: Picker>(_ index: Int, _ picker: inout P) {
+    mutating func kill<P: Picker>(_ index: Int, _ picker: inout P) {
         let epoch = self.backends[index].epoch
         self.backends[index].killed()
-        let lost = self.jobs.slots.indices.filter { self.jobs[$0].backend == Int32(index) && self.jobs[$0].epoch == epoch }
+        let lost = (0..<self.jobs.count).filter { self.jobs[$0].backend == Int32(index) && self.jobs[$0].epoch == epoch }
         for job in lost { self.answer(job, .reset, &picker) }
     }
 
     /// SIGCONT: what came due while the backend was stopped happens as long after the resume as it came
     /// after the stop.
-    func resume<P: Picker>(_ index: Int, _ picker: inout P) {
+    mutating func resume<P: Picker>(_ index: Int, _ picker: inout P) {
         self.backends[index].stopped = false
         let frozen = self.backends[index].frozen
         self.backends[index].frozen.removeAll()

@@ -7,7 +7,7 @@ extension Simulation {
     /// Backend `index` joins the proxy's service at `now` (at the start, or by an `add`): outlier
     /// detection watches it; with health checks it starts down when added later (as the proxy's admin
     /// API adds one) and is first probed within a second; without, it ramps up at once.
-    func proxyAdds(_ index: Int, now: Int64, probedAsDown: Bool) {
+    mutating func proxyAdds(_ index: Int, now: Int64, probedAsDown: Bool) {
         self.outliers?.backendAdded(index, now: Instant(nanoseconds: now))
         if let check = self.service.health {
             self.backends[index].state.setHealthy(!probedAsDown)
@@ -26,7 +26,7 @@ extension Simulation {
     /// A health probe of backend `index` is due: what it will find is known now (the backend's state
     /// does not change within a probe's round trip in any scenario worth the name), and it comes back
     /// after the round trip, or not before its timeout.
-    func probeDue(_ index: Int) {
+    mutating func probeDue(_ index: Int) {
         guard var machine = self.proxyBackends[index].health, self.inService.contains(index) else { return }
         let action = machine.probeDue(now: Instant(nanoseconds: self.now))
         self.proxyBackends[index].health = machine
@@ -35,7 +35,7 @@ extension Simulation {
             return
         }
         let backend = self.backends[index]
-        let roundTrip = self.draw(self.delays.proxyToBackend) + self.draw(self.delays.proxyToBackend)
+        let roundTrip = self.draw(self.proxyToBackend) + self.draw(self.proxyToBackend)
         let outcome: Bool?
         if !backend.running {
             outcome = false  // refused
@@ -54,7 +54,7 @@ extension Simulation {
 
     /// A probe of backend `index` came back (or timed out): the machine says whether the backend went
     /// up or down, as the proxy records it (`health_up`, `health_down`), and when to probe next.
-    func probeAnswered<P: Picker>(_ index: Int, _ picker: inout P) {
+    mutating func probeAnswered<P: Picker>(_ index: Int, _ picker: inout P) {
         guard var machine = self.proxyBackends[index].health, self.inService.contains(index) else { return }
         let now = Instant(nanoseconds: self.now)
         let action: HealthCheckStateMachine.ProbeResultAction
@@ -78,13 +78,13 @@ extension Simulation {
 
     // MARK: Outlier detection
 
-    func outlierSucceeded(_ index: Int) {
+    mutating func outlierSucceeded(_ index: Int) {
         self.outliers?.requestSucceeded(index)
     }
 
     /// An attempt on backend `index` failed: outlier detection may eject it (`ejected`), until its
     /// ejection ends.
-    func outlierFailed<P: Picker>(_ index: Int, _ picker: inout P) {
+    mutating func outlierFailed<P: Picker>(_ index: Int, _ picker: inout P) {
         guard self.outliers != nil else { return }
         let now = Instant(nanoseconds: self.now)
         guard case .eject(_, let until) = self.outliers!.requestFailed(index, now: now) else { return }
@@ -96,14 +96,14 @@ extension Simulation {
         self.scheduleReadmission()
     }
 
-    private func scheduleReadmission() {
+    private mutating func scheduleReadmission() {
         guard !self.readmitScheduled, let next = self.outliers?.nextReadmissionAt else { return }
         self.readmitScheduled = true
         self.events.schedule(.readmit, 0, at: next.nanoseconds)
     }
 
     /// Readmits the backends whose ejection has ended (`readmitted`); they ramp up under slow start.
-    func readmitDue<P: Picker>(_ picker: inout P) {
+    mutating func readmitDue<P: Picker>(_ picker: inout P) {
         self.readmitScheduled = false
         let readmitted = self.outliers?.readmitDue(now: Instant(nanoseconds: self.now)) ?? []
         for index in readmitted {
@@ -117,7 +117,7 @@ extension Simulation {
     // MARK: Slow start
 
     /// Backend `index` became available: with slow start on, its weight ramps from now.
-    func startRamp(_ index: Int) {
+    mutating func startRamp(_ index: Int) {
         guard self.service.slowStart.window > .zero else { return }
         self.proxyBackends[index].rampingSince = self.now
         if !self.rampScheduled {
@@ -127,7 +127,7 @@ extension Simulation {
     }
 
     /// Every slow-start step while a backend ramps: the picker is rebuilt with the weights now.
-    func rampStep<P: Picker>(_ picker: inout P) {
+    mutating func rampStep<P: Picker>(_ picker: inout P) {
         self.rampScheduled = false
         self.rebuild(&picker)
         let slowStart = self.service.slowStart
@@ -142,7 +142,7 @@ extension Simulation {
 
     /// Gives the picker the backends in service with their weights now (lowered while slow start ramps
     /// them up).
-    func rebuild<P: Picker>(_ picker: inout P) {
+    mutating func rebuild<P: Picker>(_ picker: inout P) {
         let now = Instant(nanoseconds: self.now)
         let slowStart = self.service.slowStart
         picker.rebuild(

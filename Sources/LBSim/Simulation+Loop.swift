@@ -4,7 +4,7 @@ import LBCore
 extension Simulation {
     /// The event loop, specialized for the picker's type: arrivals come from the schedule, timeouts from
     /// their queues of deadlines, everything else from the event queue.
-    func run<P: Picker>(picker: P, progressEvery: Int, progress: (SimProgress) -> Bool) -> SimOutcome {
+    mutating func run<P: Picker>(picker: P, progressEvery: Int, progress: (SimProgress) -> Bool) -> SimOutcome {
         var picker = picker
         self.start(&picker)
         var processed = 0
@@ -59,7 +59,7 @@ extension Simulation {
     }
 
     /// The first events: samples, the timeline, health checks.
-    private func start<P: Picker>(_ picker: inout P) {
+    private mutating func start<P: Picker>(_ picker: inout P) {
         for index in self.inService { self.proxyAdds(index, now: 0, probedAsDown: false) }
         self.rebuild(&picker)
         self.events.schedule(.sample, 0, at: self.scenario.sampleInterval.nanoseconds)
@@ -68,7 +68,7 @@ extension Simulation {
         }
     }
 
-    private func handle<P: Picker>(_ event: SimEvent, _ picker: inout P) {
+    private mutating func handle<P: Picker>(_ event: SimEvent, _ picker: inout P) {
         let subject = event.subject
         switch event.kind {
         case .reachesProxy: self.reachesProxy(subject, &picker)
@@ -89,7 +89,7 @@ extension Simulation {
 
     /// The earliest deadline passed: a client gives up, an attempt's response header is late, or a
     /// wait for a place under the connection limit is over.
-    private func deadlinePassed<P: Picker>(_ picker: inout P) {
+    private mutating func deadlinePassed<P: Picker>(_ picker: inout P) {
         if self.clientDeadlines.next == self.now {
             let (slot, id) = self.clientDeadlines.pop()
             self.clientGivesUp(Int(slot), id: id)
@@ -104,24 +104,29 @@ extension Simulation {
 
     // MARK: Client
 
-    private func arrive<P: Picker>(client: Int, _ picker: inout P) {
+    private mutating func arrive<P: Picker>(client: Int, _ picker: inout P) {
         let id = self.nextRequestID
         self.nextRequestID += 1
         let key = self.keys.map { Int32($0.next(using: &self.keyGenerator)) } ?? -1
         let slot = self.requests.insert(SimRequest(id: id, client: Int32(client), key: key, intended: self.now))
         self.clientOpen += 1
         self.clientDeadlines.append(self.now + self.clientTimeout, (Int32(slot), id))
-        self.after(self.delays.clientToProxy, .reachesProxy, slot) { this in this.reachesProxy(slot, &picker) }
+        let delay = self.draw(self.clientToProxy)
+        if delay <= 0 {
+            self.reachesProxy(slot, &picker)
+        } else {
+            self.events.schedule(.reachesProxy, slot, at: self.now + delay)
+        }
     }
 
     /// The client's timeout of a request: one not yet answered is given up (`timeout`); the proxy may
     /// still be at work on it.
-    private func clientGivesUp(_ slot: Int, id: Int64) {
+    private mutating func clientGivesUp(_ slot: Int, id: Int64) {
         guard self.requests[slot].id == id, !self.requests[slot].clientDone else { return }
         self.clientFinishes(slot, status: nil, error: .timedOut)
     }
 
-    func answerReachesClient(_ slot: Int) {
+    mutating func answerReachesClient(_ slot: Int) {
         let request = self.requests[slot]
         if request.clientDone {
             self.releaseIfDone(slot)
@@ -130,7 +135,7 @@ extension Simulation {
         }
     }
 
-    private func clientFinishes(_ slot: Int, status: Int?, error: RequestFailure?) {
+    private mutating func clientFinishes(_ slot: Int, status: Int?, error: RequestFailure?) {
         self.requests[slot].clientDone = true
         self.clientOpen -= 1
         self.output.clientDone(self.requests[slot], done: self.now, status: status, error: error, tally: &self.tally, client: self.clientAddresses)
@@ -138,14 +143,14 @@ extension Simulation {
     }
 
     /// Frees a request's slot once the client and the proxy are both done with it.
-    func releaseIfDone(_ slot: Int) {
+    mutating func releaseIfDone(_ slot: Int) {
         if self.requests[slot].clientDone && self.requests[slot].proxyDone { self.requests.remove(slot) }
     }
 
     /// Requests still open when the run stops early: recorded as interrupted, as the load generator
     /// records them.
-    func finishInterrupted() {
-        for slot in self.requests.slots.indices where !self.requests[slot].clientDone && self.requests[slot].id >= 0 {
+    mutating func finishInterrupted() {
+        for slot in 0..<self.requests.count where !self.requests[slot].clientDone && self.requests[slot].id >= 0 {
             guard self.clientOpen > 0 else { break }
             self.requests[slot].clientDone = true
             self.clientOpen -= 1
@@ -155,25 +160,8 @@ extension Simulation {
 
     // MARK: Time
 
-    /// Runs `body` now when `delay` draws zero, else schedules `kind` about `subject` after the drawn
-    /// delay.
-    func after(_ delay: LatencyModel, _ kind: SimEventKind, _ subject: Int, _ body: (Simulation) -> Void) {
-        let nanos: Int64
-        if case .fixed(let fixed) = delay {
-            nanos = fixed.nanoseconds
-        } else {
-            nanos = delay.sample(using: &self.delayGenerator).nanoseconds
-        }
-        if nanos <= 0 {
-            body(self)
-        } else {
-            self.events.schedule(kind, subject, at: self.now + nanos)
-        }
-    }
-
     /// A delay drawn from `delay`, in nanoseconds.
-    func draw(_ delay: LatencyModel) -> Int64 {
-        if case .fixed(let fixed) = delay { return fixed.nanoseconds }
-        return delay.sample(using: &self.delayGenerator).nanoseconds
+    mutating func draw(_ delay: LatencySampler) -> Int64 {
+        delay.nanoseconds(using: &self.delayGenerator)
     }
 }

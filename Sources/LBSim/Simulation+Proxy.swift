@@ -5,7 +5,7 @@ import LBCore
 /// extension): attempts, the connection limit, the response-header timeout, retries and requeues, the
 /// answer.
 extension Simulation {
-    func reachesProxy<P: Picker>(_ slot: Int, _ picker: inout P) {
+    mutating func reachesProxy<P: Picker>(_ slot: Int, _ picker: inout P) {
         self.requests[slot].received = self.now
         self.retryBudget.requestStarted()
         self.startAttempt(slot, &picker)
@@ -13,7 +13,7 @@ extension Simulation {
 
     /// Picks a backend for the request's next attempt (another than those that failed it whenever one
     /// is available), and sends it there, or waits for a place there, or answers 503.
-    func startAttempt<P: Picker>(_ slot: Int, _ picker: inout P) {
+    mutating func startAttempt<P: Picker>(_ slot: Int, _ picker: inout P) {
         let attempt = self.nextAttemptID
         self.nextAttemptID &+= 1
         self.requests[slot].attemptID = attempt
@@ -21,7 +21,7 @@ extension Simulation {
         let request = self.requests[slot]
         let pick = PickRequest(now: Instant(nanoseconds: self.now), clientKey: self.clientKeys[Int(request.client)], hashKey: self.hashKey(of: request))
         let chosen: Int?
-        if let tried = request.tried {
+        if request.failedBefore, let tried = self.tried[Int32(slot)] {
             let states = self.inService.map { self.backends[$0].state }
             let failed = tried.map { ObjectIdentifier(self.backends[Int($0)].state) }
             chosen = picker.pick(pick, avoiding: failed, count: states.count) { states[$0] }
@@ -52,14 +52,14 @@ extension Simulation {
     }
 
     /// Sends the request's current attempt to `backend`, which has a place for it.
-    private func proceed<P: Picker>(_ slot: Int, to backend: Int, _ picker: inout P) {
+    private mutating func proceed<P: Picker>(_ slot: Int, to backend: Int, _ picker: inout P) {
         self.backends[backend].state.requestStarted()
         self.requests[slot].waiting = false
         self.requests[slot].attemptStart = self.now
         let attempt = self.requests[slot].attemptID
         self.headerDeadlines.append(self.now + self.service.timeouts.responseHeader.nanoseconds, (Int32(slot), attempt))
         let job = self.jobs.insert(SimJob(request: Int32(slot), attemptID: attempt, backend: Int32(backend), epoch: self.backends[backend].epoch))
-        let delay = self.draw(self.delays.proxyToBackend)
+        let delay = self.draw(self.proxyToBackend)
         if delay <= 0 {
             self.reachesBackend(job, &picker)
         } else {
@@ -69,7 +69,7 @@ extension Simulation {
 
     /// A job's answer, or its failure, reaches the proxy. An answer for an attempt the proxy gave up on
     /// is dropped.
-    func answerReachesProxy<P: Picker>(_ job: Int, _ picker: inout P) {
+    mutating func answerReachesProxy<P: Picker>(_ job: Int, _ picker: inout P) {
         let done = self.jobs[job]
         self.jobFinished(job)
         let slot = Int(done.request)
@@ -101,7 +101,7 @@ extension Simulation {
 
     /// An attempt is over at the proxy, whatever its outcome: its place under the connection limit
     /// goes to the next waiter, the backend counts it out, the picker learns its latency.
-    private func attemptEnded<P: Picker>(_ slot: Int, on backend: Int, _ picker: inout P) {
+    private mutating func attemptEnded<P: Picker>(_ slot: Int, on backend: Int, _ picker: inout P) {
         let state = self.backends[backend].state
         state.requestFinished()
         picker.requestFinished(on: state, latency: .nanoseconds(self.now - self.requests[slot].attemptStart), now: Instant(nanoseconds: self.now))
@@ -113,7 +113,7 @@ extension Simulation {
 
     /// The response header of the request's current attempt did not come within the service's
     /// timeout: the attempt fails (`response-timeout`); its backend goes on with it.
-    func responseTimedOut<P: Picker>(_ slot: Int, attempt: UInt32, _ picker: inout P) {
+    mutating func responseTimedOut<P: Picker>(_ slot: Int, attempt: UInt32, _ picker: inout P) {
         let request = self.requests[slot]
         guard request.attemptID == attempt, !request.proxyDone, !request.waiting else { return }
         let backend = Int(request.backend)
@@ -122,7 +122,7 @@ extension Simulation {
     }
 
     /// The request waited for a place with its backend past the queue timeout: 503.
-    func queueTimedOut<P: Picker>(_ slot: Int, attempt: UInt32, _ picker: inout P) {
+    mutating func queueTimedOut<P: Picker>(_ slot: Int, attempt: UInt32, _ picker: inout P) {
         let request = self.requests[slot]
         guard request.attemptID == attempt, request.waiting, !request.proxyDone else { return }
         let backend = Int(request.backend)
@@ -133,7 +133,7 @@ extension Simulation {
 
     /// The current attempt failed before an answer: retried or requeued as the policy and the budget
     /// say, or answered 502 (504 after a timeout).
-    private func attemptFailed<P: Picker>(_ slot: Int, _ failure: AttemptFailure, on backend: Int, _ picker: inout P) {
+    private mutating func attemptFailed<P: Picker>(_ slot: Int, _ failure: AttemptFailure, on backend: Int, _ picker: inout P) {
         self.outlierFailed(backend, &picker)
         guard !self.retryIfAllowed(slot, after: failure, failedOn: backend, &picker) else { return }
         self.proxyAnswers(slot, status: failure == .responseTimedOut ? 504 : 502)
@@ -141,7 +141,7 @@ extension Simulation {
 
     /// Retries or requeues the request after `failure` on `backend` when policy and budget allow;
     /// `false` when it is to be answered with the failure.
-    private func retryIfAllowed<P: Picker>(_ slot: Int, after failure: AttemptFailure, failedOn backend: Int, _ picker: inout P) -> Bool {
+    private mutating func retryIfAllowed<P: Picker>(_ slot: Int, after failure: AttemptFailure, failedOn backend: Int, _ picker: inout P) -> Bool {
         var holdsRetry = self.requests[slot].holdsRetry
         let next = self.service.retries.nextAttempt(
             after: failure,
@@ -155,7 +155,8 @@ extension Simulation {
         self.requests[slot].holdsRetry = holdsRetry
         if case .giveUp = next { return false }
         if self.requests[slot].retriedFrom < 0 { self.requests[slot].retriedFrom = Int32(backend) }
-        self.requests[slot].tried = (self.requests[slot].tried ?? []) + [Int32(backend)]
+        self.requests[slot].failedBefore = true
+        self.tried[Int32(slot), default: []].append(Int32(backend))
         switch next {
         case .requeue:
             self.startAttempt(slot, &picker)
@@ -171,7 +172,7 @@ extension Simulation {
 
     /// The proxy answers the request with `status`: the budget counts it out, its row is recorded, and
     /// the answer leaves for the client.
-    func proxyAnswers(_ slot: Int, status: Int16) {
+    mutating func proxyAnswers(_ slot: Int, status: Int16) {
         if self.requests[slot].holdsRetry {
             self.retryBudget.retryFinished()
             self.requests[slot].holdsRetry = false
@@ -179,8 +180,14 @@ extension Simulation {
         self.retryBudget.requestFinished()
         self.requests[slot].status = status
         self.requests[slot].proxyDone = true
+        if self.requests[slot].failedBefore { self.tried[Int32(slot)] = nil }
         self.output.proxyDone(self.requests[slot], clientIP: self.clientAddresses[Int(self.requests[slot].client)])
-        self.after(self.delays.proxyToClient, .answerReachesClient, slot) { this in this.answerReachesClient(slot) }
+        let delay = self.draw(self.proxyToClient)
+        if delay <= 0 {
+            self.answerReachesClient(slot)
+        } else {
+            self.events.schedule(.answerReachesClient, slot, at: self.now + delay)
+        }
     }
 
     /// The hash a hash-based picker places `request` by, as the proxy computes it for the service's

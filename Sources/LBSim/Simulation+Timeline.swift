@@ -5,7 +5,7 @@ extension Simulation {
     /// One step of the fault timeline, at its time: what `lbctl run` does to a process (kill, stop,
     /// resume, restart), to a backend's settings (slow, errors, health) or through the proxy's admin API
     /// (weight, add, remove, drain). Recorded as an event, as a real run records it.
-    func apply<P: Picker>(_ step: TimelineStep, _ picker: inout P) {
+    mutating func apply<P: Picker>(_ step: TimelineStep, _ picker: inout P) {
         let name = step.action.backend
         guard let index = self.backends.firstIndex(where: { $0.spec.name == name }) else { return }
         self.output.event(step.action.kind, subject: name, detail: step.action.detail, at: self.now)
@@ -21,7 +21,7 @@ extension Simulation {
             self.backends[index].running = true
             self.backends[index].stopped = false
         case .slow(_, let latency):
-            self.backends[index].latency = latency
+            self.backends[index].latency = LatencySampler(latency)
         case .errors(_, let rate):
             self.backends[index].errorRate = rate
         case .health(_, let healthy):
@@ -47,7 +47,7 @@ extension Simulation {
 
     /// Every sample interval: each backend's CPU time and requests in flight, as `lbctl run` samples
     /// them; for `least-resources`, its CPU share of its limit published as the harness sends it.
-    func sample<P: Picker>(_ picker: inout P) {
+    mutating func sample<P: Picker>(_ picker: inout P) {
         let interval = self.scenario.sampleInterval.nanoseconds
         let micros = self.now / 1_000
         for index in self.backends.indices {

@@ -58,7 +58,7 @@ public struct SimulationError: Error, CustomStringConvertible, Sendable {
 /// Times in records are virtual microseconds since the load's start; the run records the phases
 /// `load`, `measure` (after the warm-up), `drain` (the schedule is over) and `stop`, and the events a
 /// real run records (timeline steps, health changes, ejections).
-public final class Simulation {
+public struct Simulation {
     let scenario: Scenario
     let entry: Scenario.AlgorithmUnderTest
     let settings: SimulationSettings
@@ -78,7 +78,12 @@ public final class Simulation {
     var delayGenerator: SeededGenerator
     /// The proxy's draws: backoffs, health-check phases.
     var proxyGenerator: SeededGenerator
-    let delays: SimulationDelays
+    /// The delays between the parts, ready to draw from.
+    let clientToProxy: LatencySampler
+    let proxyToBackend: LatencySampler
+    let proxyToClient: LatencySampler
+    /// The backends each request's failed attempts went to, by request slot, once one failed.
+    var tried: [Int32: [Int32]] = [:]
     /// Each client's address and its hash (the proxy's client key).
     let clientAddresses: [String]
     let clientKeys: [UInt64]
@@ -168,7 +173,9 @@ public final class Simulation {
         self.keyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6B65_7973)
         self.delayGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6465_6C61_7973)
         self.proxyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x7072_6F78_79)
-        self.delays = scaled.simulationDelays
+        self.clientToProxy = LatencySampler(scaled.simulationDelays.clientToProxy)
+        self.proxyToBackend = LatencySampler(scaled.simulationDelays.proxyToBackend)
+        self.proxyToClient = LatencySampler(scaled.simulationDelays.proxyToClient)
         self.clientAddresses = (0..<load.clients).map(ClientAddresses.address(of:))
         self.clientKeys = self.clientAddresses.map(StableHash.hash)
         self.keyHashes = (0..<(load.keyCount ?? 0)).map { StableHash.hash(String($0)) }
@@ -204,7 +211,7 @@ public final class Simulation {
 
     /// Runs it to the end of its schedule and until every request is answered or given up on; calls
     /// `progress` about every `progressEvery` requests and stops early when it returns `false`.
-    public func run(progressEvery: Int = 1_000_000, progress: (SimProgress) -> Bool = { _ in true }) -> SimOutcome {
+    public mutating func run(progressEvery: Int = 1_000_000, progress: (SimProgress) -> Bool = { _ in true }) -> SimOutcome {
         self.output.begin(backends: self.backends.map(\.spec), warmup: self.tally.warmupNanos)
         let picker: any Picker
         do {

@@ -37,7 +37,7 @@ struct QueueingTheoryTests {
         settings.duration = .seconds(Int64(Double(requests) / rate * 2) + 10)
         settings.keepsRecords = false
         settings.batchSize = requests * 9 / 10 / 40
-        let simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: nil)
+        var simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: nil)
         let outcome = simulation.run()
         #expect(outcome.completed && outcome.requests == requests)
         #expect(outcome.tally.failed == 0)
@@ -118,7 +118,7 @@ struct QueueingTheoryTests {
             let share = Double(tally.perBackend[backend]) / Double(tally.requests)
             // A binomial share of 3.6 M requests: sd 0.00023.
             #expect(abs(share - 0.25) < 0.002, "b\(backend + 1): share \(share)")
-            let mean = tally.latencyPerBackend[backend].mean / 1e9
+            let mean = tally.meanLatencyNanos(backend: backend) / 1e9
             #expect(Self.within(mean, theory, 0.02), "b\(backend + 1): mean sojourn \(mean) s against \(theory) s")
         }
     }
@@ -138,7 +138,7 @@ struct QueueingTheoryTests {
             var settings = SimulationSettings(scenario: scenario, seed: 3)
             settings.requestLimit = n
             settings.keepsRecords = false
-            let simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: nil)
+            var simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: nil)
             _ = simulation.run()
             let loads = simulation.backends.map(\.state.inFlight)
             #expect(loads.reduce(0, +) == n)

@@ -23,7 +23,7 @@ struct SimulationRecordTests {
     static func record(seed: UInt64, algorithm: Int = 0) throws -> (InMemoryRecordSink.Contents, SimOutcome) {
         let scenario = try Scenario.parse(Self.scenario, file: "records.yml")
         let sink = InMemoryRecordSink()
-        let simulation = try Simulation(
+        var simulation = try Simulation(
             scenario: scenario, entry: scenario.algorithms[algorithm], settings: SimulationSettings(scenario: scenario, seed: seed), sink: sink
         )
         let outcome = simulation.run()

@@ -1,4 +1,4 @@
-import DequeModule
+public import DequeModule
 
 /// Admission control of a backend that serves at most `capacity` requests at once and queues the rest
 /// in arrival order (an M/M/c-like server when service times are exponential).
@@ -23,8 +23,11 @@ public struct CapacityGate<Waiter> {
     /// Requests that may wait; `nil` for no limit.
     public let queueLimit: Int?
     /// Requests holding a place.
-    public private(set) var serving = 0
-    private var waiting = Deque<Waiter>()
+    public var serving: Int { self._serving }
+    // Visible to the inlinable calls below, which the simulator makes per request: specialized in the
+    // caller's module, they cost no generic metadata lookup.
+    @usableFromInline var _serving = 0
+    @usableFromInline var waiting = Deque<Waiter>()
 
     /// A gate of `capacity` places (`nil`: no limit) with room for `queueLimit` waiters (`nil`: no limit).
     public init(capacity: Int?, queueLimit: Int?) {
@@ -38,25 +41,27 @@ public struct CapacityGate<Waiter> {
     public var queued: Int { self.waiting.count }
 
     /// A request arrived.
+    @inlinable
     public mutating func requestArrived(_ waiter: Waiter) -> Admission {
-        if let capacity = self.capacity, self.serving >= capacity {
+        if let capacity = self.capacity, self._serving >= capacity {
             if let limit = self.queueLimit, self.waiting.count >= limit {
                 return .refuse
             }
             self.waiting.append(waiter)
             return .queued
         }
-        self.serving += 1
+        self._serving += 1
         return .serve
     }
 
     /// A request that held a place finished. Returns the queued request that takes its place, if any.
+    @inlinable
     public mutating func requestFinished() -> Waiter? {
-        precondition(self.serving > 0, "requestFinished() with no request being served")
+        precondition(self._serving > 0, "requestFinished() with no request being served")
         if let next = self.waiting.popFirst() {
             return next  // the place passes to it: `serving` stays the same
         }
-        self.serving -= 1
+        self._serving -= 1
         return nil
     }
 }

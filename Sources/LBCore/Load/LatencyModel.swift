@@ -23,26 +23,11 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
     case lognormal(median: Duration, p99: Duration)
 
     /// The standard normal quantile of 0.99, Φ⁻¹(0.99).
-    static let z99 = 2.326_347_874_040_840_8
+    @usableFromInline static let z99 = 2.326_347_874_040_840_8
 
     /// One service time drawn from the model.
     public func sample(using generator: inout SeededGenerator) -> Duration {
-        let nanos: Double
-        switch self {
-        case .fixed(let value):
-            return value
-        case .uniform(let low, let high):
-            let lo = Double(low.nanoseconds)
-            nanos = lo + (Double(high.nanoseconds) - lo) * generator.unitInterval()
-        case .exponential(let mean):
-            // Inversion: −mean·ln(U) with U in (0, 1].
-            nanos = -Double(mean.nanoseconds) * log(1 - generator.unitInterval())
-        case .lognormal(let median, let p99):
-            let mu = log(Double(median.nanoseconds))
-            let sigma = log(Double(p99.nanoseconds) / Double(median.nanoseconds)) / Self.z99
-            nanos = exp(mu + sigma * Self.standardNormal(using: &generator))
-        }
-        return .nanoseconds(capping: nanos.rounded())
+        .nanoseconds(LatencySampler(self).nanoseconds(using: &generator))
     }
 
     /// The mean service time of the model, for capacity planning and the simulator's checks.
@@ -135,6 +120,7 @@ public enum LatencyModel: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A standard normal deviate by the Box–Muller transform.
+    @usableFromInline
     static func standardNormal(using generator: inout SeededGenerator) -> Double {
         let u1 = 1 - generator.unitInterval()  // (0, 1]
         let u2 = generator.unitInterval()
