@@ -126,6 +126,7 @@ extension Simulation {
     mutating func kill<P: Picker>(_ index: Int, _ picker: inout P) {
         let epoch = self.backends[index].epoch
         self.backends[index].killed()
+        self.closeWebSockets(to: index)
         let lost = (0..<self.jobs.count).filter { self.jobs[$0].backend == Int32(index) && self.jobs[$0].epoch == epoch }
         for job in lost { self.answer(job, .reset, &picker) }
     }

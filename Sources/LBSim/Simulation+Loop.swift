@@ -11,6 +11,7 @@ extension Simulation {
         var nextProgress = progressEvery
         var completed = true
         var drained = false
+        var drainedAt: Int64 = 0
         while true {
             let arrival = self.schedule.nextDueNanos ?? .max
             // The schedule is over: the run ends when every request is answered or given up on.
@@ -27,7 +28,8 @@ extension Simulation {
                 // The schedule is over: at its duration, or at its last request when it had a limit.
                 drained = true
                 let limited = self.settings.requestLimit.map { Int(self.nextRequestID) >= $0 } ?? false
-                self.output.phase("drain", at: limited ? self.now : max(self.now, self.settings.duration.nanoseconds))
+                drainedAt = limited ? self.now : max(self.now, self.settings.duration.nanoseconds)
+                self.output.phase("drain", at: drainedAt)
             }
             if arrival < event {
                 self.now = arrival
@@ -48,8 +50,14 @@ extension Simulation {
             processed += 1
             self.handle(next, &picker)
         }
-        if !drained { self.output.phase("drain", at: self.now) }
+        if !drained {
+            drainedAt = self.now
+            self.output.phase("drain", at: drainedAt)
+        }
+        // The run stops when the last request is done, and not before the schedule's end.
+        self.now = max(self.now, drainedAt)
         self.finishInterrupted()
+        for client in self.webSockets.indices { self.close(client) }
         self.output.phase("stop", at: self.now)
         self.output.flush()
         return SimOutcome(
@@ -76,7 +84,8 @@ extension Simulation {
         case .cpuDone: if self.jobEventArrives(subject) { self.cpuDone(subject, &picker) }
         case .served: if self.jobEventArrives(subject) { self.served(subject, &picker) }
         case .answerReachesProxy: if self.jobEventArrives(subject) { self.answerReachesProxy(subject, &picker) }
-        case .answerReachesClient: self.answerReachesClient(subject)
+        case .answerReachesClient:
+            if self.webSockets.isEmpty { self.answerReachesClient(subject) } else { self.echoReachesClient(subject) }
         case .retry: self.startAttempt(subject, &picker)
         case .sample: self.sample(&picker)
         case .timeline: self.apply(self.scenario.timeline[subject], &picker)
@@ -111,6 +120,10 @@ extension Simulation {
         let slot = self.requests.insert(SimRequest(id: id, client: Int32(client), key: key, intended: self.now))
         self.clientOpen += 1
         self.clientDeadlines.append(self.now + self.clientTimeout, (Int32(slot), id))
+        guard self.webSockets.isEmpty else {
+            self.sendMessage(slot, client: client, &picker)
+            return
+        }
         let delay = self.draw(self.clientToProxy)
         if delay <= 0 {
             self.reachesProxy(slot, &picker)
@@ -135,7 +148,7 @@ extension Simulation {
         }
     }
 
-    private mutating func clientFinishes(_ slot: Int, status: Int?, error: RequestFailure?) {
+    mutating func clientFinishes(_ slot: Int, status: Int?, error: RequestFailure?) {
         self.requests[slot].clientDone = true
         self.clientOpen -= 1
         self.output.clientDone(self.requests[slot], done: self.now, status: status, error: error, tally: &self.tally, client: self.clientAddresses)

@@ -82,6 +82,8 @@ public struct Simulation {
     let clientToProxy: LatencySampler
     let proxyToBackend: LatencySampler
     let proxyToClient: LatencySampler
+    /// Each client's WebSocket, when the load is WebSocket messages.
+    var webSockets: [SimWebSocket]
     /// The backends each request's failed attempts went to, by request slot, once one failed.
     var tried: [Int32: [Int32]] = [:]
     /// Each client's address and its hash (the proxy's client key).
@@ -186,6 +188,7 @@ public struct Simulation {
         self.retryBudget = RetryBudget(share: service.retryBudget.share, minimumConcurrency: service.retryBudget.minimumConcurrency)
         self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
+        self.webSockets = load.webSocket ? Array(repeating: SimWebSocket(), count: load.clients) : []
         self.tally = SimTally(backends: scaled.backends.count, warmupNanos: min(settings.warmup, settings.duration / 2).nanoseconds)
         self.tally.batchSize = settings.batchSize
         self.output = SimOutput(sink: sink, keepsRecords: settings.keepsRecords)
