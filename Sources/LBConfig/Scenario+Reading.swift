@@ -53,7 +53,7 @@ extension Scenario {
             file: file,
             text: text
         )
-        if let sim = map["sim"] { scenario.simulationDelays = try SimulationDelays(reading: sim) }
+        if let sim = map["sim"] { scenario.simulation = try SimulationModel(reading: sim) }
         if let timeline = map["timeline"] {
             scenario.timeline = try timeline.sequence().map { node throws(ConfigError) in try TimelineStep(reading: node) }
             try scenario.checkTimeline(try timeline.sequence())

@@ -1,34 +1,43 @@
 public import LBCore
 
-/// What `lbctl sim` needs beyond what a real run configures: how long a request spends between the
-/// parts a real run has on its machine (the `sim:` section of a scenario).
+/// What `lbctl sim` needs beyond what a real run configures (the `sim:` section of a scenario): how
+/// long a request spends between the parts a real run has on its machine, and the CPU a backend spends
+/// on each request besides the scenario's CPU work.
 ///
-/// Each is one way and sampled per request from a latency model, like a backend's latency. They are
-/// measured, not guessed: a real run's `proxy_requests` beside its `requests` gives them (the client's
-/// send to the proxy's pick, the pick to the backend's start, the answer at the proxy to the client's
-/// done).
-public struct SimulationDelays: Sendable, Hashable {
-    /// From the client's send to the proxy's pick.
+/// They are measured, not guessed: a real run's `proxy_requests` beside its `requests` gives the delays
+/// (the client's send to the proxy's pick, the pick to the backend's start, the answer at the proxy to
+/// the client's done), and its backends' samples the CPU per request (CPU time over requests served,
+/// less the work asked for).
+public struct SimulationModel: Sendable, Hashable {
+    /// From the client's send to the proxy's pick (one way, a latency model).
     public var clientToProxy: LatencyModel
     /// From the pick to the backend's start, and from the backend's answer back to the proxy, each.
     public var proxyToBackend: LatencyModel
     /// From the backend's answer at the proxy to the client's done.
     public var proxyToClient: LatencyModel
+    /// CPU time a backend spends on each request besides its CPU work (reading, answering): it counts
+    /// against the backend's CPU limit.
+    public var backendCPU: Duration
 
-    /// No delay anywhere: the parts meet in the same instant.
-    public init(clientToProxy: LatencyModel = .fixed(.zero), proxyToBackend: LatencyModel = .fixed(.zero), proxyToClient: LatencyModel = .fixed(.zero)) {
+    /// No delay anywhere, and no CPU but the work asked for.
+    public init(
+        clientToProxy: LatencyModel = .fixed(.zero),
+        proxyToBackend: LatencyModel = .fixed(.zero),
+        proxyToClient: LatencyModel = .fixed(.zero),
+        backendCPU: Duration = .zero
+    ) {
         self.clientToProxy = clientToProxy
         self.proxyToBackend = proxyToBackend
         self.proxyToClient = proxyToClient
+        self.backendCPU = backendCPU
     }
 
-    static let keys = ["client-proxy", "proxy-backend", "proxy-client"]
-
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu"])
         self.init()
+        if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
         guard let delays = map["delays"] else { return }
-        let delayMap = try delays.mapping(keys: Self.keys)
+        let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])
         if let value = delayMap["client-proxy"] { self.clientToProxy = try value.parsed(LatencyModel.init(parsing:)) }
         if let value = delayMap["proxy-backend"] { self.proxyToBackend = try value.parsed(LatencyModel.init(parsing:)) }
         if let value = delayMap["proxy-client"] { self.proxyToClient = try value.parsed(LatencyModel.init(parsing:)) }

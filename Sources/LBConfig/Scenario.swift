@@ -38,7 +38,7 @@ public struct Scenario: Sendable {
     /// The most backends a real run starts (`lbctl run`: a process each).
     public static let realBackendLimit = 256
     /// The delays `lbctl sim` puts between client, proxy and backends (`sim:`).
-    public var simulationDelays = SimulationDelays()
+    public var simulation = SimulationModel()
     /// The file it was read from.
     public var file: String
     /// The file's text, recorded with every run.

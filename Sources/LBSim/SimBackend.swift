@@ -7,9 +7,10 @@ import LBCore
 /// backend's `threads` CPU threads to burn its CPU work, then sleeps its sampled latency, and is answered
 /// (500 with the backend's error rate), freeing its place for the next in line.
 ///
-/// A CPU limit below the threads' cores slows the CPU work in proportion (a container throttled to half
-/// a core does 1 ms of work in 2 ms), as its cgroup quota does on average. Kill, stop, resume, restart,
-/// slow, errors and health come from the fault timeline.
+/// A CPU limit below the threads' cores is a cgroup quota, as `lbctl run` sets it: in every 100 ms
+/// period the backend's threads may run for limit × 100 ms at full speed, and then wait for the next
+/// period (throttled). Each job's CPU is its work plus the scenario's `sim: backend-cpu`. Kill, stop,
+/// resume, restart, slow, errors and health come from the fault timeline.
 struct SimBackend {
     /// What it is in the scenario.
     let spec: ScenarioBackend
@@ -44,14 +45,19 @@ struct SimBackend {
     /// Job events that came due while it was stopped, with how long after the stop each came: they
     /// happen that long after it resumes.
     var frozen: [(job: Int, kind: SimEventKind, remaining: Int64)] = []
-    /// The speed of one CPU thread: 1, or the CPU limit shared by the threads when it is lower.
-    let cpuSpeed: Double
-    /// The virtual time one job's CPU work takes on one thread (0: none).
+    /// The CPU time one job takes (its work and the backend's own per request; 0: none).
     let cpuNanosPerRequest: Int64
     /// Its CPU threads.
     let threads: Int
+    /// The CPU time its threads may use in each quota period, when its limit is below their cores.
+    let quotaNanos: Int64?
+    /// The quota period the ledger is for, and what was used of it.
+    var quotaPeriod: Int64 = -1
+    var quotaUsed: Int64 = 0
+    /// A cgroup's CPU quota period, as `lbctl run` sets it (`cpu.cfs_period_us`, `cpu.max`).
+    static let quotaPeriodNanos: Int64 = 100_000_000
 
-    init(spec: ScenarioBackend, seed: UInt64, index: Int) {
+    init(spec: ScenarioBackend, seed: UInt64, index: Int, overhead: Duration) {
         self.spec = spec
         self.state = BackendState(name: spec.name)
         self.gate = CapacityGate(capacity: spec.capacity, queueLimit: spec.queue)
@@ -59,9 +65,41 @@ struct SimBackend {
         self.errorRate = spec.errors
         self.generator = SeededGenerator.derived(seed: seed, stream: 0x6261_636B &+ UInt64(index))
         self.threads = spec.threads
-        let speed = min(1, (spec.cpuLimit ?? Double(spec.threads)) / Double(spec.threads))
-        self.cpuSpeed = speed
-        self.cpuNanosPerRequest = Int64((Double(spec.cpuWork.nanoseconds) / speed).rounded())
+        self.cpuNanosPerRequest = spec.cpuWork.nanoseconds + overhead.nanoseconds
+        if let limit = spec.cpuLimit, limit < Double(spec.threads) {
+            self.quotaNanos = Int64((limit * Double(Self.quotaPeriodNanos)).rounded())
+        } else {
+            self.quotaNanos = nil
+        }
+    }
+
+    /// When a job that starts its CPU work at `start` on a free thread is done with it: at full speed
+    /// while the quota period has quota left, waiting for the next period when it has not. Jobs are
+    /// booked against the ledger in the order they start, exact for one thread; with several running at
+    /// once the quota they share is used in the same total, its order of use approximated.
+    mutating func cpuFinish(from start: Int64) -> Int64 {
+        var time = start
+        var work = self.cpuNanosPerRequest
+        guard let quota = self.quotaNanos else { return time + work }
+        let period = Self.quotaPeriodNanos
+        while true {
+            let periodStart = time / period * period
+            if periodStart != self.quotaPeriod {
+                self.quotaPeriod = periodStart
+                self.quotaUsed = 0
+            }
+            let left = quota - self.quotaUsed
+            guard left > 0 else {
+                time = periodStart + period
+                continue
+            }
+            let run = min(work, left, periodStart + period - time)
+            self.quotaUsed += run
+            work -= run
+            time += run
+            if work == 0 { return time }
+            if run == left { time = periodStart + period }
+        }
     }
 
     /// Draws whether the next job served fails (500).

@@ -63,7 +63,7 @@ extension Simulation {
         }
         if self.backends[index].cpuBusy < self.backends[index].threads {
             self.backends[index].cpuBusy += 1
-            self.schedule(.cpuDone, job: job, at: self.now + cpu)
+            self.schedule(.cpuDone, job: job, at: self.backends[index].cpuFinish(from: self.now))
         } else {
             self.backends[index].cpuQueue.append(Int32(job))
         }
@@ -76,9 +76,9 @@ extension Simulation {
             self.backends[index].frozen.append((job, .cpuDone, self.now - self.backends[index].stoppedAt))
             return
         }
-        self.backends[index].cpuNanos += Int64((Double(self.jobs[job].cpu) * self.backends[index].cpuSpeed).rounded())
+        self.backends[index].cpuNanos += self.jobs[job].cpu
         if let next = self.backends[index].cpuQueue.popFirst() {
-            self.schedule(.cpuDone, job: Int(next), at: self.now + self.jobs[Int(next)].cpu)
+            self.schedule(.cpuDone, job: Int(next), at: self.backends[index].cpuFinish(from: self.now))
         } else {
             self.backends[index].cpuBusy -= 1
         }

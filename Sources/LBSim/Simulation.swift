@@ -53,7 +53,7 @@ public struct SimulationError: Error, CustomStringConvertible, Sendable {
 ///   ejects them with ``OutlierDetector``; ramps them with ``SlowStart``.
 /// - Each backend is a ``SimBackend``: places, a queue, CPU threads slowed by a CPU limit, a latency
 ///   model and an error rate. It keeps working on an attempt the proxy gave up on.
-/// - Between them lie the scenario's ``SimulationDelays``.
+/// - Between them lie the scenario's ``SimulationModel``.
 ///
 /// Times in records are virtual microseconds since the load's start; the run records the phases
 /// `load`, `measure` (after the warm-up), `drain` (the schedule is over) and `stop`, and the events a
@@ -156,7 +156,9 @@ public struct Simulation {
             throw SimulationError("\(error)")
         }
         self.service = service
-        self.backends = scaled.backends.enumerated().map { index, spec in SimBackend(spec: spec, seed: settings.seed, index: index) }
+        self.backends = scaled.backends.enumerated().map { index, spec in
+            SimBackend(spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU)
+        }
         let limits = service.limits
         self.proxyBackends = scaled.backends.map { _ in
             SimProxyBackend(limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout))
@@ -175,9 +177,9 @@ public struct Simulation {
         self.keyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6B65_7973)
         self.delayGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x6465_6C61_7973)
         self.proxyGenerator = SeededGenerator.derived(seed: settings.seed, stream: 0x7072_6F78_79)
-        self.clientToProxy = LatencySampler(scaled.simulationDelays.clientToProxy)
-        self.proxyToBackend = LatencySampler(scaled.simulationDelays.proxyToBackend)
-        self.proxyToClient = LatencySampler(scaled.simulationDelays.proxyToClient)
+        self.clientToProxy = LatencySampler(scaled.simulation.clientToProxy)
+        self.proxyToBackend = LatencySampler(scaled.simulation.proxyToBackend)
+        self.proxyToClient = LatencySampler(scaled.simulation.proxyToClient)
         self.clientAddresses = (0..<load.clients).map(ClientAddresses.address(of:))
         self.clientKeys = self.clientAddresses.map(StableHash.hash)
         self.keyHashes = (0..<(load.keyCount ?? 0)).map { StableHash.hash(String($0)) }
