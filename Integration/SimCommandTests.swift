@@ -66,6 +66,25 @@ struct SimCommandTests {
         #expect(rows[0] != rows[2])
     }
 
+    @Test("a real run and a simulated run of one scenario in one file: lbctl compare shows them side by side")
+    func sideBySide() async throws {
+        let scratch = try ScratchDirectory()
+        let database = scratch.path("lblab.db")
+        let real = try ChildProcess("lbctl", ["run", "--scenario", ScenarioRunTests.scenario("quickstart"), "--algorithms", "rr", "--duration", "3s", "--db", database, "--out", scratch.path("out")])
+        let ran = await real.wait(timeout: .seconds(120))
+        #expect(ran.status == 0 || ran.stdout.contains("(steal)"), "\(ran.stderr)\n\(ran.stdout)")
+        let sim = try ChildProcess("lbctl", ["sim", "--scenario", ScenarioRunTests.scenario("quickstart"), "--algorithms", "rr,LC", "--db", database])
+        let simulated = await sim.wait(timeout: .seconds(60))
+        #expect(simulated.status == 0, "\(simulated.stderr)")
+        let compare = try ChildProcess("lbctl", ["compare", "--scenario", "quickstart", "--db", database])
+        let compared = await compare.wait(timeout: .seconds(60))
+        #expect(compared.status == 0, "\(compared.stderr)")
+        #expect(!compared.stdout.split(separator: "\n").contains { $0.hasPrefix("round-robin ") && !$0.hasPrefix("round-robin [") }, "no group mixes the kinds: \(compared.stdout)")
+        for label in ["round-robin [real]", "round-robin [sim]", "least-connections [sim]"] {
+            #expect(compared.stdout.split(separator: "\n").contains { $0.hasPrefix(label + " ") }, "\(label) in \(compared.stdout)")
+        }
+    }
+
     @Test("Ctrl-C stops the simulation: the run is marked interrupted and keeps its records")
     func interrupted() async throws {
         let scratch = try ScratchDirectory()

@@ -15,11 +15,14 @@ public struct Comparison: Sendable {
     /// One group per algorithm, in the order first seen.
     public var groups: [Group]
 
-    /// Groups `reports` by their run's algorithm label.
+    /// Groups `reports` by their run's algorithm label; when real and simulated runs (or the load
+    /// generator's alone) are among them, by label and kind, `round-robin [sim]` beside
+    /// `round-robin [real]`.
     public init(reports: [RunReport]) {
         var groups: [Group] = []
+        let mixed = Set(reports.map(\.run.kind)).count > 1
         for report in reports {
-            let label = report.run.algorithm ?? "?"
+            let label = (report.run.algorithm ?? "?") + (mixed ? " [\(report.run.kind)]" : "")
             if let index = groups.firstIndex(where: { $0.label == label }) {
                 groups[index].reports.append(report)
             } else {

@@ -179,6 +179,16 @@ public final class SimStudy: Sendable {
                 format: ", %d requests in %.1fs of virtual time, %.2fs of real time (%.2f M requests/s)",
                 simulated.requests, simulated.virtualTime.seconds, performed.seconds, rate / 1e6
             )
+            // What the simulator counted as it went, whether or not it kept rows: the measured window's
+            // corrected latency and errors.
+            let tally = simulated.tally
+            if tally.answered > 0 {
+                text += String(
+                    format: "; counted: p50 %.2f ms, p99 %.2f ms, mean %.2f ms, %d errors",
+                    Double(tally.latency.valueAtPercentile(50)) / 1e6, Double(tally.latency.valueAtPercentile(99)) / 1e6,
+                    tally.meanLatencyNanos / 1e6, tally.failed
+                )
+            }
         }
         if performed.run.dropped > 0 { text += ", \(performed.run.dropped) records dropped" }
         if let failure = performed.run.failure { text += "\n  \(failure)" }

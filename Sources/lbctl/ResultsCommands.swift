@@ -60,7 +60,7 @@ struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Put a scenario's algorithms side by side: each figure's mean and standard deviation over the repeats.",
-        discussion: "Runs that did not complete are left out."
+        discussion: "Runs that did not complete are left out. Real and simulated runs of the scenario in the same file are shown apart, each algorithm as ALGORITHM [real] and ALGORITHM [sim]."
     )
 
     @Option(name: .goStyle("db"), help: "The results file.")
