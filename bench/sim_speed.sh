@@ -20,7 +20,8 @@ baselines=${LBLAB_BASELINES:-../shared/baselines}
 gcc -O2 "$baselines/des_rr.c" -lm -o "$BENCH_DIR/des_rr"
 lbctl=.build/release/lbctl
 
-# scenario BACKENDS ALGORITHM: the model of des_rr.c as a scenario (rate 0.8 per backend per ms).
+# scenario BACKENDS ALGORITHM: the model of des_rr.c as a scenario: each backend at rho = 0.8, its
+# mean service 10 us per backend so that the total rate stays 80,000/s (a scenario's at most 10^7).
 scenario() {
     local file="$BENCH_DIR/sim-$1-$2.yml"
     cat >"$file" <<YML
@@ -28,8 +29,8 @@ name: sim-speed
 seed: 1
 duration: 10000000s
 algorithms: [$2]
-backends: {count: $1, latency: exponential(1ms), capacity: 1}
-load: {clients: 1, total-rate: $((800 * $1)), arrival: poisson, timeout: 1h}
+backends: {count: $1, latency: exponential($((10 * $1))us), capacity: 1}
+load: {clients: 1, total-rate: 80000, arrival: poisson}
 sample-interval: 1000000s
 YML
     echo "$file"

@@ -171,6 +171,9 @@ struct DeadlineQueue<Payload> {
     /// The earliest deadline not yet taken.
     var next: Int64? { self.entries.first?.deadline }
 
+    /// Deadlines held.
+    var count: Int { self.entries.count }
+
     /// Adds a deadline, not earlier than the last one added.
     mutating func append(_ deadline: Int64, _ payload: Payload) {
         self.entries.append((deadline, payload))
@@ -179,5 +182,13 @@ struct DeadlineQueue<Payload> {
     /// Takes the earliest deadline's payload.
     mutating func pop() -> Payload {
         self.entries.removeFirst().payload
+    }
+
+    /// Drops the deadlines `isSettled` says no longer matter (their request answered), once there are
+    /// more than twice `live` and a few thousand: a long timeout then holds no more memory than the
+    /// requests in flight, and each deadline is looked at a bounded number of times.
+    mutating func compact(live: Int, isSettled: (Payload) -> Bool) {
+        guard self.entries.count > 2 * live + 4_096 else { return }
+        self.entries = Deque(self.entries.filter { !isSettled($0.payload) })
     }
 }

@@ -120,6 +120,8 @@ extension Simulation {
         let slot = self.requests.insert(SimRequest(id: id, client: Int32(client), key: key, intended: self.now))
         self.clientOpen += 1
         self.clientDeadlines.append(self.now + self.clientTimeout, (Int32(slot), id))
+        let requests = self.requests
+        self.clientDeadlines.compact(live: requests.live) { requests[Int($0.slot)].id != $0.id || requests[Int($0.slot)].clientDone }
         guard self.webSockets.isEmpty else {
             self.sendMessage(slot, client: client, &picker)
             return

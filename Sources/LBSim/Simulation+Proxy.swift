@@ -58,6 +58,8 @@ extension Simulation {
         self.requests[slot].attemptStart = self.now
         let attempt = self.requests[slot].attemptID
         self.headerDeadlines.append(self.now + self.service.timeouts.responseHeader.nanoseconds, (Int32(slot), attempt))
+        let requests = self.requests
+        self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }
         let job = self.jobs.insert(SimJob(request: Int32(slot), attemptID: attempt, backend: Int32(backend), epoch: self.backends[backend].epoch))
         let delay = self.draw(self.proxyToBackend)
         if delay <= 0 {

@@ -73,4 +73,30 @@ struct SimulationRecordTests {
         // A sample of each backend every 250 ms.
         #expect(records.samples.count >= 3 * 80)
     }
+
+    @Test("memory holds what is in flight, not what was: 400,000 requests under a one-hour timeout")
+    func flatMemory() throws {
+        let scenario = try Scenario.parse(
+            """
+            name: flat
+            duration: 1000000s
+            algorithms: [round-robin]
+            backends: {count: 10, latency: exponential(1ms), capacity: 1}
+            load: {clients: 5, total-rate: 8000, arrival: poisson, timeout: 1h}
+            sample-interval: 1000s
+            """,
+            file: "flat.yml"
+        )
+        var settings = SimulationSettings(scenario: scenario, seed: 1)
+        settings.requestLimit = 400_000
+        settings.keepsRecords = false
+        var simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: nil)
+        _ = simulation.run()
+        // Ten M/M/1 queues at rho = 0.8 hold about 40 requests at once: the slots ever used stay near
+        // the most in flight, and the clients' one-hour deadlines are dropped once their requests are
+        // answered, not kept for the hour (3,600 s x 8,000/s would be every request of the run).
+        #expect(simulation.requests.count < 2_000, "\(simulation.requests.count) request slots")
+        #expect(simulation.jobs.count < 2_000, "\(simulation.jobs.count) job slots")
+        #expect(simulation.clientDeadlines.count < 10_000 && simulation.headerDeadlines.count < 10_000)
+    }
 }
