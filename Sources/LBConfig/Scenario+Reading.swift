@@ -155,13 +155,21 @@ extension Scenario {
     /// The proxy's service as the scenario configures it, for every algorithm: read with the same
     /// strict rules as `config.yml`, so a mistake is found before anything starts.
     private func checkProxy(_ node: ConfigNode) throws(ConfigError) {
+        // The service's settings are what is checked; one backend stands for them all (a simulated
+        // scenario may have more than loopback has ports).
+        var probe = self
+        probe.backends = Array(self.backends.prefix(1)).map { backend in
+            var member = backend
+            member.inService = true
+            return member
+        }
         for entry in self.algorithms {
-            let text = self.proxyConfigurationYAML(
+            let text = probe.proxyConfigurationYAML(
                 for: entry,
                 runSeed: self.seed,
                 listen: HostPort(host: "127.0.0.1", port: 8080),
                 admin: HostPort(host: "127.0.0.1", port: 9900),
-                backendAddresses: Dictionary(uniqueKeysWithValues: self.backends.enumerated().map { ($1.name, HostPort(host: "127.0.0.1", port: 9001 + $0)) })
+                backendAddresses: Dictionary(uniqueKeysWithValues: probe.backends.map { ($0.name, HostPort(host: "127.0.0.1", port: 9001)) })
             )
             do {
                 _ = try ProxyConfiguration.parse(text, file: "proxy")
