@@ -155,29 +155,36 @@ extension Scenario {
     /// The proxy's service as the scenario configures it, for every algorithm: read with the same
     /// strict rules as `config.yml`, so a mistake is found before anything starts.
     private func checkProxy(_ node: ConfigNode) throws(ConfigError) {
-        // The service's settings are what is checked; one backend stands for them all (a simulated
-        // scenario may have more than loopback has ports).
+        for entry in self.algorithms {
+            do {
+                _ = try self.service(for: entry, runSeed: self.seed)
+            } catch {
+                let field = error.field.replacingOccurrences(of: "services[0].", with: "proxy.")
+                throw node.error("with \(entry.label): \(field): \(error.problem)")
+            }
+        }
+    }
+
+    /// The proxy's service for `entry` in a run with seed `runSeed`, as the proxy reads it from the
+    /// configuration a real run writes (``proxyConfigurationYAML(for:runSeed:listen:admin:backendAddresses:)``):
+    /// its algorithm, parameters, health, retries, timeouts, outlier detection, slow start, limits and
+    /// hash key. One backend stands for the scenario's (a simulated scenario may have more than
+    /// loopback has ports).
+    public func service(for entry: AlgorithmUnderTest, runSeed: UInt64) throws(ConfigError) -> Service {
         var probe = self
         probe.backends = Array(self.backends.prefix(1)).map { backend in
             var member = backend
             member.inService = true
             return member
         }
-        for entry in self.algorithms {
-            let text = probe.proxyConfigurationYAML(
-                for: entry,
-                runSeed: self.seed,
-                listen: HostPort(host: "127.0.0.1", port: 8080),
-                admin: HostPort(host: "127.0.0.1", port: 9900),
-                backendAddresses: Dictionary(uniqueKeysWithValues: probe.backends.map { ($0.name, HostPort(host: "127.0.0.1", port: 9001)) })
-            )
-            do {
-                _ = try ProxyConfiguration.parse(text, file: "proxy")
-            } catch {
-                let field = error.field.replacingOccurrences(of: "services[0].", with: "proxy.")
-                throw node.error("with \(entry.label): \(field): \(error.problem)")
-            }
-        }
+        let text = probe.proxyConfigurationYAML(
+            for: entry,
+            runSeed: runSeed,
+            listen: HostPort(host: "127.0.0.1", port: 8080),
+            admin: HostPort(host: "127.0.0.1", port: 9900),
+            backendAddresses: Dictionary(uniqueKeysWithValues: probe.backends.map { ($0.name, HostPort(host: "127.0.0.1", port: 9001)) })
+        )
+        return try ProxyConfiguration.parse(text, file: "proxy").services[0]
     }
 }
 

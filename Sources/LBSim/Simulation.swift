@@ -134,26 +134,12 @@ public struct Simulation {
         self.scenario = scaled
         self.entry = entry
         self.settings = settings
-        // The service's settings, read as the proxy reads them; its backends are the simulator's own, so
-        // one stands for them all here.
-        var settingsOnly = scaled
-        settingsOnly.backends = Array(scaled.backends.prefix(1)).map { backend in
-            var member = backend
-            member.inService = true
-            return member
-        }
-        let text = settingsOnly.proxyConfigurationYAML(
-            for: entry,
-            runSeed: settings.seed,
-            listen: HostPort(host: "127.0.0.1", port: 8080),
-            admin: HostPort(host: "127.0.0.1", port: 9900),
-            backendAddresses: [:]
-        )
+        // The service's settings, read as the proxy reads them; its backends are the simulator's own.
         let service: Service
         do {
-            service = try ProxyConfiguration.parse(text, file: "\(scaled.file) (proxy)").services[0]
+            service = try scaled.service(for: entry, runSeed: settings.seed)
         } catch {
-            throw SimulationError("\(error)")
+            throw SimulationError("\(scaled.file): \(error)")
         }
         self.service = service
         self.backends = scaled.backends.enumerated().map { index, spec in
