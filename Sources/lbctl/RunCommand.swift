@@ -58,25 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         settings.duration = try self.options.duration(of: scenario)
         settings.labels = try self.options.labels(of: scenario)
         let study = Study(scenario: scenario, settings: settings)
-        let progress = ProgressLine()
-        let forwarder = SignalForwarder(hangup: true) { study.control.interrupt() }
-        defer { forwarder.cancel() }
         print("scenario \(scenario.name): \(scenario.question)")
-        let result: StudyResult
-        do {
-            result = try await study.run(
-                line: { line in
-                    progress.clear()
-                    printError(line)
-                },
-                status: { line in
-                    if let line { progress.show(line) } else { progress.clear() }
-                }
-            )
-        } catch {
-            printError("lbctl run: \(error)")
-            throw ExitCode.failure
-        }
-        try StudyOutput.finish(result, database: self.options.db)
+        try await StudyOutput.run(command: "run", database: self.options.db, interrupt: { study.control.interrupt() }, study: study.run)
     }
 }

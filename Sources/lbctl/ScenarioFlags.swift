@@ -73,6 +73,35 @@ struct ScenarioOptions: ParsableArguments {
 /// runs are, and the exit status (0 when every run completed and every expectation holds, 1 when not,
 /// 130 when interrupted).
 enum StudyOutput {
+    /// Runs `study` with a progress line, Ctrl-C (or SIGTERM, or SIGHUP) calling `interrupt`, then
+    /// ends as ``finish(_:database:)`` says; a study that cannot start is `lbctl COMMAND: error`, exit 1.
+    static func run(
+        command: String,
+        database: String,
+        interrupt: @escaping @Sendable () -> Void,
+        study: (@escaping @Sendable (String) -> Void, @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult
+    ) async throws {
+        let progress = ProgressLine()
+        let forwarder = SignalForwarder(hangup: true, interrupt)
+        defer { forwarder.cancel() }
+        let result: StudyResult
+        do {
+            result = try await study(
+                { line in
+                    progress.clear()
+                    printError(line)
+                },
+                { line in
+                    if let line { progress.show(line) } else { progress.clear() }
+                }
+            )
+        } catch {
+            printError("lbctl \(command): \(error)")
+            throw ExitCode.failure
+        }
+        try Self.finish(result, database: database)
+    }
+
     static func finish(_ result: StudyResult, database: String) throws {
         print("")
         print(result.comparison.table())

@@ -64,25 +64,7 @@ struct SimCommand: AsyncParsableCommand {
         settings.scale = self.scale
         settings.keepsRecords = !self.noRecords
         let study = SimStudy(scenario: scenario, settings: settings)
-        let progress = ProgressLine()
-        let forwarder = SignalForwarder(hangup: true) { study.interrupt() }
-        defer { forwarder.cancel() }
         print("scenario \(scenario.name) (simulated): \(scenario.question)")
-        let result: StudyResult
-        do {
-            result = try await study.run(
-                line: { line in
-                    progress.clear()
-                    printError(line)
-                },
-                status: { line in
-                    if let line { progress.show(line) } else { progress.clear() }
-                }
-            )
-        } catch {
-            printError("lbctl sim: \(error)")
-            throw ExitCode.failure
-        }
-        try StudyOutput.finish(result, database: self.options.db)
+        try await StudyOutput.run(command: "sim", database: self.options.db, interrupt: { study.interrupt() }, study: study.run)
     }
 }
