@@ -268,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBSimTests",
-            dependencies: ["LBSim", "LBConfig", "LBCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["LBSim", "LBConfig", "LBCore", "LBStore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -85,6 +85,35 @@ struct SimCommandTests {
         }
     }
 
+    @Test("--no-records keeps no request rows but totals, from which the verdicts and lbctl report read the same figures")
+    func totalsInsteadOfRows() async throws {
+        let scratch = try ScratchDirectory()
+        for name in ["scale-out", "slow-backend"] {
+            var outputs: [String] = []
+            for (file, flags) in [("rows.db", [String]()), ("totals.db", ["--no-records"])] {
+                let database = scratch.path("\(name)-\(file)")
+                let sim = try ChildProcess("lbctl", ["sim", "--scenario", ScenarioRunTests.scenario(name), "--db", database] + flags)
+                let result = await sim.wait(timeout: .seconds(120))
+                #expect(result.status == 0 && !result.stdout.contains("FAIL"), "\(name) \(flags): \(result.stderr)\n\(result.stdout)")
+                let report = try ChildProcess("lbctl", ["report", "--db", database])
+                let reported = await report.wait(timeout: .seconds(60))
+                #expect(reported.status == 0, "\(reported.stderr)")
+                outputs.append(reported.stdout)
+                try await DatabaseQueue(path: database).read { db in
+                    let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") ?? 0
+                    let totals = try Int.fetchOne(db, sql: "SELECT count(*) FROM totals WHERE backend_id IS NULL") ?? 0
+                    let runs = try Int.fetchOne(db, sql: "SELECT count(*) FROM runs") ?? 0
+                    #expect(flags.isEmpty ? rows > 1_000 && totals == 0 : rows == 0 && totals == runs, "\(name) \(flags): \(rows) rows, \(totals) totals")
+                }
+            }
+            // Line for line the same report, but for the start times, the percentiles (to the histogram's
+            // resolution) and "counted" for "recorded".
+            let lines = outputs.map { $0.split(separator: "\n").filter { !$0.hasPrefix("run ") && !$0.contains("(from ") }.map { $0.replacingOccurrences(of: "counted", with: "recorded") } }
+            #expect(lines[0] == lines[1] && lines[0].count > 10, "\(name):\n\(outputs[0])\n\(outputs[1])")
+            #expect(outputs[1].contains("corrected (from intended)"))
+        }
+    }
+
     @Test("Ctrl-C stops the simulation: the run is marked interrupted and keeps its records")
     func interrupted() async throws {
         let scratch = try ScratchDirectory()

@@ -31,6 +31,23 @@ extension ScenarioBackend {
     }
 }
 
+extension ScenarioBackend {
+    /// The backend as the `backends.spec_json` column of a run records it, with `container` telling how
+    /// it ran (`none`, `cgroup v1`, `docker`, `sim`): keys sorted.
+    public func specJSON(container: String) -> String? {
+        var object: [String: Any] = [
+            "latency": self.latency.description, "cpu": GoDuration.format(self.cpuWork), "errors": self.errors,
+            "in_service": self.inService, "threads": self.threads, "container": container,
+        ]
+        if let capacity = self.capacity { object["capacity"] = capacity }
+        if let queue = self.queue { object["queue"] = queue }
+        if let cpu = self.cpuLimit { object["cpu_limit"] = cpu }
+        if let memory = self.memoryLimit { object["memory_limit"] = memory }
+        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return data.map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
 extension ScenarioLoad {
     init(reading node: ConfigNode) throws(ConfigError) {
         let map = try node.mapping(

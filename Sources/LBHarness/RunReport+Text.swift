@@ -34,7 +34,8 @@ extension RunReport {
             lines.append(String(format: "  imbalance: max/mean %.3f, CoV %.4f, Jain %.4f", imbalance, cov, jain) + (self.imbalancePerSecond.map { String(format: "; max/mean per second %.3f", $0) } ?? ""))
         }
         if let retries = self.retriesPerRequest {
-            lines.append(String(format: "  proxy: %d requests recorded, %.4f retries per request", self.proxyRequests, retries))
+            let verb = self.run.countedRequests == nil ? "recorded" : "counted"
+            lines.append(String(format: "  proxy: %d requests %@, %.4f retries per request", self.proxyRequests, verb, retries))
         }
         if self.ejectSeconds != nil || self.readmitSeconds != nil {
             let eject = self.ejectSeconds.map { String(format: "%.2f s", $0) } ?? "-"

@@ -87,7 +87,7 @@ final class ScenarioRun: Sendable {
                     members.placements.enumerated().map { index, placement in
                         BackendRecord(
                             id: index + 1, name: placement.spec.name, address: placement.address.description, weight: Double(placement.spec.weight),
-                            specJSON: Self.specJSON(placement.spec, isolation: members.isolation)
+                            specJSON: placement.spec.specJSON(container: members.isolation)
                         )
                     }
                 )
@@ -213,19 +213,6 @@ final class ScenarioRun: Sendable {
             "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
         return self.scenario.runInfo(kind: .real, entry: self.entry, repeatIndex: self.repeatIndex, seed: self.seed, parameters: parameters, version: self.settings.version)
-    }
-
-    private static func specJSON(_ spec: ScenarioBackend, isolation: String) -> String? {
-        var object: [String: Any] = [
-            "latency": spec.latency.description, "cpu": GoDuration.format(spec.cpuWork), "errors": spec.errors,
-            "in_service": spec.inService, "threads": spec.threads,
-        ]
-        if let capacity = spec.capacity { object["capacity"] = capacity }
-        if let queue = spec.queue { object["queue"] = queue }
-        if let cpu = spec.cpuLimit { object["cpu_limit"] = cpu }
-        if let memory = spec.memoryLimit { object["memory_limit"] = memory }
-        object["container"] = isolation
-        return JSONText.encode(object)
     }
 
     /// Microseconds from the run's `origin` to `nanos` (monotonic uptime nanoseconds; now by default):

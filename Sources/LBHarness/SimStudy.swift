@@ -139,6 +139,14 @@ public final class SimStudy: Sendable {
         }
         let seconds = (ContinuousClock.now - started).seconds
         let status: RunStatus = simulated.completed ? .completed : .interrupted
+        if let totals = simulated.totals {
+            do {
+                try database.recordTotals(totals, runID: recorder.runID)
+            } catch {
+                _ = try? recorder.finish(status: .failed, durationMicros: simulated.virtualTime.nanoseconds / 1_000)
+                return Performed(run: RunOutcome(runID: recorder.runID, label: entry.label, repeatIndex: repeatIndex, status: .failed, failure: "\(error)"), seconds: seconds)
+            }
+        }
         let finished = try? recorder.finish(status: status, durationMicros: simulated.virtualTime.nanoseconds / 1_000)
         return Performed(
             run: RunOutcome(
@@ -183,10 +191,14 @@ public final class SimStudy: Sendable {
             // corrected latency and errors.
             let tally = simulated.tally
             if tally.answered > 0 {
+                let percentile = { (percent: Double) -> Double in
+                    guard let totals = simulated.totals?.run.corrected else { return Double(tally.latency.valueAtPercentile(percent)) / 1e6 }
+                    let rank = max(1, Int((Double(totals.count) * percent / 100).rounded(.up)))
+                    return Double(totals.value(atRank: rank) ?? 0) / 1e3
+                }
                 text += String(
                     format: "; counted: p50 %.2f ms, p99 %.2f ms, mean %.2f ms, %d errors",
-                    Double(tally.latency.valueAtPercentile(50)) / 1e6, Double(tally.latency.valueAtPercentile(99)) / 1e6,
-                    tally.meanLatencyNanos / 1e6, tally.failed
+                    percentile(50), percentile(99), tally.meanLatencyNanos / 1e6, tally.failed
                 )
             }
         }

@@ -7,13 +7,16 @@ import LBCore
 struct SimOutput {
     let sink: (any RecordSink)?
     let keepsRecords: Bool
+    /// What the run stores instead of rows, when it has a sink and keeps none.
+    var totals: SimTotals?
     private var requests: [RequestRecord] = []
     private var proxyRequests: [ProxyRequestRecord] = []
     private static let chunk = 4_096
 
-    init(sink: (any RecordSink)?, keepsRecords: Bool) {
+    init(sink: (any RecordSink)?, keepsRecords: Bool, totals: SimTotals) {
         self.sink = sink
         self.keepsRecords = keepsRecords && sink != nil
+        self.totals = sink != nil && !keepsRecords ? totals : nil
         if self.keepsRecords {
             self.requests.reserveCapacity(Self.chunk)
             self.proxyRequests.reserveCapacity(Self.chunk)
@@ -24,18 +27,20 @@ struct SimOutput {
     func begin(backends: [ScenarioBackend], warmup: Int64) {
         guard let sink = self.sink else { return }
         for (index, backend) in backends.enumerated() {
-            sink.record(BackendRecord(id: index + 1, name: backend.name, address: "sim", weight: Double(backend.weight)))
+            sink.record(BackendRecord(id: index + 1, name: backend.name, address: "sim", weight: Double(backend.weight), specJSON: backend.specJSON(container: "sim")))
         }
         sink.record(RunEvent(tMicros: 0, kind: "phase", subject: "load"))
         sink.record(RunEvent(tMicros: warmup / 1_000, kind: "phase", subject: "measure"))
     }
 
-    func phase(_ name: String, at nanos: Int64) {
+    mutating func phase(_ name: String, at nanos: Int64) {
+        if name == "drain" { self.totals?.drained(at: nanos) }
         self.sink?.record(RunEvent(tMicros: nanos / 1_000, kind: "phase", subject: name))
     }
 
-    func event(_ kind: String, subject: String, detail: [String: String], at nanos: Int64) {
+    mutating func event(_ kind: String, subject: String, detail: [String: String], at nanos: Int64) {
         guard let sink = self.sink else { return }
+        self.totals?.changed(kind, at: nanos)
         let json = detail.isEmpty ? nil : "{" + detail.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",") + "}"
         sink.record(RunEvent(tMicros: nanos / 1_000, kind: kind, subject: subject, detailJSON: json))
     }
@@ -52,6 +57,7 @@ struct SimOutput {
             intended: request.intended, done: done, status: status, failedWithoutAnswer: error != nil,
             backend: error == nil ? backend : -1, serviceNanos: request.service
         )
+        self.totals?.clientDone(intended: request.intended, done: done, status: status, error: error, backend: backend, key: request.key)
         guard self.keepsRecords else { return }
         let intended = request.intended / 1_000
         self.requests.append(
@@ -68,6 +74,7 @@ struct SimOutput {
 
     /// The proxy is done with `request`: answered by its last attempt's backend, or by itself.
     mutating func proxyDone(_ request: SimRequest, clientIP: String) {
+        self.totals?.proxyDone(received: request.received, attempts: Int(request.attempts))
         guard self.keepsRecords else { return }
         func micros(_ nanos: Int64) -> Int64? { nanos >= 0 ? nanos / 1_000 : nil }
         let backend = request.backend >= 0 ? Int(request.backend) + 1 : nil

@@ -106,12 +106,16 @@ struct SlotTable<Element> {
         var base: UnsafeMutablePointer<Element>
         var capacity: Int
         var count = 0
-        var free: [Int32] = []
+        /// The free slots, a stack of `freeCount` (never more than `capacity`): in memory of its own
+        /// too, as an array in a class would be checked for exclusive access at every push and pop.
+        var free: UnsafeMutablePointer<Int32>
+        var freeCount = 0
         var live = 0
 
         init() {
             self.capacity = 1_024
             self.base = .allocate(capacity: self.capacity)
+            self.free = .allocate(capacity: self.capacity)
         }
 
         func grow() {
@@ -119,12 +123,17 @@ struct SlotTable<Element> {
             larger.moveInitialize(from: self.base, count: self.count)
             self.base.deallocate()
             self.base = larger
+            let largerFree = UnsafeMutablePointer<Int32>.allocate(capacity: self.capacity * 2)
+            largerFree.initialize(from: self.free, count: self.freeCount)
+            self.free.deallocate()
+            self.free = largerFree
             self.capacity *= 2
         }
 
         deinit {
             self.base.deinitialize(count: self.count)
             self.base.deallocate()
+            self.free.deallocate()
         }
     }
 
@@ -139,9 +148,11 @@ struct SlotTable<Element> {
     func insert(_ element: Element) -> Int {
         let storage = self.storage
         storage.live += 1
-        if let slot = storage.free.popLast() {
-            storage.base[Int(slot)] = element
-            return Int(slot)
+        if storage.freeCount > 0 {
+            storage.freeCount -= 1
+            let slot = Int(storage.free[storage.freeCount])
+            storage.base[slot] = element
+            return slot
         }
         precondition(storage.count < SimEvent.subjectLimit, "a simulation holds at most 2^24 requests in flight")
         if storage.count == storage.capacity { storage.grow() }
@@ -152,8 +163,10 @@ struct SlotTable<Element> {
 
     /// Frees `slot`.
     func remove(_ slot: Int) {
-        self.storage.live -= 1
-        self.storage.free.append(Int32(slot))
+        let storage = self.storage
+        storage.live -= 1
+        storage.free[storage.freeCount] = Int32(slot)
+        storage.freeCount += 1
     }
 
     subscript(slot: Int) -> Element {

@@ -24,8 +24,10 @@ public struct SimTally: Sendable {
     public private(set) var answered = 0
     /// Corrected latencies of the window's answered requests (nanoseconds, 3 significant digits): one
     /// histogram for the run, which stays in a core's cache; per backend, the sums below (a histogram
-    /// per backend would not, with thousands of them).
+    /// per backend would not, with thousands of them). Empty in a run that stores ``RunTotals``, whose
+    /// histograms (microseconds, as the rows would have them) stand in for it.
     public private(set) var latency: Histogram<UInt64>
+    private let recordsHistogram: Bool
     /// The sum of the corrected latencies of the requests each backend answered in the window.
     public private(set) var latencySumPerBackend: [Double]
     /// The sum of the requests in flight at each backend over the samples in the window, and how many
@@ -46,7 +48,8 @@ public struct SimTally: Sendable {
     /// The highest latency a histogram holds: one hour.
     static let highestTrackable: UInt64 = 3_600_000_000_000
 
-    init(backends: Int, warmupNanos: Int64) {
+    init(backends: Int, warmupNanos: Int64, histogram: Bool = true) {
+        self.recordsHistogram = histogram
         self.perBackend = Array(repeating: 0, count: backends)
         self.latency = Histogram(highestTrackableValue: Self.highestTrackable, numberOfSignificantValueDigits: .three)
         self.latencySumPerBackend = Array(repeating: 0, count: backends)
@@ -105,7 +108,7 @@ public struct SimTally: Sendable {
             }
         }
         self.answered += 1
-        self.latency.record(min(UInt64(latency), Self.highestTrackable))
+        if self.recordsHistogram { self.latency.record(min(UInt64(latency), Self.highestTrackable)) }
         if backend >= 0 {
             self.perBackend[backend] += 1
             self.latencySumPerBackend[backend] += Double(latency)

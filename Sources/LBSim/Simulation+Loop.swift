@@ -62,7 +62,7 @@ extension Simulation {
         self.output.flush()
         return SimOutcome(
             completed: completed, requests: Int(self.nextRequestID), events: processed,
-            virtualTime: .nanoseconds(self.now), tally: self.tally
+            virtualTime: .nanoseconds(self.now), tally: self.tally, totals: self.output.totals?.finish()
         )
     }
 
@@ -119,6 +119,7 @@ extension Simulation {
         let key = self.keys.map { Int32($0.next(using: &self.keyGenerator)) } ?? -1
         let slot = self.requests.insert(SimRequest(id: id, client: Int32(client), key: key, intended: self.now))
         self.clientOpen += 1
+        self.output.totals?.due(self.now)
         self.clientDeadlines.append(self.now + self.clientTimeout, (Int32(slot), id))
         let requests = self.requests
         self.clientDeadlines.compact(live: requests.live) { requests[Int($0.slot)].id != $0.id || requests[Int($0.slot)].clientDone }

@@ -177,9 +177,18 @@ public struct Simulation {
         self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
         self.webSockets = load.webSocket ? Array(repeating: SimWebSocket(), count: load.clients) : []
-        self.tally = SimTally(backends: scaled.backends.count, warmupNanos: min(settings.warmup, settings.duration / 2).nanoseconds)
+        let keepsTotals = sink != nil && !settings.keepsRecords
+        self.tally = SimTally(
+            backends: scaled.backends.count, warmupNanos: min(settings.warmup, settings.duration / 2).nanoseconds, histogram: !keepsTotals
+        )
         self.tally.batchSize = settings.batchSize
-        self.output = SimOutput(sink: sink, keepsRecords: settings.keepsRecords)
+        let changesKeys = load.keyCount != nil && scaled.timeline.contains { ["add", "remove"].contains($0.action.kind) }
+        self.output = SimOutput(
+            sink: sink, keepsRecords: settings.keepsRecords,
+            totals: SimTotals(
+                backends: scaled.backends.count, inServiceAtStart: self.inService, warmupNanos: self.tally.warmupNanos, tracksKeys: changesKeys
+            )
+        )
     }
 
     /// `scenario` with its clients, rate and backends multiplied by `factor`: each backend `b` becomes
@@ -244,4 +253,6 @@ public struct SimOutcome: Sendable {
     public var virtualTime: Duration
     /// The figures.
     public var tally: SimTally
+    /// What a run without records stores instead of rows (`nil` when it kept rows or had no sink).
+    public var totals: RunTotals?
 }

@@ -3,7 +3,9 @@ import GRDB
 
 extension ResultsDatabase {
     /// The tables `lbctl export` writes, in the order of DESIGN §5.
-    public static let exportedTables = ["runs", "backends", "requests", "proxy_requests", "samples", "events"]
+    public static let exportedTables = [
+        "runs", "backends", "requests", "proxy_requests", "samples", "events", "totals", "totals_latency", "totals_errors",
+    ]
 
     /// Writes one CSV file per table into `directory` (RFC 4180: a header row, fields quoted when they
     /// hold a comma, a quote or a line break, quotes doubled, CRLF line ends; NULL as an empty field),

@@ -40,6 +40,48 @@ extension ResultsDatabase {
         migrator.registerMigration("v4") { db in
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN git_modified INTEGER")
         }
+        // v5: what a run that keeps no row per request stores instead (`RunTotals`): per run and per
+        // backend the counts and latency sums (`totals`, `backend_id` NULL for the run), the latency
+        // histograms' non-empty buckets (`totals_latency`; no `service` rows when the service histogram
+        // is the corrected one, as in runs whose requests all went out when due), and errors by kind
+        // (`totals_errors`).
+        migrator.registerMigration("v5") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE totals (
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        backend_id INTEGER,
+                        window_start_us INTEGER NOT NULL,
+                        window_end_us INTEGER NOT NULL,
+                        requests INTEGER NOT NULL,
+                        responses INTEGER NOT NULL,
+                        errors INTEGER NOT NULL,
+                        corrected_sum_us INTEGER NOT NULL,
+                        service_sum_us INTEGER NOT NULL,
+                        proxy_requests INTEGER,
+                        retries INTEGER,
+                        imbalance_per_second REAL,
+                        remapped_on_add REAL,
+                        remapped_on_remove REAL
+                    );
+                    CREATE INDEX totals_by_run ON totals(run_id, backend_id);
+                    CREATE TABLE totals_latency (
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        backend_id INTEGER,
+                        measure TEXT NOT NULL CHECK (measure IN ('corrected', 'service')),
+                        value_us INTEGER NOT NULL,
+                        count INTEGER NOT NULL
+                    );
+                    CREATE INDEX totals_latency_by_run ON totals_latency(run_id, backend_id, measure, value_us);
+                    CREATE TABLE totals_errors (
+                        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL,
+                        count INTEGER NOT NULL
+                    );
+                    CREATE INDEX totals_errors_by_run ON totals_errors(run_id);
+                    """
+            )
+        }
         return migrator
     }
 

@@ -198,7 +198,8 @@ public struct ResultsDatabase: Sendable {
             r.duration_us, r.dropped_records,
             (SELECT count(*) FROM requests q WHERE q.run_id = r.id) AS request_count,
             (SELECT coalesce(sum(s.row_count), 0) FROM staged_records s WHERE s.run_id = r.id AND s.kind = 'requests')
-                AS staged_request_count
+                AS staged_request_count,
+            (SELECT t.requests FROM totals t WHERE t.run_id = r.id AND t.backend_id IS NULL) AS counted_requests
         FROM runs r
         """
 

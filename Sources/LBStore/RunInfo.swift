@@ -98,6 +98,8 @@ public struct RunSummary: Sendable, Hashable {
     /// (``RunRecorder``), or left there by a process on another host or one whose chunks could not be
     /// read.
     public var stagedRequestCount: Int64
+    /// Requests the run counted in its measured window, when it kept no rows but ``RunTotals``.
+    public var countedRequests: Int64?
 
     init(row: Row) {
         self.id = row["id"]
@@ -112,5 +114,6 @@ public struct RunSummary: Sendable, Hashable {
         self.droppedRecords = row["dropped_records"]
         self.requestCount = row["request_count"]
         self.stagedRequestCount = row["staged_request_count"]
+        self.countedRequests = row["counted_requests"]
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LBCore
 
 /// The figures of one run (DESIGN §7), computed from its raw rows in SQL: throughput, corrected and
 /// service latency, errors by kind, each backend's share and the imbalance between them, retries per
@@ -92,6 +93,7 @@ extension ResultsDatabase {
     }
 
     private static func report(_ run: RunSummary, _ db: Database) throws -> RunReport {
+        if let totals = try Self.totals(runID: run.id, db) { return try Self.report(run, totals: totals, db) }
         let id = run.id
         let phases = try Row.fetchAll(db, sql: "SELECT subject, min(t_us) AS t FROM events WHERE run_id = ? AND kind = 'phase' GROUP BY subject", arguments: [id])
         let phase = Dictionary(uniqueKeysWithValues: phases.map { ($0["subject"] as String, $0["t"] as Int64) })
@@ -131,18 +133,7 @@ extension ResultsDatabase {
         )
         let servedBy = Dictionary(uniqueKeysWithValues: served.map { ($0["backend_id"] as Int, $0["n"] as Int) })
         let totalServed = max(1, servedBy.values.reduce(0, +))
-        let backends = try Row.fetchAll(
-            db,
-            sql: "SELECT id, name, COALESCE(json_extract(spec_json, '$.in_service'), 1) AS in_service FROM backends WHERE run_id = ? ORDER BY id",
-            arguments: [id]
-        ).map { row in
-            let backendID: Int = row["id"]
-            let count = servedBy[backendID] ?? 0
-            return RunReport.BackendShare(
-                id: backendID, name: row["name"], inServiceAtStart: (row["in_service"] as Int?) != 0, requests: count,
-                share: Double(count) / Double(totalServed)
-            )
-        }
+        let backends = try Self.backendShares(db, runID: id, servedBy: servedBy, total: totalServed)
         let spread = Self.spread(backends.filter(\.inServiceAtStart).map { Double($0.requests) })
         let perSecond = try Self.imbalancePerSecond(db, arguments, inWindow, backends: backends.filter(\.inServiceAtStart).map(\.id), start: start)
 
@@ -176,6 +167,70 @@ extension ResultsDatabase {
             remappedOnRemove: try Self.remappedShare(db, runID: id, change: "remove", window: window),
             hostSteal: try Self.hostSteal(db, runID: id, window: window)
         )
+    }
+
+    /// The report of a run that stored ``RunTotals`` instead of rows: the same figures, read from them.
+    private static func report(_ run: RunSummary, totals: RunTotals, _ db: Database) throws -> RunReport {
+        let id = run.id
+        let window = totals.window
+        let servedBy = Dictionary(uniqueKeysWithValues: totals.backends.compactMap { part in part.backendID.map { ($0, part.requests) } })
+        let totalServed = max(1, servedBy.values.reduce(0, +))
+        let backends = try Self.backendShares(db, runID: id, servedBy: servedBy, total: totalServed)
+        let spread = Self.spread(backends.filter(\.inServiceAtStart).map { Double($0.requests) })
+        let windowSeconds = Double(max(1, window.upperBound - window.lowerBound)) / 1e6
+        return RunReport(
+            run: run,
+            window: window,
+            requests: totals.run.requests,
+            responses: totals.run.responses,
+            errors: totals.run.errors,
+            errorsByKind: totals.errorsByKind.map { (kind: $0.key, count: $0.value) }
+                .sorted { $0.count != $1.count ? $0.count > $1.count : $0.kind < $1.kind },
+            throughput: Double(totals.run.responses) / windowSeconds,
+            corrected: Self.latency(totals.run.corrected),
+            service: Self.latency(totals.run.service),
+            backends: backends,
+            imbalance: spread?.imbalance,
+            coefficientOfVariation: spread?.cov,
+            jainIndex: spread?.jain,
+            imbalancePerSecond: totals.imbalancePerSecond,
+            retriesPerRequest: totals.proxyRequests > 0 ? Double(totals.retries) / Double(totals.proxyRequests) : nil,
+            proxyRequests: totals.proxyRequests,
+            ejectSeconds: try Self.reaction(db, id, faults: ["kill", "stop"], reactions: ["health_down", "ejected"]),
+            readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"]),
+            remappedOnAdd: totals.remappedOnAdd,
+            remappedOnRemove: totals.remappedOnRemove,
+            hostSteal: try Self.hostSteal(db, runID: id, window: window)
+        )
+    }
+
+    /// Nearest-rank percentiles and the mean of a histogram of totals, as ``latency(_:_:_:_:_:)`` takes
+    /// them from rows.
+    static func latency(_ latency: RunTotals.Latency) -> RunReport.LatencySummary {
+        let count = latency.count
+        guard count > 0 else { return RunReport.LatencySummary() }
+        let rank = { (percent: Double) in max(1, Int((Double(count) * percent / 100).rounded(.up))) }
+        return RunReport.LatencySummary(
+            p50: latency.value(atRank: rank(50)), p90: latency.value(atRank: rank(90)), p99: latency.value(atRank: rank(99)),
+            p999: latency.value(atRank: rank(99.9)), max: latency.value(atRank: count),
+            mean: Double(latency.sumMicros) / Double(count)
+        )
+    }
+
+    /// Every backend of run `id` with the requests `servedBy` says it served.
+    private static func backendShares(_ db: Database, runID id: Int64, servedBy: [Int: Int], total: Int) throws -> [RunReport.BackendShare] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT id, name, COALESCE(json_extract(spec_json, '$.in_service'), 1) AS in_service FROM backends WHERE run_id = ? ORDER BY id",
+            arguments: [id]
+        ).map { row in
+            let backendID: Int = row["id"]
+            let count = servedBy[backendID] ?? 0
+            return RunReport.BackendShare(
+                id: backendID, name: row["name"], inServiceAtStart: (row["in_service"] as Int?) != 0, requests: count,
+                share: Double(count) / Double(total)
+            )
+        }
     }
 
     /// Steal time over the window as a share of all CPUs' time (CPU count from `params_json.host_cpus`).

@@ -18,7 +18,7 @@ struct RunsCommand: ParsableCommand {
         for run in runs {
             rows.append([
                 "\(run.id)", run.kind, run.scenario ?? "-", run.algorithm ?? "-", "\(run.repeat + 1)", run.status.rawValue, run.startedAt,
-                run.durationMicros.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", "\(run.requestCount)",
+                run.durationMicros.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", run.countedRequests.map { "\($0) counted" } ?? "\(run.requestCount)",
                 "\(run.stagedRequestCount)", "\(run.droppedRecords)",
             ])
         }
@@ -87,7 +87,7 @@ struct CompareCommand: ParsableCommand {
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write one CSV file per table (runs, backends, requests, proxy_requests, samples, events), RFC 4180 with a header row."
+        abstract: "Write one CSV file per table (runs, backends, requests, proxy_requests, samples, events, and the totals, totals_latency and totals_errors of runs that kept no rows), RFC 4180 with a header row."
     )
 
     @Option(name: .goStyle("db"), help: "The results file.")
