@@ -37,6 +37,15 @@ extension RunReport {
             let verb = self.run.countedRequests == nil ? "recorded" : "counted"
             lines.append(String(format: "  proxy: %d requests %@, %.4f retries per request", self.proxyRequests, verb, retries))
         }
+        if let hops = self.hops {
+            let span = { (span: RunReport.Span) in
+                "\(span.p50.map(String.init) ?? "-")/\(span.p99.map(String.init) ?? "-")/\(span.mean.map { String(format: "%.0f", $0) } ?? "-")"
+            }
+            lines.append(
+                "  hops (us, p50/p99/mean): client to pick \(span(hops.clientToPick)), pick to upstream \(span(hops.pickToUpstream)), "
+                    + "upstream \(span(hops.upstream)), proxy to client \(span(hops.proxyToClient))"
+            )
+        }
         if self.ejectSeconds != nil || self.readmitSeconds != nil {
             let eject = self.ejectSeconds.map { String(format: "%.2f s", $0) } ?? "-"
             let readmit = self.readmitSeconds.map { String(format: "%.2f s", $0) } ?? "-"

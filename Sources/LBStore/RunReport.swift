@@ -52,6 +52,9 @@ public struct RunReport: Sendable {
     public var remappedOnAdd: Double?
     /// The same across the first removal of a backend.
     public var remappedOnRemove: Double?
+    /// Where the requests' time went between the client, the proxy and the backends, when both sides
+    /// recorded rows.
+    public var hops: Hops?
     /// Share of the machine's CPU time the hypervisor took (steal) during the window, when the run
     /// sampled the host: above a few percent, latency figures say more about the host than the algorithm.
     public var hostSteal: Double?
@@ -63,6 +66,29 @@ public struct RunReport: Sendable {
         public var p99: Int64?
         public var p999: Int64?
         public var max: Int64?
+        public var mean: Double?
+    }
+
+    /// The stretches of a request's life, from the rows of the client and the proxy joined on the request
+    /// id, over the window's answered requests: what a scenario's `sim:` delays are measured from.
+    public struct Hops: Sendable, Hashable {
+        /// From the client's send to the proxy's pick (`sim: delays: client-proxy`).
+        public var clientToPick: Span
+        /// From the pick to the start of the attempt that answered (connection and queue at the proxy).
+        public var pickToUpstream: Span
+        /// The answering attempt at the proxy: two proxy–backend hops and the backend's own time.
+        public var upstream: Span
+        /// From the answer at the proxy to the client's done (`sim: delays: proxy-client`).
+        public var proxyToClient: Span
+        /// Rows joined.
+        public var requests: Int
+    }
+
+    /// The median, 99th percentile and mean of a stretch, in microseconds (what a `lognormal(p50,p99)`
+    /// delay of `sim:` takes).
+    public struct Span: Sendable, Hashable {
+        public var p50: Int64?
+        public var p99: Int64?
         public var mean: Double?
     }
 
@@ -165,7 +191,45 @@ extension ResultsDatabase {
             readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"]),
             remappedOnAdd: try Self.remappedShare(db, runID: id, change: "add", window: window),
             remappedOnRemove: try Self.remappedShare(db, runID: id, change: "remove", window: window),
+            hops: proxyRequests > 0 ? try Self.hops(db, arguments, start: start, end: end) : nil,
             hostSteal: try Self.hostSteal(db, runID: id, window: window)
+        )
+    }
+
+    /// The stretches of ``Hops`` over the window's answered requests that the proxy recorded.
+    private static func hops(_ db: Database, _ arguments: StatementArguments, start: Int64, end: Int64) throws -> RunReport.Hops? {
+        let joined = """
+            SELECT q.sent_us AS sent, q.done_us AS done, p.picked_us AS picked, p.upstream_start_us AS up_start,
+                p.upstream_done_us AS up_done
+            FROM requests q JOIN proxy_requests p ON p.run_id = q.run_id AND p.request_id = q.id
+            WHERE q.run_id = ? AND q.intended_us >= ? AND q.intended_us <= ? AND q.status IS NOT NULL
+                AND p.picked_us IS NOT NULL AND p.upstream_start_us IS NOT NULL AND p.upstream_done_us IS NOT NULL
+            """
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.hops")
+        defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.hops") }
+        try db.execute(
+            sql: """
+                CREATE TEMP TABLE hops AS SELECT picked - sent AS client_pick, up_start - picked AS pick_up,
+                    up_done - up_start AS upstream, done - up_done AS proxy_client FROM (\(joined))
+                """,
+            arguments: arguments
+        )
+        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM temp.hops") ?? 0
+        guard count > 0 else { return nil }
+        func span(_ column: String) throws -> RunReport.Span {
+            let rank = { (percent: Int) in max(1, (count * percent + 99) / 100) - 1 }
+            let value = { (offset: Int) in
+                try Int64.fetchOne(db, sql: "SELECT \(column) FROM temp.hops ORDER BY \(column) LIMIT 1 OFFSET ?", arguments: [offset])
+            }
+            return RunReport.Span(
+                p50: try value(rank(50)),
+                p99: try value(rank(99)),
+                mean: try Double.fetchOne(db, sql: "SELECT avg(\(column)) FROM temp.hops")
+            )
+        }
+        return RunReport.Hops(
+            clientToPick: try span("client_pick"), pickToUpstream: try span("pick_up"), upstream: try span("upstream"),
+            proxyToClient: try span("proxy_client"), requests: count
         )
     }
 
@@ -200,6 +264,7 @@ extension ResultsDatabase {
             readmitSeconds: try Self.reaction(db, id, faults: ["restart", "resume", "health_on"], reactions: ["health_up", "readmitted"]),
             remappedOnAdd: totals.remappedOnAdd,
             remappedOnRemove: totals.remappedOnRemove,
+            hops: nil,
             hostSteal: try Self.hostSteal(db, runID: id, window: window)
         )
     }
