@@ -15,6 +15,11 @@ func executable(_ name: String) -> URL {
     repositoryRoot.appendingPathComponent(".build/debug/\(name)")
 }
 
+/// An LBLab executable of the release build (`scripts/build-release.sh`, which scripts/test.sh runs).
+func releaseExecutable(_ name: String) -> URL {
+    repositoryRoot.appendingPathComponent(".build/release/\(name)")
+}
+
 /// A child process started by a test, stopped by PID when the test is done with it.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()

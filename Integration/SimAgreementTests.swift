@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// `lbctl sim` agrees with `lbctl run` (issue 26), shortened from bench/sim_agreement.sh: the same
+/// scenario in both modes into one file, judged by bench/sim_agreement.py — medians within 10%, p99
+/// within 20%, the same ranking by mean and by p99, health reactions within one check interval. On the
+/// release build, as the scenarios' `sim:` delays were measured (a debug build's processes add
+/// milliseconds).
+@Suite("lbctl sim against lbctl run", .serialized)
+struct SimAgreementTests {
+    /// Runs `name` for real once and simulated `simRepeats` times (`extra` flags to both) and returns the
+    /// agreement script's verdict and table.
+    static func agreement(_ name: String, _ extra: [String], simRepeats: Int = 5) async throws -> String {
+        let lbctl = releaseExecutable("lbctl")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: lbctl.path) && FileManager.default.isExecutableFile(atPath: releaseExecutable("loadgen").path),
+            "the release build is missing: scripts/build-release.sh --product lbctl; and --product loadgen"
+        )
+        let scratch = try ScratchDirectory()
+        let database = scratch.path("\(name).db")
+        let scenario = ScenarioRunTests.scenario(name)
+        let real = try ChildProcess(executableURL: lbctl, ["run", "--scenario", scenario, "--db", database, "--out", scratch.path("out")] + extra)
+        let ran = await real.wait(timeout: .seconds(300))
+        #expect(ran.stdout.contains("\nexpect:") || ran.status == 0, "\(ran.stderr)\n\(ran.stdout)")
+        let sim = try ChildProcess(executableURL: lbctl, ["sim", "--scenario", scenario, "--db", database, "--repeat", "\(simRepeats)"] + extra)
+        let simulated = await sim.wait(timeout: .seconds(120))
+        #expect(simulated.stdout.contains("\nexpect:") || simulated.status == 0, "\(simulated.stderr)")
+        let report = try ChildProcess(executableURL: lbctl, ["report", "--db", database])
+        let reported = await report.wait(timeout: .seconds(60))
+        #expect(reported.status == 0, "\(reported.stderr)")
+        let reportFile = scratch.path("report.txt")
+        try reported.stdout.write(toFile: reportFile, atomically: true, encoding: .utf8)
+        let judge = try ChildProcess(
+            executableURL: URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", repositoryRoot.appendingPathComponent("bench/sim_agreement.py").path, name, scenario, reportFile]
+        )
+        let judged = await judge.wait(timeout: .seconds(60))
+        #expect(judged.status == 0, "\(judged.stderr)")
+        // The table in the test's output: the margins each run had.
+        print(judged.stdout)
+        return judged.stdout
+    }
+
+    @Test("four-queues, 30 s: the algorithms differ by multiples, and both modes rank and size them alike")
+    func fourQueues() async throws {
+        let verdict = try await Self.agreement("four-queues", ["--duration", "30s"])
+        #expect(verdict.contains("agreement: holds"), "\(verdict)")
+    }
+
+    @Test("backend-failure: the same latency and the same health reactions, within one check interval")
+    func backendFailure() async throws {
+        let verdict = try await Self.agreement("backend-failure", [])
+        #expect(verdict.contains("agreement: holds"), "\(verdict)")
+        #expect(verdict.contains("eject time (round-robin)") && verdict.contains("readmit time (least-connections)"))
+    }
+}
