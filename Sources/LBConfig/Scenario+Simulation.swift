@@ -5,11 +5,12 @@ public import LBCore
 /// on each request besides the scenario's CPU work.
 ///
 /// They are measured, not guessed: a real run's `proxy_requests` beside its `requests` gives the delays
-/// (the client's send to the proxy's pick, the pick to the backend's start, the answer at the proxy to
-/// the client's done), and its backends' samples the CPU per request (CPU time over requests served,
+/// (the request's due time to the proxy's pick, the pick to the backend's start, the answer at the
+/// proxy to the client's done: `lbctl report`'s hops), and its backends' samples the CPU per request (CPU time over requests served,
 /// less the work asked for).
 public struct SimulationModel: Sendable, Hashable {
-    /// From the client's send to the proxy's pick (one way, a latency model).
+    /// From the request's due time to the proxy's pick (one way, a latency model): the load generator's
+    /// lag in sending, and the way to the proxy.
     public var clientToProxy: LatencyModel
     /// From the pick to the backend's start, and from the backend's answer back to the proxy, each.
     public var proxyToBackend: LatencyModel
@@ -18,6 +19,10 @@ public struct SimulationModel: Sendable, Hashable {
     /// CPU time a backend spends on each request besides its CPU work (reading, answering): it counts
     /// against the backend's CPU limit.
     public var backendCPU: Duration
+    /// The cores of the machine the backends run on, when they are fewer than the backends' CPU threads:
+    /// all backends' CPU work shares them, and a thread that finds them all busy waits its turn (first
+    /// come, first served). `nil`: every thread has a core of its own.
+    public var hostCPUs: Int?
 
     /// No delay anywhere, and no CPU but the work asked for.
     public init(
@@ -33,9 +38,10 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "host-cpus"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
+        if let cores = map["host-cpus"] { self.hostCPUs = try cores.int(in: 1...4_096) }
         guard let delays = map["delays"] else { return }
         let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])
         if let value = delayMap["client-proxy"] { self.clientToProxy = try value.parsed(LatencyModel.init(parsing:)) }

@@ -42,7 +42,7 @@ extension RunReport {
                 "\(span.p50.map(String.init) ?? "-")/\(span.p99.map(String.init) ?? "-")/\(span.mean.map { String(format: "%.0f", $0) } ?? "-")"
             }
             lines.append(
-                "  hops (us, p50/p99/mean): client to pick \(span(hops.clientToPick)), pick to upstream \(span(hops.pickToUpstream)), "
+                "  hops (us, p50/p99/mean): due to pick \(span(hops.clientToPick)), pick to upstream \(span(hops.pickToUpstream)), "
                     + "upstream \(span(hops.upstream)), proxy to client \(span(hops.proxyToClient))"
             )
         }

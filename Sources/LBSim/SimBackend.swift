@@ -45,8 +45,11 @@ struct SimBackend {
     /// Job events that came due while it was stopped, with how long after the stop each came: they
     /// happen that long after it resumes.
     var frozen: [(job: Int, kind: SimEventKind, remaining: Int64)] = []
-    /// The CPU time one job takes (its work and the backend's own per request; 0: none).
+    /// The CPU work one job asks for (0: none), done while it holds a place.
     let cpuNanosPerRequest: Int64
+    /// The backend's own CPU per request (reading and answering it; 0: none), spent before the
+    /// request takes a place, as the server reads a request before its handler admits it.
+    let overheadNanos: Int64
     /// Its CPU threads.
     let threads: Int
     /// The CPU time its threads may use in each quota period, when its limit is below their cores.
@@ -65,7 +68,8 @@ struct SimBackend {
         self.errorRate = spec.errors
         self.generator = SeededGenerator.derived(seed: seed, stream: 0x6261_636B &+ UInt64(index))
         self.threads = spec.threads
-        self.cpuNanosPerRequest = spec.cpuWork.nanoseconds + overhead.nanoseconds
+        self.cpuNanosPerRequest = spec.cpuWork.nanoseconds
+        self.overheadNanos = overhead.nanoseconds
         if let limit = spec.cpuLimit, limit < Double(spec.threads) {
             self.quotaNanos = Int64((limit * Double(Self.quotaPeriodNanos)).rounded())
         } else {
@@ -77,9 +81,9 @@ struct SimBackend {
     /// while the quota period has quota left, waiting for the next period when it has not. Jobs are
     /// booked against the ledger in the order they start, exact for one thread; with several running at
     /// once the quota they share is used in the same total, its order of use approximated.
-    mutating func cpuFinish(from start: Int64) -> Int64 {
+    mutating func cpuFinish(from start: Int64, work: Int64) -> Int64 {
         var time = start
-        var work = self.cpuNanosPerRequest
+        var work = work
         guard let quota = self.quotaNanos else { return time + work }
         let period = Self.quotaPeriodNanos
         while true {

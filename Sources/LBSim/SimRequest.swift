@@ -64,6 +64,10 @@ struct SimRequest {
 /// thread, sleeps its latency and answers, whether or not the proxy still waits for it (a proxy that
 /// gave up on an attempt does not stop the backend's work on it).
 struct SimJob {
+    /// Whether its CPU work holds one of the host's cores now.
+    var holdsCore = false
+    /// Whether the backend has read it (spent its own CPU on it), so that it may take a place.
+    var read = false
     /// The request's slot, and the attempt it was made for.
     var request: Int32 = 0
     var attemptID: UInt32 = 0

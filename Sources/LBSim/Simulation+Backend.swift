@@ -40,6 +40,18 @@ extension Simulation {
             self.backends[index].frozen.append((job, .reachesBackend, self.now - self.backends[index].stoppedAt))
             return
         }
+        let overhead = self.backends[index].overheadNanos
+        guard overhead == 0 else {
+            // The backend reads it first, on one of its threads.
+            self.jobs[job].cpu = overhead
+            self.takeThread(job, backend: index)
+            return
+        }
+        self.admit(job, on: index, &picker)
+    }
+
+    /// A request the backend has read takes a place, waits for one, or is refused (503).
+    private mutating func admit<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
         switch self.backends[index].gate.requestArrived(Int32(job)) {
         case .serve: self.startService(job, on: index, &picker)
         case .queued: break
@@ -57,13 +69,19 @@ extension Simulation {
         self.jobs[job].latency = latency
         self.jobs[job].cpu = cpu
         self.jobs[job].fails = fails
+        self.jobs[job].read = true
         guard cpu > 0 else {
             self.afterLatency(job, &picker)
             return
         }
+        self.takeThread(job, backend: index)
+    }
+
+    /// The job's CPU work (`jobs[job].cpu`) runs on one of the backend's threads, or waits for one.
+    private mutating func takeThread(_ job: Int, backend index: Int) {
         if self.backends[index].cpuBusy < self.backends[index].threads {
             self.backends[index].cpuBusy += 1
-            self.schedule(.cpuDone, job: job, at: self.backends[index].cpuFinish(from: self.now))
+            self.runOnCore(job, backend: index)
         } else {
             self.backends[index].cpuQueue.append(Int32(job))
         }
@@ -78,11 +96,41 @@ extension Simulation {
         }
         self.backends[index].cpuNanos += self.jobs[job].cpu
         if let next = self.backends[index].cpuQueue.popFirst() {
-            self.schedule(.cpuDone, job: Int(next), at: self.backends[index].cpuFinish(from: self.now))
+            self.runOnCore(Int(next), backend: index)
         } else {
             self.backends[index].cpuBusy -= 1
         }
-        self.afterLatency(job, &picker)
+        if self.jobs[job].read {
+            self.afterLatency(job, &picker)
+        } else {
+            self.jobs[job].read = true
+            self.admit(job, on: index, &picker)
+        }
+    }
+
+    /// A job whose backend has a thread for it runs on one of the host's cores, or waits for one.
+    private mutating func runOnCore(_ job: Int, backend index: Int) {
+        guard self.hostCoresFree > 0 else {
+            self.hostQueue.append(Int32(job))
+            return
+        }
+        self.hostCoresFree -= 1
+        self.jobs[job].holdsCore = true
+        self.schedule(.cpuDone, job: job, at: self.backends[index].cpuFinish(from: self.now, work: self.jobs[job].cpu))
+    }
+
+    /// The CPU work of `job` is over (or its backend is gone): its core goes to the first waiting job
+    /// whose backend still runs.
+    mutating func releaseCore(_ job: Int) {
+        guard self.jobs[job].holdsCore else { return }
+        self.jobs[job].holdsCore = false
+        self.hostCoresFree += 1
+        while let next = self.hostQueue.popFirst() {
+            let index = Int(self.jobs[Int(next)].backend)
+            guard self.jobs[Int(next)].epoch == self.backends[index].epoch else { continue }
+            self.runOnCore(Int(next), backend: index)
+            return
+        }
     }
 
     private mutating func afterLatency<P: Picker>(_ job: Int, _ picker: inout P) {
@@ -126,6 +174,9 @@ extension Simulation {
     mutating func kill<P: Picker>(_ index: Int, _ picker: inout P) {
         let epoch = self.backends[index].epoch
         self.backends[index].killed()
+        // Its threads no longer wait for a core (their jobs' slots are about to be freed and reused).
+        let jobs = self.jobs
+        self.hostQueue.removeAll { jobs[Int($0)].backend == Int32(index) }
         self.closeWebSockets(to: index)
         let lost = (0..<self.jobs.count).filter { self.jobs[$0].backend == Int32(index) && self.jobs[$0].epoch == epoch }
         for job in lost { self.answer(job, .reset, &picker) }

@@ -81,7 +81,9 @@ extension Simulation {
         switch event.kind {
         case .reachesProxy: self.reachesProxy(subject, &picker)
         case .reachesBackend: if self.jobEventArrives(subject) { self.reachesBackend(subject, &picker) }
-        case .cpuDone: if self.jobEventArrives(subject) { self.cpuDone(subject, &picker) }
+        case .cpuDone:
+            self.releaseCore(subject)
+            if self.jobEventArrives(subject) { self.cpuDone(subject, &picker) }
         case .served: if self.jobEventArrives(subject) { self.served(subject, &picker) }
         case .answerReachesProxy: if self.jobEventArrives(subject) { self.answerReachesProxy(subject, &picker) }
         case .answerReachesClient:

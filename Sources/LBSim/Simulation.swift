@@ -1,5 +1,6 @@
 public import LBConfig
 public import LBCore
+import DequeModule
 
 /// How one simulated run goes: its length, its seed, and what it keeps.
 public struct SimulationSettings: Sendable {
@@ -114,6 +115,10 @@ public struct Simulation {
     var rampScheduled = false
     /// Each backend's CPU time at the last sample.
     var lastCPUNanos: [Int64]
+    /// The host's cores free for backends' CPU work (`Int.max` when the scenario gives none), and the
+    /// jobs whose backend thread waits for one, in order.
+    var hostCoresFree: Int
+    var hostQueue = Deque<Int32>()
     /// Virtual now.
     var now: Int64 = 0
     var nextRequestID: Int64 = 0
@@ -176,6 +181,7 @@ public struct Simulation {
         self.retryBudget = RetryBudget(share: service.retryBudget.share, minimumConcurrency: service.retryBudget.minimumConcurrency)
         self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
+        self.hostCoresFree = scaled.simulation.hostCPUs ?? .max
         self.webSockets = load.webSocket ? Array(repeating: SimWebSocket(), count: load.clients) : []
         let keepsTotals = sink != nil && !settings.keepsRecords
         self.tally = SimTally(

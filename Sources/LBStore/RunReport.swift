@@ -72,7 +72,8 @@ public struct RunReport: Sendable {
     /// The stretches of a request's life, from the rows of the client and the proxy joined on the request
     /// id, over the window's answered requests: what a scenario's `sim:` delays are measured from.
     public struct Hops: Sendable, Hashable {
-        /// From the client's send to the proxy's pick (`sim: delays: client-proxy`).
+        /// From the request's due time to the proxy's pick: the load generator's lag in sending it, and
+        /// the way to the proxy (`sim: delays: client-proxy`, as a simulated client sends when due).
         public var clientToPick: Span
         /// From the pick to the start of the attempt that answered (connection and queue at the proxy).
         public var pickToUpstream: Span
@@ -199,7 +200,7 @@ extension ResultsDatabase {
     /// The stretches of ``Hops`` over the window's answered requests that the proxy recorded.
     private static func hops(_ db: Database, _ arguments: StatementArguments, start: Int64, end: Int64) throws -> RunReport.Hops? {
         let joined = """
-            SELECT q.sent_us AS sent, q.done_us AS done, p.picked_us AS picked, p.upstream_start_us AS up_start,
+            SELECT q.intended_us AS due, q.done_us AS done, p.picked_us AS picked, p.upstream_start_us AS up_start,
                 p.upstream_done_us AS up_done
             FROM requests q JOIN proxy_requests p ON p.run_id = q.run_id AND p.request_id = q.id
             WHERE q.run_id = ? AND q.intended_us >= ? AND q.intended_us <= ? AND q.status IS NOT NULL
@@ -209,7 +210,7 @@ extension ResultsDatabase {
         defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.hops") }
         try db.execute(
             sql: """
-                CREATE TEMP TABLE hops AS SELECT picked - sent AS client_pick, up_start - picked AS pick_up,
+                CREATE TEMP TABLE hops AS SELECT picked - due AS client_pick, up_start - picked AS pick_up,
                     up_done - up_start AS upstream, done - up_done AS proxy_client FROM (\(joined))
                 """,
             arguments: arguments
