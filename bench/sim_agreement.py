@@ -15,7 +15,7 @@ from statistics import mean
 name, scenario_path, report_path = sys.argv[1:4]
 runs = []
 for block in open(report_path).read().split("\nrun ")[0:]:
-    head = re.match(r"(?:run )?(\d+) (real|sim) scenario (\S+) algorithm (\S+): (\w+)", block)
+    head = re.match(r"(?:run )?(\d+) (real|sim) scenario (\S+) algorithm (\S+)(?: repeat \d+)?: (\w+)", block)
     if not head or head.group(5) != "completed":
         continue
     latency = re.search(r"corrected \(from intended\)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", block)
