@@ -73,7 +73,7 @@ struct SimOutput {
     }
 
     /// The proxy is done with `request`: answered by its last attempt's backend, or by itself.
-    mutating func proxyDone(_ request: SimRequest, clientIP: String) {
+    mutating func proxyDone(_ request: SimRequest, client addresses: [String]) {
         self.totals?.proxyDone(received: request.received, attempts: Int(request.attempts))
         guard self.keepsRecords else { return }
         func micros(_ nanos: Int64) -> Int64? { nanos >= 0 ? nanos / 1_000 : nil }
@@ -83,7 +83,7 @@ struct SimOutput {
                 requestID: request.id, receivedMicros: request.received / 1_000, pickedMicros: micros(request.picked),
                 backendID: backend, upstreamStartMicros: micros(request.upstreamStart), upstreamDoneMicros: micros(request.upstreamDone),
                 status: Int(request.status), attempts: Int(request.attempts),
-                retriedFrom: request.retriedFrom >= 0 ? Int(request.retriedFrom) + 1 : nil, clientIP: clientIP
+                retriedFrom: request.retriedFrom >= 0 ? Int(request.retriedFrom) + 1 : nil, clientIP: addresses[Int(request.client)]
             )
         )
         if self.proxyRequests.count >= Self.chunk { self.flushProxyRequests() }

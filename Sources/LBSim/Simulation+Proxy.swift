@@ -183,7 +183,7 @@ extension Simulation {
         self.requests[slot].status = status
         self.requests[slot].proxyDone = true
         if self.requests[slot].failedBefore { self.tried[Int32(slot)] = nil }
-        self.output.proxyDone(self.requests[slot], clientIP: self.clientAddresses[Int(self.requests[slot].client)])
+        self.output.proxyDone(self.requests[slot], client: self.clientAddresses)
         let delay = self.draw(self.proxyToClient)
         if delay <= 0 {
             self.answerReachesClient(slot)
