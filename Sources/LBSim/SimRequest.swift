@@ -196,6 +196,12 @@ struct DeadlineQueue<Payload> {
         self.entries.append((deadline, payload))
     }
 
+    /// Whether ``compact(live:isSettled:)`` would look at the deadlines now: checked first by callers,
+    /// so that the closure (and what it holds) is made only then.
+    func needsCompacting(live: Int) -> Bool {
+        self.entries.count > 2 * live + 4_096
+    }
+
     /// Takes the earliest deadline's payload.
     mutating func pop() -> Payload {
         self.entries.removeFirst().payload
@@ -205,7 +211,7 @@ struct DeadlineQueue<Payload> {
     /// more than twice `live` and a few thousand: a long timeout then holds no more memory than the
     /// requests in flight, and each deadline is looked at a bounded number of times.
     mutating func compact(live: Int, isSettled: (Payload) -> Bool) {
-        guard self.entries.count > 2 * live + 4_096 else { return }
+        guard self.needsCompacting(live: live) else { return }
         self.entries = Deque(self.entries.filter { !isSettled($0.payload) })
     }
 }

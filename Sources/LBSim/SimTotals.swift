@@ -7,7 +7,7 @@ import LBCore
 /// the window from the `measure` phase to the `drain` phase, requests by their due time and proxy rows
 /// by their arrival at the proxy.
 ///
-/// Memory stays flat as the run grows: a histogram for the run and one per backend, the seconds whose
+/// Memory stays flat as the run grows: a histogram for the run, counts and sums per backend, the seconds whose
 /// requests are still in flight, and, when the timeline changes the backends and the requests carry keys,
 /// a count per key and backend between changes.
 struct SimTotals {
@@ -42,15 +42,14 @@ struct SimTotals {
     private var changes: [(micros: Int64, kind: String)] = []
     private var keyCounts: [[Int: [Int: Int]]] = [[:]]
 
-    /// Per-backend histograms are kept with this many backends at most (2 significant digits each).
-    static let backendHistogramLimit = 1_000
-
     init(backends: Int, inServiceAtStart: [Int], warmupNanos: Int64, tracksKeys: Bool) {
         self.start = warmupNanos / 1_000
         self.lastDone = self.start
         self.run = PartTally(digits: .three)
-        let digits: SignificantDigits? = backends <= Self.backendHistogramLimit ? .two : nil
-        self.backends = (0..<backends).map { _ in PartTally(digits: digits) }
+        // Per backend, counts and the latency sum (its mean) but no histogram: no report figure needs one,
+        // and a histogram per backend, each request touching another one out of cache, took a quarter of
+        // the simulator's time at 100 backends (bench/RESULTS.md).
+        self.backends = (0..<backends).map { _ in PartTally(digits: nil) }
         var columns = [Int32](repeating: -1, count: backends)
         for (column, index) in inServiceAtStart.enumerated() { columns[index] = Int32(column) }
         self.columns = columns

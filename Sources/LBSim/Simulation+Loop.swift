@@ -123,8 +123,10 @@ extension Simulation {
         self.clientOpen += 1
         self.output.totals?.due(self.now)
         self.clientDeadlines.append(self.now + self.clientTimeout, (Int32(slot), id))
-        let requests = self.requests
-        self.clientDeadlines.compact(live: requests.live) { requests[Int($0.slot)].id != $0.id || requests[Int($0.slot)].clientDone }
+        if self.clientDeadlines.needsCompacting(live: self.requests.live) {
+            let requests = self.requests
+            self.clientDeadlines.compact(live: requests.live) { requests[Int($0.slot)].id != $0.id || requests[Int($0.slot)].clientDone }
+        }
         guard self.webSockets.isEmpty else {
             self.sendMessage(slot, client: client, &picker)
             return

@@ -58,8 +58,10 @@ extension Simulation {
         self.requests[slot].attemptStart = self.now
         let attempt = self.requests[slot].attemptID
         self.headerDeadlines.append(self.now + self.service.timeouts.responseHeader.nanoseconds, (Int32(slot), attempt))
-        let requests = self.requests
-        self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }
+        if self.headerDeadlines.needsCompacting(live: self.requests.live) {
+            let requests = self.requests
+            self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }
+        }
         let job = self.jobs.insert(SimJob(request: Int32(slot), attemptID: attempt, backend: Int32(backend), epoch: self.backends[backend].epoch))
         let delay = self.draw(self.proxyToBackend)
         if delay <= 0 {
@@ -195,12 +197,11 @@ extension Simulation {
     /// The hash a hash-based picker places `request` by, as the proxy computes it for the service's
     /// `hash-key`: the client's address, the key the load generator sends in `X-LBLab-Key`, or the path.
     private func hashKey(of request: SimRequest) -> UInt64? {
-        switch self.service.hashKey {
+        switch self.hashSource {
         case .clientIP: return self.clientKeys[Int(request.client)]
-        case .header(let name) where name.lowercased() == "x-lblab-key":
-            return request.key >= 0 ? self.keyHashes[Int(request.key)] : nil
+        case .key: return request.key >= 0 ? self.keyHashes[Int(request.key)] : nil
         case .path: return self.pathHash
-        case .header, .cookie: return nil
+        case .none: return nil
         }
     }
 }

@@ -119,6 +119,11 @@ public struct Simulation {
     /// jobs whose backend thread waits for one, in order.
     var hostCoresFree: Int
     var hostQueue = Deque<Int32>()
+    /// What the service's `hash-key` hashes, read once: the client's address, the key the load generator
+    /// sends in `X-LBLab-Key`, the path, or nothing the simulated requests carry (another header, a
+    /// cookie).
+    let hashSource: HashSource
+    enum HashSource { case clientIP, key, path, none }
     /// Virtual now.
     var now: Int64 = 0
     var nextRequestID: Int64 = 0
@@ -182,6 +187,12 @@ public struct Simulation {
         self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
         self.hostCoresFree = scaled.simulation.hostCPUs ?? .max
+        self.hashSource = switch service.hashKey {
+        case .clientIP: .clientIP
+        case .header(let name) where name.lowercased() == "x-lblab-key": .key
+        case .path: .path
+        case .header, .cookie: .none
+        }
         self.webSockets = load.webSocket ? Array(repeating: SimWebSocket(), count: load.clients) : []
         let keepsTotals = sink != nil && !settings.keepsRecords
         self.tally = SimTally(

@@ -39,7 +39,7 @@ struct SimCommand: AsyncParsableCommand {
     @Option(name: .goStyle("scale"), help: "Multiply the clients, the rate and the backends by K (backend b becomes b, b.2, … b.K).")
     var scale = 1
 
-    @Flag(name: .goStyle("no-records"), help: "Keep no row per request: runs, backends, events and samples, and the totals lbctl report reads instead (counts, shares, errors, latency histograms per run and backend), counted as the run goes.")
+    @Flag(name: .goStyle("no-records"), help: "Keep no row per request: runs, backends, events and samples, and the totals lbctl report reads instead (counts, shares, errors, the latency histogram), counted as the run goes.")
     var noRecords = false
 
     func run() async throws {

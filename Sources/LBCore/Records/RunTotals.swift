@@ -3,8 +3,9 @@
 /// comparisons with other runs read as if it had kept them.
 ///
 /// Times and latencies are microseconds, taken as the rows would have them (`done_us − intended_us`,
-/// each truncated to the microsecond). Latencies are kept as histograms: the percentiles read from them
-/// are exact up to the histogram's resolution (3 significant digits), the means exact.
+/// each truncated to the microsecond). The run's latencies are kept as histograms: the percentiles read
+/// from them are exact up to the histogram's resolution (3 significant digits), the means exact. A
+/// backend's part may have no buckets (the simulator keeps its counts and latency sum only).
 public struct RunTotals: Sendable, Hashable {
     /// The measured window the figures count (requests due in it; proxy rows received in it).
     public var window: ClosedRange<Int64>
