@@ -7,12 +7,13 @@
 #      resident memory (flat as requests grow: only backends and requests in flight are held);
 #   3. with records on, into SQLite: rows per second end to end (two a request, all of them rows when
 #      the command ends) against sqlite_insert.c's rows per second;
-#   4. the algorithms' cost inside the simulator: 100 backends, each algorithm of LBCore.
+#   4. the algorithms' cost inside the simulator: 100 backends, each algorithm of LBCore;
+#   5. the simulator's event queue against swift-collections' Heap (Benchmarks/SimBenchmarks).
 # Usage: bench/sim_speed.sh [rounds] [sections], sections e.g. "12" (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
-sections=${2:-1234}
+sections=${2:-12345}
 section() { [[ $sections == *$1* ]]; }
 source bench/peers.sh
 scripts/install-deps.sh
@@ -93,8 +94,30 @@ fi
 
 if section 4; then
     echo "## 4. each algorithm inside the simulator: 100 backends, 10^7 requests, --no-records"
+    # 250 clients and 100,000 uniform keys hashed by X-LBLab-Key, and backends without a capacity limit
+    # (each request served at once, exponential 1 ms): a hashing algorithm spreads requests unevenly,
+    # and with single-server backends at rho 0.8 its busiest ones would be overloaded and their queues
+    # grow without end, measuring the queues instead of the picks.
     for algorithm in round-robin weighted-round-robin random power-of-two least-connections peak-ewma ip-hash consistent-hash maglev rendezvous least-resources; do
-        read -r s _ < <(sim_rate "$(scenario 100 "$algorithm")" 10000000 --no-records)
+        file="$BENCH_DIR/sim-picks-$algorithm.yml"
+        cat >"$file" <<YML
+name: sim-picks
+seed: 1
+duration: 10000000s
+algorithms: [$algorithm]
+backends: {count: 100, latency: exponential(1ms)}
+load: {clients: 250, total-rate: 80000, arrival: poisson, keys: {count: 100000, zipf: 0}}
+proxy: {hash-key: "header:X-LBLab-Key"}
+sample-interval: 1000000s
+YML
+        read -r s _ < <(sim_rate "$file" 10000000 --no-records)
         echo "$algorithm: $s simulated requests/s"
     done
+fi
+
+if section 5; then
+    echo "## 5. the event queue against swift-collections' Heap (SimBenchmarks: hold model, ns per step)"
+    source scripts/release-flags.sh
+    swift package --allow-writing-to-package-directory benchmark --target SimBenchmarks "${release_benchmark_flags[@]}" \
+        --format markdown --no-progress 2>/dev/null | awk '/^### /{name=$0} /Time \(wall clock\)/{print name ": p50 " $12 " ns/step"}'
 fi

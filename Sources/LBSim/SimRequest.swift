@@ -180,6 +180,52 @@ struct SlotTable<Element> {
     }
 }
 
+/// A fixed number of `Element`s (the backends, and what the proxy keeps per backend) in memory the
+/// table allocates itself, for the same reason as ``SlotTable``: each write touches the element alone,
+/// with no check that an array's buffer is shared. Owned by one simulation and never copied while that
+/// runs (copies share the elements).
+struct FixedTable<Element>: RandomAccessCollection {
+    private final class Storage {
+        let base: UnsafeMutablePointer<Element>
+        let count: Int
+
+        init(_ elements: [Element]) {
+            self.count = elements.count
+            self.base = .allocate(capacity: Swift.max(1, elements.count))
+            _ = UnsafeMutableBufferPointer(start: self.base, count: elements.count).initialize(from: elements)
+        }
+
+        deinit {
+            self.base.deinitialize(count: self.count)
+            self.base.deallocate()
+        }
+    }
+
+    private let storage: Storage
+
+    init(_ elements: [Element]) {
+        self.storage = Storage(elements)
+    }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { self.storage.count }
+
+    subscript(index: Int) -> Element {
+        get {
+            precondition(index >= 0 && index < self.storage.count, "index out of range")
+            return self.storage.base[index]
+        }
+        nonmutating _modify {
+            precondition(index >= 0 && index < self.storage.count, "index out of range")
+            yield &self.storage.base[index]
+        }
+        nonmutating set {
+            precondition(index >= 0 && index < self.storage.count, "index out of range")
+            self.storage.base[index] = newValue
+        }
+    }
+}
+
 /// Deadlines of one fixed length each, in the order they were set: a timeout per request or attempt
 /// without a heap, since a later start means a later deadline.
 struct DeadlineQueue<Payload> {

@@ -57,7 +57,7 @@ extension Simulation {
         self.requests[slot].waiting = false
         self.requests[slot].attemptStart = self.now
         let attempt = self.requests[slot].attemptID
-        self.headerDeadlines.append(self.now + self.service.timeouts.responseHeader.nanoseconds, (Int32(slot), attempt))
+        self.headerDeadlines.append(self.now + self.responseHeaderTimeout, (Int32(slot), attempt))
         if self.headerDeadlines.needsCompacting(live: self.requests.live) {
             let requests = self.requests
             self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }

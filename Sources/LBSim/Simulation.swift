@@ -66,9 +66,9 @@ public struct Simulation {
     /// The proxy's service as the scenario configures it for this algorithm.
     let service: Service
     /// The backends, in the scenario's order (index + 1 is the id records carry).
-    var backends: [SimBackend]
+    let backends: FixedTable<SimBackend>
     /// What the proxy keeps per backend, by the same index.
-    var proxyBackends: [SimProxyBackend]
+    let proxyBackends: FixedTable<SimProxyBackend>
     var requests = SlotTable<SimRequest>()
     var jobs = SlotTable<SimJob>()
     var events = EventQueue()
@@ -100,6 +100,9 @@ public struct Simulation {
     var headerDeadlines = DeadlineQueue<(slot: Int32, attempt: UInt32)>()
     var queueDeadlines = DeadlineQueue<(slot: Int32, attempt: UInt32)>()
     let clientTimeout: Int64
+    /// The service's response-header timeout, in nanoseconds (read once: a `Duration`'s conversion
+    /// costs a 128-bit multiplication).
+    let responseHeaderTimeout: Int64
     /// Requests the clients still wait for.
     var clientOpen = 0
     /// The backends in the proxy's service, by index, in the order the picker's snapshot has them.
@@ -152,13 +155,17 @@ public struct Simulation {
             throw SimulationError("\(scaled.file): \(error)")
         }
         self.service = service
-        self.backends = scaled.backends.enumerated().map { index, spec in
-            SimBackend(spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU)
-        }
+        self.backends = FixedTable(
+            scaled.backends.enumerated().map { index, spec in
+                SimBackend(spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU)
+            }
+        )
         let limits = service.limits
-        self.proxyBackends = scaled.backends.map { _ in
-            SimProxyBackend(limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout))
-        }
+        self.proxyBackends = FixedTable(
+            scaled.backends.map { _ in
+                SimProxyBackend(limiter: ConnectionLimiter(maxActive: limits.maxConnections, maxQueued: limits.maxQueued, queueTimeout: limits.queueTimeout))
+            }
+        )
         let load = scaled.load
         self.schedule = ArrivalSchedule(
             clients: Array(0..<load.clients),
@@ -181,6 +188,7 @@ public struct Simulation {
         self.keyHashes = (0..<(load.keyCount ?? 0)).map { StableHash.hash(String($0)) }
         self.pathHash = StableHash.hash(load.path)
         self.clientTimeout = load.timeout.nanoseconds
+        self.responseHeaderTimeout = service.timeouts.responseHeader.nanoseconds
         self.inService = scaled.backends.indices.filter { scaled.backends[$0].inService }
         self.weights = scaled.backends.map { Double($0.weight) }
         self.retryBudget = RetryBudget(share: service.retryBudget.share, minimumConcurrency: service.retryBudget.minimumConcurrency)
@@ -237,7 +245,25 @@ public struct Simulation {
             // The scenario was checked: its parameters make a picker.
             preconditionFailure("\(error)")
         }
-        return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        // Each algorithm's own type, so that the event loop is specialized for it: run on the
+        // existential, the loop is generic code that reaches the picker and its state through witness
+        // tables at every step.
+        switch picker {
+        case let picker as RoundRobin: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as SmoothWeightedRoundRobin: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as StickyRoundRobin: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as RandomPicker: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as WeightedRandom: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as LeastConnections: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as PowerOfTwoChoices: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as PeakEWMA: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as IPHash: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as ConsistentHash: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as Maglev: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as Rendezvous: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        case let picker as LeastResources: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        default: return self.run(picker: picker, progressEvery: progressEvery, progress: progress)
+        }
     }
 
     /// The parameters of the proxy's picker on its first event loop (the proxy's stream of the seed).
