@@ -231,14 +231,16 @@ struct FixedTable<Element>: RandomAccessCollection {
 struct DeadlineQueue<Payload> {
     private var entries = Deque<(deadline: Int64, payload: Payload)>()
 
-    /// The earliest deadline not yet taken.
-    var next: Int64? { self.entries.first?.deadline }
+    /// The earliest deadline not yet taken: kept apart from the entries, since the event loop reads it
+    /// at every step and it changes only when the first deadline is added or taken.
+    private(set) var next: Int64?
 
     /// Deadlines held.
     var count: Int { self.entries.count }
 
     /// Adds a deadline, not earlier than the last one added.
     mutating func append(_ deadline: Int64, _ payload: Payload) {
+        if self.entries.isEmpty { self.next = deadline }
         self.entries.append((deadline, payload))
     }
 
@@ -250,7 +252,9 @@ struct DeadlineQueue<Payload> {
 
     /// Takes the earliest deadline's payload.
     mutating func pop() -> Payload {
-        self.entries.removeFirst().payload
+        let payload = self.entries.removeFirst().payload
+        self.next = self.entries.first?.deadline
+        return payload
     }
 
     /// Drops the deadlines `isSettled` says no longer matter (their request answered), once there are
@@ -259,5 +263,6 @@ struct DeadlineQueue<Payload> {
     mutating func compact(live: Int, isSettled: (Payload) -> Bool) {
         guard self.needsCompacting(live: live) else { return }
         self.entries = Deque(self.entries.filter { !isSettled($0.payload) })
+        self.next = self.entries.first?.deadline
     }
 }

@@ -12,8 +12,9 @@ extension Simulation {
         var completed = true
         var drained = false
         var drainedAt: Int64 = 0
+        // The next arrival's time, read again only when it is taken.
+        var arrival = self.schedule.nextDueNanos ?? .max
         while true {
-            let arrival = self.schedule.nextDueNanos ?? .max
             // The schedule is over: the run ends when every request is answered or given up on.
             if arrival == .max && self.clientOpen == 0 { break }
             let event = self.events.nextTime ?? .max
@@ -34,6 +35,7 @@ extension Simulation {
             if arrival < event {
                 self.now = arrival
                 let due = self.schedule.next()!
+                arrival = self.schedule.nextDueNanos ?? .max
                 self.arrive(client: due.client, &picker)
                 if Int(self.nextRequestID) >= nextProgress {
                     nextProgress += progressEvery
