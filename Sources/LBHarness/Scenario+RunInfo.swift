@@ -4,6 +4,13 @@ import LBCore
 import LBStore
 
 extension Scenario {
+    /// The algorithms a study runs: those labelled in `labels` (`--algorithms`), in the scenario's
+    /// order, or all of them.
+    func algorithms(labelled labels: [String]?) -> [AlgorithmUnderTest] {
+        guard let labels else { return self.algorithms }
+        return self.algorithms.filter { labels.contains($0.label) }
+    }
+
     /// The `runs` row of one run of `entry`, repeat `repeatIndex` with `seed`, by a runner of `kind`:
     /// what it needs to be repeated (the scenario's text and hash, the seed, the host, the version; the
     /// commit comes with ``RunInfo``), with `parameters` as the sweep point's `params_json` beside the
@@ -51,5 +58,16 @@ extension StudyResult {
             outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: warnings(reports),
             interrupted: interrupted
         )
+    }
+}
+
+extension ResultsDatabase {
+    /// The results file of a study at `path`, created when new, or the store's error as a harness error.
+    static func openForStudy(path: String) throws(HarnessError) -> ResultsDatabase {
+        do {
+            return try ResultsDatabase.open(path: path)
+        } catch {
+            throw .store("\(error)")
+        }
     }
 }

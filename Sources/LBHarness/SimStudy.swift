@@ -56,18 +56,12 @@ public final class SimStudy: Sendable {
 
     /// The algorithms that run, after `--algorithms`.
     public var entries: [Scenario.AlgorithmUnderTest] {
-        guard let labels = self.settings.labels else { return self.scenario.algorithms }
-        return self.scenario.algorithms.filter { labels.contains($0.label) }
+        self.scenario.algorithms(labelled: self.settings.labels)
     }
 
     /// Runs the study. `line` prints a line; `status` shows the progress line (`nil` clears it).
     public func run(line: @escaping @Sendable (String) -> Void, status: @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult {
-        let database: ResultsDatabase
-        do {
-            database = try ResultsDatabase.open(path: self.settings.databasePath)
-        } catch {
-            throw .store("\(error)")
-        }
+        let database = try ResultsDatabase.openForStudy(path: self.settings.databasePath)
         defer { try? database.close() }
         let repeats = self.settings.repeats ?? self.scenario.repeats
         let plan = (0..<repeats).flatMap { repeatIndex in self.entries.map { (entry: $0, repeatIndex: repeatIndex) } }
@@ -193,8 +187,7 @@ public final class SimStudy: Sendable {
             if tally.answered > 0 {
                 let percentile = { (percent: Double) -> Double in
                     guard let totals = simulated.totals?.run.corrected else { return Double(tally.latency.valueAtPercentile(percent)) / 1e6 }
-                    let rank = max(1, Int((Double(totals.count) * percent / 100).rounded(.up)))
-                    return Double(totals.value(atRank: rank) ?? 0) / 1e3
+                    return Double(totals.value(atPercentile: percent) ?? 0) / 1e3
                 }
                 text += String(
                     format: "; counted: p50 %.2f ms, p99 %.2f ms, mean %.2f ms, %d errors",

@@ -109,18 +109,12 @@ public final class Study: Sendable {
 
     /// The algorithms that run, after `--algorithms`.
     public var entries: [Scenario.AlgorithmUnderTest] {
-        guard let labels = self.settings.labels else { return self.scenario.algorithms }
-        return self.scenario.algorithms.filter { labels.contains($0.label) }
+        self.scenario.algorithms(labelled: self.settings.labels)
     }
 
     /// Runs the study. `line` prints a line; `status` shows the progress line (`nil` clears it).
     public func run(line: @escaping @Sendable (String) -> Void, status: @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult {
-        let database: ResultsDatabase
-        do {
-            database = try ResultsDatabase.open(path: self.settings.databasePath)
-        } catch {
-            throw .store("\(error)")
-        }
+        let database = try ResultsDatabase.openForStudy(path: self.settings.databasePath)
         defer { try? database.close() }
         try? FileManager.default.createDirectory(atPath: self.settings.outDirectory, withIntermediateDirectories: true)
         let cgroups = self.makeContainers(line: line)

@@ -14,7 +14,12 @@ struct SimTotals {
     private let start: Int64
     private var drain: Int64?
     private var lastDone: Int64
-    private var run: PartTally
+    private var run = PartTally()
+    /// The run's latencies (microseconds, 3 significant digits). Per backend, counts and the latency
+    /// sum (its mean) but no histogram: no report figure needs one, and a histogram per backend, each
+    /// request touching another one out of cache, took a quarter of the simulator's time at 100
+    /// backends (bench/RESULTS.md).
+    private var runLatency = Histogram<UInt64>(highestTrackableValue: highestTrackableMicros, numberOfSignificantValueDigits: .three)
     private var backends: [PartTally]
     private var errors: [String: Int] = [:]
     private var proxyRequests = 0
@@ -45,11 +50,7 @@ struct SimTotals {
     init(backends: Int, inServiceAtStart: [Int], warmupNanos: Int64, tracksKeys: Bool) {
         self.start = warmupNanos / 1_000
         self.lastDone = self.start
-        self.run = PartTally(digits: .three)
-        // Per backend, counts and the latency sum (its mean) but no histogram: no report figure needs one,
-        // and a histogram per backend, each request touching another one out of cache, took a quarter of
-        // the simulator's time at 100 backends (bench/RESULTS.md).
-        self.backends = (0..<backends).map { _ in PartTally(digits: nil) }
+        self.backends = Array(repeating: PartTally(), count: backends)
         var columns = [Int32](repeating: -1, count: backends)
         for (column, index) in inServiceAtStart.enumerated() { columns[index] = Int32(column) }
         self.columns = columns
@@ -83,6 +84,7 @@ struct SimTotals {
         let failed = error != nil || (status ?? 0) >= 500
         let latency = status != nil ? doneMicros - due : nil
         self.run.count(failed: failed, latency: latency)
+        if let latency { self.runLatency.record(min(UInt64(max(0, latency)), highestTrackableMicros)) }
         if failed { self.errors[error.map(\.rawValue) ?? "status \(status ?? 0)", default: 0] += 1 }
         if backend >= 0 {
             self.backends[backend].count(failed: failed, latency: latency)
@@ -135,8 +137,8 @@ struct SimTotals {
         }
         return RunTotals(
             window: window,
-            run: self.run.part(backendID: nil),
-            backends: self.backends.enumerated().map { $0.element.part(backendID: $0.offset + 1) },
+            run: self.run.part(backendID: nil, latency: self.runLatency),
+            backends: self.backends.enumerated().map { $0.element.part(backendID: $0.offset + 1, latency: nil) },
             errorsByKind: self.errors,
             proxyRequests: self.proxyRequests,
             retries: self.retries,
@@ -216,21 +218,15 @@ struct SimTotals {
     }
 }
 
-/// The counts and latencies of the run or of one backend.
+/// The highest latency the run's histogram holds: one hour, in microseconds.
+private let highestTrackableMicros: UInt64 = 3_600_000_000
+
+/// The counts and the latency sum of the run or of one backend.
 private struct PartTally {
     var requests = 0
     var responses = 0
     var errors = 0
     var sum: Int64 = 0
-    var histogram: Histogram<UInt64>?
-    var latencies = 0
-
-    /// The highest latency a histogram holds: one hour, in microseconds.
-    static let highestTrackable: UInt64 = 3_600_000_000
-
-    init(digits: SignificantDigits?) {
-        self.histogram = digits.map { Histogram(highestTrackableValue: Self.highestTrackable, numberOfSignificantValueDigits: $0) }
-    }
 
     mutating func count(failed: Bool, latency: Int64?) {
         self.requests += 1
@@ -238,12 +234,12 @@ private struct PartTally {
         guard let latency else { return }
         self.responses += 1
         self.sum += latency
-        self.histogram?.record(min(UInt64(max(0, latency)), Self.highestTrackable))
     }
 
-    func part(backendID: Int?) -> RunTotals.Part {
+    /// Its part of the totals, with `latency`'s buckets when given (the run's).
+    func part(backendID: Int?, latency histogram: Histogram<UInt64>?) -> RunTotals.Part {
         var buckets: [RunTotals.Bucket] = []
-        if let histogram = self.histogram {
+        if let histogram {
             for value in histogram.recordedValues() {
                 let top = min(histogram.highestEquivalentForValue(value.value), histogram.maxRecorded)
                 buckets.append(RunTotals.Bucket(valueMicros: Int64(top), count: Int(value.count)))

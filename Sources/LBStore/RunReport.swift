@@ -275,10 +275,9 @@ extension ResultsDatabase {
     static func latency(_ latency: RunTotals.Latency) -> RunReport.LatencySummary {
         let count = latency.count
         guard count > 0 else { return RunReport.LatencySummary() }
-        let rank = { (percent: Double) in max(1, Int((Double(count) * percent / 100).rounded(.up))) }
         return RunReport.LatencySummary(
-            p50: latency.value(atRank: rank(50)), p90: latency.value(atRank: rank(90)), p99: latency.value(atRank: rank(99)),
-            p999: latency.value(atRank: rank(99.9)), max: latency.value(atRank: count),
+            p50: latency.value(atPercentile: 50), p90: latency.value(atPercentile: 90), p99: latency.value(atPercentile: 99),
+            p999: latency.value(atPercentile: 99.9), max: latency.value(atRank: count),
             mean: Double(latency.sumMicros) / Double(count)
         )
     }

@@ -97,6 +97,14 @@ public struct RunTotals: Sendable, Hashable {
             }
             return nil
         }
+
+        /// The latency at `percent` (0–100) by nearest rank, as `lbctl report` takes percentiles of
+        /// rows: the value at rank ⌈count × percent / 100⌉ (at least 1); `nil` when nothing was counted.
+        public func value(atPercentile percent: Double) -> Int64? {
+            let count = self.count
+            guard count > 0 else { return nil }
+            return self.value(atRank: max(1, Int((Double(count) * percent / 100).rounded(.up))))
+        }
     }
 
     /// One histogram bucket.
