@@ -19,9 +19,15 @@ public struct SimulationModel: Sendable, Hashable {
     /// CPU time a backend spends on each request besides its CPU work (reading, answering): it counts
     /// against the backend's CPU limit.
     public var backendCPU: Duration
+    /// CPU time a backend spends on each request after its answer has left (on its event loop, while
+    /// its CPU thread goes on with the next): it counts against the backend's CPU limit, but no request
+    /// waits for it. A backend's cgroup CPU per request, less the work and `backend-cpu`.
+    public var backendCPUAfter: Duration = .zero
     /// The cores of the machine the backends run on, when they are fewer than the backends' CPU threads:
     /// all backends' CPU work shares them, and a thread that finds them all busy waits its turn (first
-    /// come, first served). `nil`: every thread has a core of its own.
+    /// come, first served); a thread throttled by its CPU quota gives its core up. Every hop (a request
+    /// or an answer that an event loop takes on) first waits for a core too when all are busy, until the
+    /// first is released. `nil`: every thread has a core of its own.
     public var hostCPUs: Int?
 
     /// No delay anywhere, and no CPU but the work asked for.
@@ -38,9 +44,10 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu", "host-cpus"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
+        if let cpu = map["backend-cpu-after"] { self.backendCPUAfter = try cpu.duration() }
         if let cores = map["host-cpus"] { self.hostCPUs = try cores.int(in: 1...4_096) }
         guard let delays = map["delays"] else { return }
         let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])

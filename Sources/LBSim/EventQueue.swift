@@ -41,6 +41,9 @@ package enum SimEventKind: UInt8 {
     case reachesBackend
     /// A job's CPU work is done (subject: job slot).
     case cpuDone
+    /// A job's CPU work is throttled by its backend's quota: its core is free for others (subject: job
+    /// slot).
+    case coreFreed
     /// A job's latency is over: its backend answers (subject: job slot).
     case served
     /// A job's answer (or its failure) reaches the proxy (subject: job slot).

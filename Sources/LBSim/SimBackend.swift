@@ -27,6 +27,8 @@ struct SimBackend {
     let overheadNanos: Int64
     /// The CPU work one job asks for (0: none), done while it holds a place.
     let cpuNanosPerRequest: Int64
+    /// The backend's CPU per request after its answer has left (0: none): booked against its quota.
+    let afterNanos: Int64
     /// Places and the queue before them (of job slots).
     var gate: CapacityGate<Int32>
     /// The latency model now, ready to draw from (a `slow` step changes it).
@@ -64,7 +66,7 @@ struct SimBackend {
     /// A cgroup's CPU quota period, as `lbctl run` sets it (`cpu.cfs_period_us`, `cpu.max`).
     static let quotaPeriodNanos: Int64 = 100_000_000
 
-    init(spec: ScenarioBackend, seed: UInt64, index: Int, overhead: Duration) {
+    init(spec: ScenarioBackend, seed: UInt64, index: Int, overhead: Duration, after: Duration = .zero) {
         self.spec = spec
         self.state = BackendState(name: spec.name)
         self.gate = CapacityGate(capacity: spec.capacity, queueLimit: spec.queue)
@@ -74,6 +76,7 @@ struct SimBackend {
         self.threads = spec.threads
         self.cpuNanosPerRequest = spec.cpuWork.nanoseconds
         self.overheadNanos = overhead.nanoseconds
+        self.afterNanos = after.nanoseconds
         if let limit = spec.cpuLimit, limit < Double(spec.threads) {
             self.quotaNanos = Int64((limit * Double(Self.quotaPeriodNanos)).rounded())
         } else {
@@ -81,15 +84,20 @@ struct SimBackend {
         }
     }
 
-    /// When a job that starts its CPU work at `start` on a free thread is done with it: at full speed
-    /// while the quota period has quota left, waiting for the next period when it has not. Jobs are
-    /// booked against the ledger in the order they start, exact for one thread; with several running at
-    /// once the quota they share is used in the same total, its order of use approximated.
-    mutating func cpuFinish(from start: Int64, work: Int64) -> Int64 {
+    /// When a job that starts its CPU work at `start` on a free thread is done with it (`done`): at full
+    /// speed while the quota period has quota left, waiting for the next period when it has not. Jobs
+    /// are booked against the ledger in the order they start, exact for one thread; with several running
+    /// at once the quota they share is used in the same total, its order of use approximated.
+    ///
+    /// `running` is when its first stretch on a core ends: `done`, or the moment the quota runs out
+    /// and the thread is throttled, when the kernel takes the core away from it. The rest of its work,
+    /// in the next periods, is not counted against the host's cores.
+    mutating func cpuFinish(from start: Int64, work: Int64) -> (done: Int64, running: Int64) {
         var time = start
         var work = work
-        guard let quota = self.quotaNanos else { return time + work }
+        guard let quota = self.quotaNanos else { return (time + work, time + work) }
         let period = Self.quotaPeriodNanos
+        var running: Int64?
         while true {
             let periodStart = time / period * period
             if periodStart != self.quotaPeriod {
@@ -98,6 +106,7 @@ struct SimBackend {
             }
             let left = quota - self.quotaUsed
             guard left > 0 else {
+                if running == nil { running = time }
                 time = periodStart + period
                 continue
             }
@@ -105,9 +114,28 @@ struct SimBackend {
             self.quotaUsed += run
             work -= run
             time += run
-            if work == 0 { return time }
-            if run == left { time = periodStart + period }
+            if work == 0 { return (time, running ?? time) }
+            if run == left {
+                if running == nil { running = time }
+                time = periodStart + period
+            }
         }
+    }
+
+    /// CPU work done at `time` off any request's way (the event loop's, after an answer): it uses the
+    /// quota period's quota, and may overrun it, as a thread that the kernel throttles only at its next
+    /// check does; the next job then waits for the next period.
+    mutating func charge(_ work: Int64, at time: Int64) {
+        self.cpuNanos += work
+        guard self.quotaNanos != nil else { return }
+        let period = Self.quotaPeriodNanos
+        let periodStart = time / period * period
+        // The ledger may already be in a later period (a job's CPU booked ahead): it goes on there.
+        if periodStart > self.quotaPeriod {
+            self.quotaPeriod = periodStart
+            self.quotaUsed = 0
+        }
+        self.quotaUsed += work
     }
 
     /// Draws whether the next job served fails (500).

@@ -115,8 +115,21 @@ extension Simulation {
             return
         }
         self.hostCoresFree -= 1
+        let (done, running) = self.backends[index].cpuFinish(from: self.now, work: self.jobs[job].cpu)
         self.jobs[job].holdsCore = true
-        self.schedule(.cpuDone, job: job, at: self.backends[index].cpuFinish(from: self.now, work: self.jobs[job].cpu))
+        self.jobs[job].coreUntil = running
+        self.coresHeldUntil.append(running)
+        if running < done { self.schedule(.coreFreed, job: job, at: running) }
+        self.schedule(.cpuDone, job: job, at: done)
+    }
+
+    /// How long a thread that wakes now waits for a core: none while one is free (or the scenario gives
+    /// no `host-cpus`), else until the first held one is released. The thread that wakes (an event loop
+    /// with a request to read or an answer to write) runs as soon as a core frees, ahead of CPU work
+    /// that waits for one: the kernel favours a thread that slept over one that has been running.
+    func coreWait() -> Int64 {
+        guard self.hostCoresFree == 0, let first = self.coresHeldUntil.min() else { return 0 }
+        return Swift.max(0, first - self.now)
     }
 
     /// The CPU work of `job` is over (or its backend is gone): its core goes to the first waiting job
@@ -124,6 +137,13 @@ extension Simulation {
     mutating func releaseCore(_ job: Int) {
         guard self.jobs[job].holdsCore else { return }
         self.jobs[job].holdsCore = false
+        self.freeCore(heldUntil: self.jobs[job].coreUntil)
+    }
+
+    /// A core held until `until` is free: it goes to the first waiting job whose backend still runs.
+    mutating func freeCore(heldUntil until: Int64) {
+        if let held = self.coresHeldUntil.firstIndex(of: until) { self.coresHeldUntil.swapAt(held, self.coresHeldUntil.count - 1) }
+        self.coresHeldUntil.removeLast()
         self.hostCoresFree += 1
         while let next = self.hostQueue.popFirst() {
             let index = Int(self.jobs[Int(next)].backend)
@@ -150,6 +170,7 @@ extension Simulation {
             return
         }
         self.backends[index].served += 1
+        if self.backends[index].afterNanos > 0 { self.backends[index].charge(self.backends[index].afterNanos, at: self.now) }
         let status: Int16 = self.jobs[job].fails ? 500 : 200
         if let next = self.backends[index].gate.requestFinished() {
             self.startService(Int(next), on: index, &picker)
@@ -161,7 +182,7 @@ extension Simulation {
     mutating func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
         self.jobs[job].outcome = outcome
         self.jobs[job].epoch = -1
-        let delay = self.draw(self.proxyToBackend)
+        let delay = self.hop(self.proxyToBackend)
         if delay <= 0 {
             self.answerReachesProxy(job, &picker)
         } else {

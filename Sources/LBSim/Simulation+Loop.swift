@@ -86,6 +86,9 @@ extension Simulation {
         case .cpuDone:
             self.releaseCore(subject)
             if self.jobEventArrives(subject) { self.cpuDone(subject, &picker) }
+        case .coreFreed:
+            self.releaseCore(subject)
+            _ = self.jobEventArrives(subject)
         case .served: if self.jobEventArrives(subject) { self.served(subject, &picker) }
         case .answerReachesProxy: if self.jobEventArrives(subject) { self.answerReachesProxy(subject, &picker) }
         case .answerReachesClient:
@@ -133,7 +136,7 @@ extension Simulation {
             self.sendMessage(slot, client: client, &picker)
             return
         }
-        let delay = self.draw(self.clientToProxy)
+        let delay = self.hop(self.clientToProxy)
         if delay <= 0 {
             self.reachesProxy(slot, &picker)
         } else {
@@ -185,5 +188,11 @@ extension Simulation {
     /// A delay drawn from `delay`, in nanoseconds.
     mutating func draw(_ delay: LatencySampler) -> Int64 {
         delay.nanoseconds(using: &self.delayGenerator)
+    }
+
+    /// The time a request or an answer takes from one part to the next: the thread that takes it on
+    /// waits for a core first when the host's are all busy (``coreWait()``), then the hop's delay.
+    mutating func hop(_ delay: LatencySampler) -> Int64 {
+        self.coreWait() + self.draw(delay)
     }
 }

@@ -63,7 +63,7 @@ extension Simulation {
             self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }
         }
         let job = self.jobs.insert(SimJob(request: Int32(slot), attemptID: attempt, backend: Int32(backend), epoch: self.backends[backend].epoch))
-        let delay = self.draw(self.proxyToBackend)
+        let delay = self.hop(self.proxyToBackend)
         if delay <= 0 {
             self.reachesBackend(job, &picker)
         } else {
@@ -186,7 +186,7 @@ extension Simulation {
         self.requests[slot].proxyDone = true
         if self.requests[slot].failedBefore { self.tried[Int32(slot)] = nil }
         self.output.proxyDone(self.requests[slot], client: self.clientAddresses)
-        let delay = self.draw(self.proxyToClient)
+        let delay = self.hop(self.proxyToClient)
         if delay <= 0 {
             self.answerReachesClient(slot)
         } else {

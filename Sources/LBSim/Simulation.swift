@@ -122,6 +122,8 @@ public struct Simulation {
     /// jobs whose backend thread waits for one, in order.
     var hostCoresFree: Int
     var hostQueue = Deque<Int32>()
+    /// When each held core is released (unordered; as many as cores are held).
+    var coresHeldUntil: [Int64] = []
     /// What the service's `hash-key` hashes, read once: the client's address, the key the load generator
     /// sends in `X-LBLab-Key`, the path, or nothing the simulated requests carry (another header, a
     /// cookie).
@@ -157,7 +159,10 @@ public struct Simulation {
         self.service = service
         self.backends = FixedTable(
             scaled.backends.enumerated().map { index, spec in
-                SimBackend(spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU)
+                SimBackend(
+                    spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU,
+                    after: scaled.simulation.backendCPUAfter
+                )
             }
         )
         let limits = service.limits

@@ -1,0 +1,106 @@
+import Foundation
+import LBConfig
+import LBCore
+import Testing
+
+@testable import LBSim
+
+/// The CPU model of `sim:`: a backend's CPU quota (its cgroup's, 100 ms periods), the CPU it spends
+/// after an answer, and the host's cores (`host-cpus`) that backends' threads and every hop share.
+/// Deterministic scenarios (fixed latencies, constant arrivals), so each figure follows by arithmetic.
+@Suite("simulator: CPU quotas and host cores")
+struct HostCPUTests {
+    static func simulate(_ text: String, requests: Int? = nil) throws -> (records: InMemoryRecordSink.Contents, outcome: SimOutcome) {
+        let scenario = try Scenario.parse(text, file: "cpu.yml")
+        let sink = InMemoryRecordSink()
+        var settings = SimulationSettings(scenario: scenario, seed: scenario.seed)
+        settings.requestLimit = requests
+        var simulation = try Simulation(scenario: scenario, entry: scenario.algorithms[0], settings: settings, sink: sink)
+        let outcome = simulation.run()
+        return (sink.snapshot, outcome)
+    }
+
+    static func quotaScenario(after: String?) -> String {
+        """
+        name: quota
+        seed: 1
+        duration: 10s
+        algorithms: [round-robin]
+        backends: [{name: b1, cpu: 1ms, limits: {cpu: 0.5}}]
+        load: {clients: 1, total-rate: 400, arrival: constant, timeout: 1h}
+        sim: {backend-cpu: 0s\(after.map { ", backend-cpu-after: \($0)" } ?? "")}
+        """
+    }
+
+    @Test("a backend's CPU after its answers counts against its quota: 2 ms a request at half a core is 250 a second")
+    func cpuAfterAnswerUsesQuota() throws {
+        // 4,000 requests in 10 s. With 1 ms of work each under a 0.5-core quota the backend serves up
+        // to 500 a second: the last is answered just after the load ends. With 1 ms more after each
+        // answer, booked against the same quota, it serves 250 a second and needs 4,000 / 250 = 16 s.
+        let (_, light) = try Self.simulate(Self.quotaScenario(after: nil))
+        #expect(light.requests == 4_000)
+        #expect(abs(light.virtualTime.seconds - 10) < 0.05)
+        let (records, heavy) = try Self.simulate(Self.quotaScenario(after: "1ms"))
+        #expect(heavy.requests == 4_000)
+        // Within one quota period (100 ms) of 16 s.
+        #expect(abs(heavy.virtualTime.seconds - 16) < 0.1)
+        // Its samples count both as its CPU, which the quota holds at half a core from the first
+        // period on (0.8 cores asked for): at t, 0.5 t, give or take a period's quota (50 ms).
+        let samples = records.samples.filter { $0.source == "b1" && (1_000_000...15_000_000).contains($0.tMicros) }
+        #expect(samples.count > 40)
+        for sample in samples {
+            #expect(abs((sample.cpuUsageMicros ?? 0) - sample.tMicros / 2) <= 52_000)
+        }
+    }
+
+    @Test("a thread throttled by its quota gives the host's core up while it waits for its next period")
+    func throttledThreadFreesItsCore() throws {
+        // One core for two backends. `slow` does 50 ms of work under a 0.1-core quota: 10 ms in each
+        // 100 ms period, so each of its jobs spans five periods. `fast` needs 1 ms of CPU. Were the
+        // throttled thread to keep the core, `fast` would wait behind it for up to 400 ms; it waits at
+        // most the 10 ms `slow` runs in a period.
+        let text = """
+            name: throttled
+            seed: 3
+            duration: 60s
+            algorithms: [round-robin]
+            backends:
+              - {name: slow, cpu: 50ms, limits: {cpu: 0.1}}
+              - {name: fast, cpu: 1ms}
+            load: {clients: 1, total-rate: 2, arrival: poisson, timeout: 1h}
+            sim: {host-cpus: 1, backend-cpu: 0s}
+            """
+        let (records, outcome) = try Self.simulate(text)
+        #expect(outcome.requests > 90)
+        let byBackend = Dictionary(grouping: records.requests) { $0.backendID ?? 0 }
+        let slow = try #require(byBackend[1]).map { $0.doneMicros - $0.intendedMicros }
+        let fast = try #require(byBackend[2]).map { $0.doneMicros - $0.intendedMicros }
+        #expect(slow.count > 40 && fast.count > 40)
+        // Never faster than its quota allows: a job that starts at phase p of a period runs 10 ms there
+        // (or up to the period's end) and 10 ms in each of the next four, so it needs 410 ms − p, at
+        // least 310 ms; one that waits behind another takes longer.
+        #expect(slow.allSatisfy { $0 >= 310_000 } && slow.min()! <= 410_000)
+        #expect(fast.allSatisfy { (1_000...11_000).contains($0) })
+    }
+
+    @Test("a request that reaches the host while its only core is busy waits for it, whichever backend it goes to")
+    func hopWaitsForACore() throws {
+        // One core; `cpu` burns 10 ms per request, `idle` none. Requests every 5 ms (at 0, 5 and 10 ms),
+        // round robin: whichever backend the first goes to, one request for `idle` comes while a `cpu`
+        // job holds the core and waits for it (5 ms); the others find the core free when they come.
+        let text = """
+            name: hop
+            seed: 1
+            duration: 1s
+            algorithms: [round-robin]
+            backends: [{name: cpu, cpu: 10ms}, {name: idle}]
+            load: {clients: 1, total-rate: 200, arrival: constant, timeout: 1h}
+            sim: {host-cpus: 1, backend-cpu: 0s}
+            """
+        let (records, outcome) = try Self.simulate(text, requests: 3)
+        #expect(outcome.requests == 3)
+        let latencies = records.requests.sorted { $0.id < $1.id }.map { (backend: $0.backendID, micros: $0.doneMicros - $0.intendedMicros) }
+        #expect(latencies.filter { $0.backend == 1 }.allSatisfy { $0.micros == 10_000 })
+        #expect(latencies.filter { $0.backend == 2 }.map(\.micros).max() == 5_000)
+    }
+}
