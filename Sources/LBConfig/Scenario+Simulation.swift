@@ -25,10 +25,16 @@ public struct SimulationModel: Sendable, Hashable {
     public var backendCPUAfter: Duration = .zero
     /// The cores of the machine the backends run on, when they are fewer than the backends' CPU threads:
     /// all backends' CPU work shares them, and a thread that finds them all busy waits its turn (first
-    /// come, first served); a thread throttled by its CPU quota gives its core up. Every hop (a request
-    /// or an answer that an event loop takes on) first waits for a core too when all are busy, until the
-    /// first is released. `nil`: every thread has a core of its own.
+    /// come, first served); a thread throttled by its CPU quota gives its core up. `nil`: every thread
+    /// has a core of its own.
     public var hostCPUs: Int?
+    /// With `host-cpus`: the chance, for each core that a backend's CPU work holds, that a thread waking
+    /// for a request between the proxy and a backend waits for that core to be released instead of
+    /// running at once. Three wake per request: the backend's event loop to read it and to answer, and
+    /// the proxy's to read the answer. (The client's hops are measured whole on real runs, their waits
+    /// included.) Measured with `perf sched` on a real run (bench/RESULTS.md): the share of wakeups that
+    /// waited, by what the cores ran.
+    public var wakeupWait: Double = 0
 
     /// No delay anywhere, and no CPU but the work asked for.
     public init(
@@ -44,11 +50,15 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus", "wakeup-wait"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
         if let cpu = map["backend-cpu-after"] { self.backendCPUAfter = try cpu.duration() }
         if let cores = map["host-cpus"] { self.hostCPUs = try cores.int(in: 1...4_096) }
+        if let wait = map["wakeup-wait"] {
+            guard map["host-cpus"] != nil else { throw wait.error("wakeup-wait is a chance per host core held: give host-cpus too") }
+            self.wakeupWait = try wait.double(in: 0...1)
+        }
         guard let delays = map["delays"] else { return }
         let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])
         if let value = delayMap["client-proxy"] { self.clientToProxy = try value.parsed(LatencyModel.init(parsing:)) }

@@ -123,13 +123,21 @@ extension Simulation {
         self.schedule(.cpuDone, job: job, at: done)
     }
 
-    /// How long a thread that wakes now waits for a core: none while one is free (or the scenario gives
-    /// no `host-cpus`), else until the first held one is released. The thread that wakes (an event loop
-    /// with a request to read or an answer to write) runs as soon as a core frees, ahead of CPU work
-    /// that waits for one: the kernel favours a thread that slept over one that has been running.
-    func coreWait() -> Int64 {
-        guard self.hostCoresFree == 0, let first = self.coresHeldUntil.min() else { return 0 }
-        return Swift.max(0, first - self.now)
+    /// How long the `wakeups` threads that take a request or an answer on from now wait for cores: each
+    /// waits for one of the cores a backend's CPU work holds (any of them alike) with the scenario's
+    /// `wakeup-wait` chance per held core, and the hop goes on when the last of them runs. The kernel
+    /// mostly lets a woken thread preempt a spinning one, or moves it to a free core, but not always:
+    /// bench/RESULTS.md has the trace.
+    mutating func coreWait(wakeups: Int) -> Int64 {
+        guard self.wakeupWait > 0, !self.coresHeldUntil.isEmpty else { return 0 }
+        var waited: Int64 = 0
+        for _ in 0..<wakeups {
+            let held = self.coresHeldUntil.count
+            guard self.delayGenerator.unitInterval() < self.wakeupWait * Double(held) else { continue }
+            let core = self.coresHeldUntil[Int(self.delayGenerator.next() % UInt64(held))]
+            waited = Swift.max(waited, core - self.now)
+        }
+        return waited
     }
 
     /// The CPU work of `job` is over (or its backend is gone): its core goes to the first waiting job
@@ -182,7 +190,8 @@ extension Simulation {
     mutating func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
         self.jobs[job].outcome = outcome
         self.jobs[job].epoch = -1
-        let delay = self.hop(self.proxyToBackend)
+        // The backend's event loop wakes to answer, and the proxy's to read the answer.
+        let delay = self.hop(self.proxyToBackend, wakeups: 2)
         if delay <= 0 {
             self.answerReachesProxy(job, &picker)
         } else {

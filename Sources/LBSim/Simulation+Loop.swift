@@ -136,7 +136,9 @@ extension Simulation {
             self.sendMessage(slot, client: client, &picker)
             return
         }
-        let delay = self.hop(self.clientToProxy)
+        // The client's hops are measured as a whole on real runs of the scenario (`lbctl report`'s
+        // hops), their threads' waits for cores included: no wait is added to them.
+        let delay = self.draw(self.clientToProxy)
         if delay <= 0 {
             self.reachesProxy(slot, &picker)
         } else {
@@ -190,9 +192,9 @@ extension Simulation {
         delay.nanoseconds(using: &self.delayGenerator)
     }
 
-    /// The time a request or an answer takes from one part to the next: the thread that takes it on
-    /// waits for a core first when the host's are all busy (``coreWait()``), then the hop's delay.
-    mutating func hop(_ delay: LatencySampler) -> Int64 {
-        self.coreWait() + self.draw(delay)
+    /// The time a request or an answer takes between the proxy and a backend: the `wakeups` threads that
+    /// take it on may wait for cores first (``coreWait(wakeups:)``), then the hop's delay.
+    mutating func hop(_ delay: LatencySampler, wakeups: Int) -> Int64 {
+        self.coreWait(wakeups: wakeups) + self.draw(delay)
     }
 }

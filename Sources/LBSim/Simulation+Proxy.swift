@@ -63,7 +63,8 @@ extension Simulation {
             self.headerDeadlines.compact(live: requests.live) { requests[Int($0.slot)].attemptID != $0.attempt || requests[Int($0.slot)].proxyDone }
         }
         let job = self.jobs.insert(SimJob(request: Int32(slot), attemptID: attempt, backend: Int32(backend), epoch: self.backends[backend].epoch))
-        let delay = self.hop(self.proxyToBackend)
+        // The backend's event loop wakes to read it.
+        let delay = self.hop(self.proxyToBackend, wakeups: 1)
         if delay <= 0 {
             self.reachesBackend(job, &picker)
         } else {
@@ -186,7 +187,7 @@ extension Simulation {
         self.requests[slot].proxyDone = true
         if self.requests[slot].failedBefore { self.tried[Int32(slot)] = nil }
         self.output.proxyDone(self.requests[slot], client: self.clientAddresses)
-        let delay = self.hop(self.proxyToClient)
+        let delay = self.draw(self.proxyToClient)
         if delay <= 0 {
             self.answerReachesClient(slot)
         } else {

@@ -124,6 +124,8 @@ public struct Simulation {
     var hostQueue = Deque<Int32>()
     /// When each held core is released (unordered; as many as cores are held).
     var coresHeldUntil: [Int64] = []
+    /// The chance per held core that a waking thread waits for it (`sim: wakeup-wait`).
+    let wakeupWait: Double
     /// What the service's `hash-key` hashes, read once: the client's address, the key the load generator
     /// sends in `X-LBLab-Key`, the path, or nothing the simulated requests carry (another header, a
     /// cookie).
@@ -200,6 +202,7 @@ public struct Simulation {
         self.outliers = service.outlierDetection.map { OutlierDetector(configuration: $0) }
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
         self.hostCoresFree = scaled.simulation.hostCPUs ?? .max
+        self.wakeupWait = scaled.simulation.wakeupWait
         self.hashSource = switch service.hashKey {
         case .clientIP: .clientIP
         case .header(let name) where name.lowercased() == "x-lblab-key": .key

@@ -83,11 +83,13 @@ struct HostCPUTests {
         #expect(fast.allSatisfy { (1_000...11_000).contains($0) })
     }
 
-    @Test("a request that reaches the host while its only core is busy waits for it, whichever backend it goes to")
+    @Test("with wakeup-wait 1, a request that comes while the only core is busy waits for it, whichever backend it goes to")
     func hopWaitsForACore() throws {
         // One core; `cpu` burns 10 ms per request, `idle` none. Requests every 5 ms (at 0, 5 and 10 ms),
         // round robin: whichever backend the first goes to, one request for `idle` comes while a `cpu`
-        // job holds the core and waits for it (5 ms); the others find the core free when they come.
+        // job holds the core; the `idle` backend's event loop waits for it (5 ms) before it reads the
+        // request, as the chance per held core is 1. The others find the core free when they come.
+        // With no `wakeup-wait`, none waits.
         let text = """
             name: hop
             seed: 1
@@ -95,12 +97,26 @@ struct HostCPUTests {
             algorithms: [round-robin]
             backends: [{name: cpu, cpu: 10ms}, {name: idle}]
             load: {clients: 1, total-rate: 200, arrival: constant, timeout: 1h}
-            sim: {host-cpus: 1, backend-cpu: 0s}
+            sim: {host-cpus: 1, backend-cpu: 0s, wakeup-wait: WAIT}
             """
-        let (records, outcome) = try Self.simulate(text, requests: 3)
-        #expect(outcome.requests == 3)
-        let latencies = records.requests.sorted { $0.id < $1.id }.map { (backend: $0.backendID, micros: $0.doneMicros - $0.intendedMicros) }
-        #expect(latencies.filter { $0.backend == 1 }.allSatisfy { $0.micros == 10_000 })
-        #expect(latencies.filter { $0.backend == 2 }.map(\.micros).max() == 5_000)
+        for (wait, idleMax) in [(1, 5_000), (0, 0)] {
+            let (records, outcome) = try Self.simulate(text.replacingOccurrences(of: "WAIT", with: "\(wait)"), requests: 3)
+            #expect(outcome.requests == 3)
+            let latencies = records.requests.map { (backend: $0.backendID, micros: $0.doneMicros - $0.intendedMicros) }
+            #expect(latencies.filter { $0.backend == 1 }.allSatisfy { $0.micros == 10_000 })
+            #expect(latencies.filter { $0.backend == 2 }.map(\.micros).max() == Int64(idleMax))
+        }
+    }
+
+    @Test("wakeup-wait is refused without host-cpus, and out of 0...1, naming the field")
+    func wakeupWaitNeedsHostCPUs() throws {
+        let base = "name: w\nduration: 1s\nalgorithms: [round-robin]\nbackends: {count: 1}\nload: {clients: 1, rate: 1}\n"
+        for (sim, message) in [("sim: {wakeup-wait: 0.1}", "give host-cpus too"), ("sim: {host-cpus: 2, wakeup-wait: 1.5}", "wakeup-wait")] {
+            #expect {
+                try Scenario.parse(base + sim, file: "w.yml")
+            } throws: { error in
+                "\(error)".contains("w.yml:6") && "\(error)".contains(message)
+            }
+        }
     }
 }
