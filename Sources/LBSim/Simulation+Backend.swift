@@ -114,12 +114,15 @@ extension Simulation {
             self.hostQueue.append(Int32(job))
             return
         }
-        self.hostCoresFree -= 1
         let (done, running) = self.backends[index].cpuFinish(from: self.now, work: self.jobs[job].cpu)
-        self.jobs[job].holdsCore = true
-        self.jobs[job].coreUntil = running
-        self.coresHeldUntil.append(running)
-        if running < done { self.schedule(.coreFreed, job: job, at: running) }
+        // Cores are counted only when the scenario gives the host's (`host-cpus`).
+        if self.hostCoresFree != .max {
+            self.hostCoresFree -= 1
+            self.jobs[job].holdsCore = true
+            self.jobs[job].coreUntil = running
+            self.coresHeldUntil.append(running)
+            if running < done { self.schedule(.coreFreed, job: job, at: running) }
+        }
         self.schedule(.cpuDone, job: job, at: done)
     }
 
