@@ -64,9 +64,8 @@ struct SimRequest {
 /// thread, sleeps its latency and answers, whether or not the proxy still waits for it (a proxy that
 /// gave up on an attempt does not stop the backend's work on it).
 struct SimJob {
-    /// Whether its CPU work holds one of the host's cores now, and until when.
-    var holdsCore = false
-    var coreUntil: Int64 = 0
+    /// Until when its CPU work holds one of the host's cores, or -1 while it holds none.
+    var coreUntil: Int64 = -1
     /// Whether the backend has read it (spent its own CPU on it), so that it may take a place.
     var read = false
     /// The request's slot, and the attempt it was made for.

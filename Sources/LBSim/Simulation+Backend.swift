@@ -118,7 +118,6 @@ extension Simulation {
         // Cores are counted only when the scenario gives the host's (`host-cpus`).
         if self.hostCoresFree != .max {
             self.hostCoresFree -= 1
-            self.jobs[job].holdsCore = true
             self.jobs[job].coreUntil = running
             self.coresHeldUntil.append(running)
             if running < done { self.schedule(.coreFreed, job: job, at: running) }
@@ -146,14 +145,12 @@ extension Simulation {
     /// The CPU work of `job` is over (or its backend is gone): its core goes to the first waiting job
     /// whose backend still runs.
     mutating func releaseCore(_ job: Int) {
-        guard self.jobs[job].holdsCore else { return }
-        self.jobs[job].holdsCore = false
-        self.freeCore(heldUntil: self.jobs[job].coreUntil)
-    }
-
-    /// A core held until `until` is free: it goes to the first waiting job whose backend still runs.
-    mutating func freeCore(heldUntil until: Int64) {
-        if let held = self.coresHeldUntil.firstIndex(of: until) { self.coresHeldUntil.swapAt(held, self.coresHeldUntil.count - 1) }
+        let until = self.jobs[job].coreUntil
+        guard until >= 0 else { return }
+        self.jobs[job].coreUntil = -1
+        // Every held core is in the list, under the time its job set there.
+        let held = self.coresHeldUntil.firstIndex(of: until)!
+        self.coresHeldUntil.swapAt(held, self.coresHeldUntil.count - 1)
         self.coresHeldUntil.removeLast()
         self.hostCoresFree += 1
         while let next = self.hostQueue.popFirst() {
