@@ -51,6 +51,7 @@ struct SimOutput {
     }
 
     /// The client is done with `request` at `done`: answered with `status`, or failed with `error`.
+    @inline(__always)
     mutating func clientDone(_ request: SimRequest, done: Int64, status: Int?, error: RequestFailure?, tally: inout SimTally, client addresses: [String]) {
         let backend = request.answeredByBackend ? Int(request.backend) : -1
         tally.count(
@@ -73,6 +74,7 @@ struct SimOutput {
     }
 
     /// The proxy is done with `request`: answered by its last attempt's backend, or by itself.
+    @inline(__always)
     mutating func proxyDone(_ request: SimRequest, client addresses: [String]) {
         self.totals?.proxyDone(received: request.received, attempts: Int(request.attempts))
         guard self.keepsRecords else { return }

@@ -1,5 +1,3 @@
-import DequeModule
-
 /// A request in a simulation as the client and the proxy see it, from its due time until both are done
 /// with it. Its attempts at backends are ``SimJob``s.
 ///
@@ -228,32 +226,84 @@ struct FixedTable<Element>: RandomAccessCollection {
 
 /// Deadlines of one fixed length each, in the order they were set: a timeout per request or attempt
 /// without a heap, since a later start means a later deadline.
+///
+/// A ring in memory of its own (as ``SlotTable``'s), compacted in place: a queue that held a copy of
+/// its entries at each compaction spent a tenth of the simulator's time growing it again. Owned by one
+/// simulation and never copied while that runs.
 struct DeadlineQueue<Payload> {
-    private var entries = Deque<(deadline: Int64, payload: Payload)>()
+    private final class Storage {
+        var deadlines: UnsafeMutablePointer<Int64>
+        var payloads: UnsafeMutablePointer<Payload>
+        /// Slots, a power of two; entries from `head`, `count` of them.
+        var capacity = 1_024
+        var head = 0
+        var count = 0
+
+        init() {
+            self.deadlines = .allocate(capacity: self.capacity)
+            self.payloads = .allocate(capacity: self.capacity)
+        }
+
+        deinit {
+            for offset in 0..<self.count { (self.payloads + self.slot(offset)).deinitialize(count: 1) }
+            self.deadlines.deallocate()
+            self.payloads.deallocate()
+        }
+
+        func slot(_ offset: Int) -> Int {
+            (self.head + offset) & (self.capacity - 1)
+        }
+
+        func grow() {
+            let deadlines = UnsafeMutablePointer<Int64>.allocate(capacity: self.capacity * 2)
+            let payloads = UnsafeMutablePointer<Payload>.allocate(capacity: self.capacity * 2)
+            for offset in 0..<self.count {
+                let from = self.slot(offset)
+                deadlines[offset] = self.deadlines[from]
+                (payloads + offset).moveInitialize(from: self.payloads + from, count: 1)
+            }
+            self.deadlines.deallocate()
+            self.payloads.deallocate()
+            (self.deadlines, self.payloads) = (deadlines, payloads)
+            self.capacity *= 2
+            self.head = 0
+        }
+    }
+
+    private let storage = Storage()
 
     /// The earliest deadline not yet taken: kept apart from the entries, since the event loop reads it
     /// at every step and it changes only when the first deadline is added or taken.
     private(set) var next: Int64?
 
     /// Deadlines held.
-    var count: Int { self.entries.count }
+    var count: Int { self.storage.count }
 
     /// Adds a deadline, not earlier than the last one added.
     mutating func append(_ deadline: Int64, _ payload: Payload) {
-        if self.entries.isEmpty { self.next = deadline }
-        self.entries.append((deadline, payload))
+        let storage = self.storage
+        if storage.count == 0 { self.next = deadline }
+        if storage.count == storage.capacity { storage.grow() }
+        let slot = storage.slot(storage.count)
+        storage.deadlines[slot] = deadline
+        (storage.payloads + slot).initialize(to: payload)
+        storage.count += 1
     }
 
     /// Whether ``compact(live:isSettled:)`` would look at the deadlines now: checked first by callers,
     /// so that the closure (and what it holds) is made only then.
     func needsCompacting(live: Int) -> Bool {
-        self.entries.count > 2 * live + 4_096
+        self.storage.count > 2 * live + 4_096
     }
 
     /// Takes the earliest deadline's payload.
     mutating func pop() -> Payload {
-        let payload = self.entries.removeFirst().payload
-        self.next = self.entries.first?.deadline
+        let storage = self.storage
+        precondition(storage.count > 0, "pop() on an empty DeadlineQueue")
+        let payload = (storage.payloads + storage.head).move()
+        storage.head = storage.slot(1)
+        storage.count -= 1
+        self.next = storage.count > 0 ? storage.deadlines[storage.head] : nil
         return payload
     }
 
@@ -262,7 +312,18 @@ struct DeadlineQueue<Payload> {
     /// requests in flight, and each deadline is looked at a bounded number of times.
     mutating func compact(live: Int, isSettled: (Payload) -> Bool) {
         guard self.needsCompacting(live: live) else { return }
-        self.entries = Deque(self.entries.filter { !isSettled($0.payload) })
-        self.next = self.entries.first?.deadline
+        let storage = self.storage
+        var kept = 0
+        for offset in 0..<storage.count {
+            let from = storage.slot(offset)
+            let payload = (storage.payloads + from).move()
+            guard !isSettled(payload) else { continue }
+            let to = storage.slot(kept)
+            storage.deadlines[to] = storage.deadlines[from]
+            (storage.payloads + to).initialize(to: payload)
+            kept += 1
+        }
+        storage.count = kept
+        self.next = kept > 0 ? storage.deadlines[storage.head] : nil
     }
 }

@@ -87,6 +87,7 @@ public struct SimTally: Sendable {
         self.answered > 0 ? (self.latencySumNanos - self.serviceSumNanos) / Double(self.answered) : 0
     }
 
+    @inline(__always)
     mutating func count(intended: Int64, done: Int64, status: Int?, failedWithoutAnswer: Bool, backend: Int, serviceNanos: Int64) {
         guard intended >= self.warmupNanos else { return }
         self.requests += 1

@@ -1,4 +1,3 @@
-import DequeModule
 import Histogram
 import LBCore
 
@@ -28,14 +27,10 @@ struct SimTotals {
     // The unevenness per second: requests per backend in service at the start, by second of their due
     // time. A second is counted once none of its requests is in flight and no more can be due in it.
     private let columns: [Int32]
-    private let columnCount: Int
-    /// Per open second, from the oldest: its requests in flight, and whether any backend served one.
-    private var openSeconds = Deque<(pending: Int32, served: Bool)>()
+    /// The open seconds, from `firstOpenSecond`: `openCount` of them.
+    private let ring: SecondRing
     private var firstOpenSecond: Int64 = 0
-    /// Per open second, the requests each backend in service at the start served: a ring of
-    /// `ringSeconds` rows of `columnCount`, second `s` in row `s % ringSeconds`.
-    private var counts: [Int32] = []
-    private var ringSeconds = 0
+    private var openCount = 0
     private var latestDueSecond: Int64 = -1
     private var ratioSum: Double = 0
     private var ratioCount = 0
@@ -54,7 +49,7 @@ struct SimTotals {
         var columns = [Int32](repeating: -1, count: backends)
         for (column, index) in inServiceAtStart.enumerated() { columns[index] = Int32(column) }
         self.columns = columns
-        self.columnCount = inServiceAtStart.count
+        self.ring = SecondRing(columns: inServiceAtStart.count)
         self.tracksKeys = tracksKeys
     }
 
@@ -63,12 +58,13 @@ struct SimTotals {
         let micros = intended / 1_000
         guard micros >= self.start else { return }
         let second = (micros - self.start) / 1_000_000
-        if self.openSeconds.isEmpty && self.latestDueSecond < 0 { self.firstOpenSecond = second }
-        while self.firstOpenSecond + Int64(self.openSeconds.count) <= second {
-            if self.openSeconds.count == self.ringSeconds { self.growRing() }
-            self.openSeconds.append((0, false))
+        if self.openCount == 0 && self.latestDueSecond < 0 { self.firstOpenSecond = second }
+        while self.firstOpenSecond + Int64(self.openCount) <= second {
+            if self.openCount == self.ring.seconds { self.ring.grow(first: self.firstOpenSecond, open: self.openCount) }
+            self.ring.open(self.firstOpenSecond + Int64(self.openCount))
+            self.openCount += 1
         }
-        self.openSeconds[Int(second - self.firstOpenSecond)].pending += 1
+        self.ring.pending[self.ring.slot(of: second)] += 1
         if second > self.latestDueSecond {
             self.latestDueSecond = second
             self.closeSeconds()
@@ -93,15 +89,16 @@ struct SimTotals {
             }
         }
         let second = (due - self.start) / 1_000_000
-        let index = Int(second - self.firstOpenSecond)
-        guard index >= 0, index < self.openSeconds.count else { return }
+        let index = second - self.firstOpenSecond
+        guard index >= 0, index < self.openCount else { return }
+        let slot = self.ring.slot(of: second)
         if backend >= 0 {
-            self.openSeconds[index].served = true
+            self.ring.served[slot] = true
             let column = Int(self.columns[backend])
-            if column >= 0 { self.counts[self.row(of: second) + column] += 1 }
+            if column >= 0 { self.ring.counts[slot * self.ring.columns + column] += 1 }
         }
-        self.openSeconds[index].pending -= 1
-        if index == 0 { self.closeSeconds() }
+        self.ring.pending[slot] -= 1
+        if index == 0 && self.ring.pending[slot] == 0 { self.closeSeconds() }
     }
 
     /// The proxy is done with a request it received at `received` (nanoseconds) after `attempts`.
@@ -150,37 +147,20 @@ struct SimTotals {
 
     // MARK: Seconds
 
-    /// Where second `second`'s counts start in the ring.
-    private func row(of second: Int64) -> Int {
-        Int(second % Int64(self.ringSeconds)) * self.columnCount
-    }
-
-    /// Doubles the ring, keeping the open seconds' rows.
-    private mutating func growRing() {
-        let old = self.counts
-        let oldSeconds = self.ringSeconds
-        self.ringSeconds = max(4, oldSeconds * 2)
-        self.counts = Array(repeating: 0, count: self.ringSeconds * self.columnCount)
-        for offset in 0..<self.openSeconds.count {
-            let second = self.firstOpenSecond + Int64(offset)
-            let from = Int(second % Int64(oldSeconds)) * self.columnCount
-            let to = self.row(of: second)
-            for column in 0..<self.columnCount { self.counts[to + column] = old[from + column] }
-        }
-    }
-
     /// Counts the oldest seconds none of whose requests is in flight and in which no more can be due.
     private mutating func closeSeconds(all: Bool = false) {
-        while let first = self.openSeconds.first, all || (first.pending == 0 && self.firstOpenSecond < self.latestDueSecond) {
-            let row = self.row(of: self.firstOpenSecond)
-            if first.served {
+        while self.openCount > 0 {
+            let slot = self.ring.slot(of: self.firstOpenSecond)
+            guard all || (self.ring.pending[slot] == 0 && self.firstOpenSecond < self.latestDueSecond) else { break }
+            if self.ring.served[slot] {
                 var sum = 0
                 var most: Int32 = 0
-                for column in 0..<self.columnCount {
-                    sum += Int(self.counts[row + column])
-                    most = max(most, self.counts[row + column])
+                let row = self.ring.counts + slot * self.ring.columns
+                for column in 0..<self.ring.columns {
+                    sum += Int(row[column])
+                    most = max(most, row[column])
                 }
-                let ratio = sum > 0 ? Double(most) / (Double(sum) / Double(self.columnCount)) : nil
+                let ratio = sum > 0 ? Double(most) / (Double(sum) / Double(self.ring.columns)) : nil
                 if let ratio {
                     self.ratioSum += ratio
                     self.ratioCount += 1
@@ -188,8 +168,7 @@ struct SimTotals {
                 self.servedSeconds += 1
                 self.lastServedRatio = ratio
             }
-            for column in 0..<self.columnCount { self.counts[row + column] = 0 }
-            self.openSeconds.removeFirst()
+            self.openCount -= 1
             self.firstOpenSecond += 1
         }
     }
@@ -220,6 +199,65 @@ struct SimTotals {
 
 /// The highest latency the run's histogram holds: one hour, in microseconds.
 private let highestTrackableMicros: UInt64 = 3_600_000_000
+
+/// Per open second: its requests in flight, whether any backend served one, and the requests each
+/// backend in service at the start served (a row of `columns`); second `s` in slot `s % seconds`.
+///
+/// In memory of its own, as ``SlotTable``'s, since every request writes to it twice: owned by one run's
+/// totals and never shared.
+private final class SecondRing {
+    let columns: Int
+    /// Slots, a power of two.
+    private(set) var seconds = 4
+    private(set) var pending: UnsafeMutablePointer<Int32>
+    private(set) var served: UnsafeMutablePointer<Bool>
+    private(set) var counts: UnsafeMutablePointer<Int32>
+
+    init(columns: Int) {
+        self.columns = columns
+        self.pending = .allocate(capacity: self.seconds)
+        self.served = .allocate(capacity: self.seconds)
+        self.counts = .allocate(capacity: self.seconds * max(1, columns))
+    }
+
+    deinit {
+        self.pending.deallocate()
+        self.served.deallocate()
+        self.counts.deallocate()
+    }
+
+    func slot(of second: Int64) -> Int {
+        Int(second & Int64(self.seconds - 1))
+    }
+
+    /// Clears `second`'s slot for its first request.
+    func open(_ second: Int64) {
+        let slot = self.slot(of: second)
+        self.pending[slot] = 0
+        self.served[slot] = false
+        (self.counts + slot * self.columns).update(repeating: 0, count: self.columns)
+    }
+
+    /// Doubles the slots, keeping the `open` seconds from `first`.
+    func grow(first: Int64, open: Int) {
+        let (pending, served, counts) = (self.pending, self.served, self.counts)
+        let oldSeconds = self.seconds
+        self.seconds *= 2
+        self.pending = .allocate(capacity: self.seconds)
+        self.served = .allocate(capacity: self.seconds)
+        self.counts = .allocate(capacity: self.seconds * max(1, self.columns))
+        for second in first..<(first + Int64(open)) {
+            let from = Int(second & Int64(oldSeconds - 1))
+            let to = self.slot(of: second)
+            self.pending[to] = pending[from]
+            self.served[to] = served[from]
+            (self.counts + to * self.columns).update(from: counts + from * self.columns, count: self.columns)
+        }
+        pending.deallocate()
+        served.deallocate()
+        counts.deallocate()
+    }
+}
 
 /// The counts and the latency sum of the run or of one backend.
 private struct PartTally {

@@ -5,6 +5,7 @@ import LBCore
 /// answered, as `lbctl backend` serves a request (SyntheticBackendHandler).
 extension Simulation {
     /// Schedules `kind` about `job` at `time`, counted until it is handled.
+    @inline(__always)
     mutating func schedule(_ kind: SimEventKind, job: Int, at time: Int64) {
         self.jobs[job].pendingEvents += 1
         self.events.schedule(kind, job, at: time)
@@ -12,6 +13,7 @@ extension Simulation {
 
     /// A scheduled event about `job` is being handled; `false` when the job is over (a stale event of a
     /// killed backend's job), and then its slot is freed if nothing else names it.
+    @inline(__always)
     mutating func jobEventArrives(_ job: Int) -> Bool {
         self.jobs[job].pendingEvents -= 1
         guard self.jobs[job].finished else { return true }
@@ -20,6 +22,7 @@ extension Simulation {
     }
 
     /// The job's answer was taken at the proxy: its slot is freed once no event names it.
+    @inline(__always)
     mutating func jobFinished(_ job: Int) {
         self.jobs[job].finished = true
         if self.jobs[job].pendingEvents == 0 { self.jobs.remove(job) }
@@ -51,6 +54,7 @@ extension Simulation {
     }
 
     /// A request the backend has read takes a place, waits for one, or is refused (503).
+    @inline(__always)
     private mutating func admit<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
         switch self.backends[index].gate.requestArrived(Int32(job)) {
         case .serve: self.startService(job, on: index, &picker)
@@ -61,6 +65,7 @@ extension Simulation {
 
     /// A job that holds a place: its latency and error are drawn, then its CPU work waits for a thread,
     /// then its latency passes.
+    @inline(__always)
     private mutating func startService<P: Picker>(_ job: Int, on index: Int, _ picker: inout P) {
         let sampler = self.backends[index].latency
         let latency = sampler.nanoseconds(using: &self.backends[index].generator)
@@ -161,6 +166,7 @@ extension Simulation {
         }
     }
 
+    @inline(__always)
     private mutating func afterLatency<P: Picker>(_ job: Int, _ picker: inout P) {
         let latency = self.jobs[job].latency
         if latency <= 0 {
@@ -187,6 +193,7 @@ extension Simulation {
     }
 
     /// The job's outcome leaves for the proxy; no backend event names the job any more.
+    @inline(__always)
     mutating func answer<P: Picker>(_ job: Int, _ outcome: SimAttemptOutcome, _ picker: inout P) {
         self.jobs[job].outcome = outcome
         self.jobs[job].epoch = -1

@@ -153,6 +153,7 @@ extension Simulation {
         self.clientFinishes(slot, status: nil, error: .timedOut)
     }
 
+    @inline(__always)
     mutating func answerReachesClient(_ slot: Int) {
         let request = self.requests[slot]
         if request.clientDone {
@@ -162,6 +163,7 @@ extension Simulation {
         }
     }
 
+    @inline(__always)
     mutating func clientFinishes(_ slot: Int, status: Int?, error: RequestFailure?) {
         self.requests[slot].clientDone = true
         self.clientOpen -= 1
@@ -170,6 +172,7 @@ extension Simulation {
     }
 
     /// Frees a request's slot once the client and the proxy are both done with it.
+    @inline(__always)
     mutating func releaseIfDone(_ slot: Int) {
         if self.requests[slot].clientDone && self.requests[slot].proxyDone { self.requests.remove(slot) }
     }
@@ -188,12 +191,14 @@ extension Simulation {
     // MARK: Time
 
     /// A delay drawn from `delay`, in nanoseconds.
+    @inline(__always)
     mutating func draw(_ delay: LatencySampler) -> Int64 {
         delay.nanoseconds(using: &self.delayGenerator)
     }
 
     /// The time a request or an answer takes between the proxy and a backend: the `wakeups` threads that
     /// take it on may wait for cores first (``coreWait(wakeups:)``), then the hop's delay.
+    @inline(__always)
     mutating func hop(_ delay: LatencySampler, wakeups: Int) -> Int64 {
         self.coreWait(wakeups: wakeups) + self.draw(delay)
     }

@@ -5,6 +5,7 @@ import LBCore
 /// extension): attempts, the connection limit, the response-header timeout, retries and requeues, the
 /// answer.
 extension Simulation {
+    @inline(__always)
     mutating func reachesProxy<P: Picker>(_ slot: Int, _ picker: inout P) {
         self.requests[slot].received = self.now
         self.retryBudget.requestStarted()
@@ -52,6 +53,7 @@ extension Simulation {
     }
 
     /// Sends the request's current attempt to `backend`, which has a place for it.
+    @inline(__always)
     private mutating func proceed<P: Picker>(_ slot: Int, to backend: Int, _ picker: inout P) {
         self.backends[backend].state.requestStarted()
         self.requests[slot].waiting = false
@@ -106,6 +108,7 @@ extension Simulation {
 
     /// An attempt is over at the proxy, whatever its outcome: its place under the connection limit
     /// goes to the next waiter, the backend counts it out, the picker learns its latency.
+    @inline(__always)
     private mutating func attemptEnded<P: Picker>(_ slot: Int, on backend: Int, _ picker: inout P) {
         let state = self.backends[backend].state
         state.requestFinished()
@@ -177,6 +180,7 @@ extension Simulation {
 
     /// The proxy answers the request with `status`: the budget counts it out, its row is recorded, and
     /// the answer leaves for the client.
+    @inline(__always)
     mutating func proxyAnswers(_ slot: Int, status: Int16) {
         if self.requests[slot].holdsRetry {
             self.retryBudget.retryFinished()

@@ -39,14 +39,14 @@ struct SimulationTotalsTests {
         sim: {delays: {client-proxy: 50us, proxy-backend: exponential(30us), proxy-client: 40us}}
         """
 
-    static func report(algorithm: Int, keepsRecords: Bool, in database: ResultsDatabase) throws -> RunReport {
-        let scenario = try Scenario.parse(Self.scenario, file: "totals.yml")
+    static func report(algorithm: Int, keepsRecords: Bool, in database: ResultsDatabase, scenario text: String = Self.scenario) throws -> RunReport {
+        let scenario = try Scenario.parse(text, file: "totals.yml")
         let entry = scenario.algorithms[algorithm]
         var info = RunInfo(kind: .sim)
         info.scenario = scenario.name
         info.algorithm = entry.label
         let recorder = try database.beginRun(info)
-        var settings = SimulationSettings(scenario: scenario, seed: 11)
+        var settings = SimulationSettings(scenario: scenario, seed: scenario.seed)
         settings.keepsRecords = keepsRecords
         var simulation = try Simulation(scenario: scenario, entry: entry, settings: settings, sink: recorder)
         let outcome = simulation.run()
@@ -95,5 +95,36 @@ struct SimulationTotalsTests {
                 #expect(value >= exact && Double(value - exact) <= Double(exact) / 1_024 + 1, "\(value) vs \(exact)")
             }
         }
+    }
+
+    @Test("the unevenness per second reads the same from totals when requests stay in flight for seconds")
+    func longRequests() throws {
+        // Every fourth request takes 4.5 s: about six seconds are open at once, so the totals' ring of
+        // open seconds grows and wraps while they are counted.
+        let text = """
+            name: long
+            seed: 5
+            duration: 20s
+            warmup: 1s
+            algorithms: [round-robin]
+            backends:
+              - {name: slow, latency: 4500ms}
+              - {name: b2, latency: exponential(2ms)}
+              - {name: b3, latency: exponential(2ms)}
+              - {name: b4, latency: exponential(3ms)}
+            load: {clients: 20, rate: 10, arrival: poisson, timeout: 10s}
+            """
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lblab-totals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try ResultsDatabase.open(path: directory.appendingPathComponent("long.db").path)
+        defer { try? database.close() }
+        let rows = try Self.report(algorithm: 0, keepsRecords: true, in: database, scenario: text)
+        let totals = try Self.report(algorithm: 0, keepsRecords: false, in: database, scenario: text)
+        let slow = try #require(rows.corrected.max)
+        #expect(slow >= 4_500_000)
+        #expect(rows.imbalancePerSecond != nil)
+        #expect(totals.imbalancePerSecond == rows.imbalancePerSecond)
+        #expect(totals.requests == rows.requests && totals.backends == rows.backends)
     }
 }
