@@ -25,9 +25,23 @@ public struct SimulationModel: Sendable, Hashable {
     public var backendCPUAfter: Duration = .zero
     /// The cores of the machine the backends run on, when they are fewer than the backends' CPU threads:
     /// all backends' CPU work shares them, and a thread that finds them all busy waits its turn (first
-    /// come, first served); a thread throttled by its CPU quota gives its core up. `nil`: every thread
-    /// has a core of its own.
+    /// come, first served, or in turns of `cpu-slice`); a thread throttled by its CPU quota gives its
+    /// core up. `nil`: every thread has a core of its own.
     public var hostCPUs: Int?
+    /// With `host-cpus`: the kernel's time slice. A backend's CPU thread that has run this long gives
+    /// its core to a thread waiting for one and waits its turn again, as the scheduler shares a core
+    /// among the threads that want it. `nil`: a thread keeps its core until its job's work is done.
+    /// Linux's EEVDF gives a thread 0.75 ms × (1 + log₂ cores), 1.5 ms on two cores; a scheduler trace
+    /// of a real run (bench/RESULTS.md) shows CPU threads preempted by each other after a median 1.2 ms,
+    /// waiting a median 1.5 ms.
+    public var cpuSlice: Duration?
+    /// With `host-cpus`: the chance, for each core that a backend's CPU work holds, that a backend's CPU
+    /// thread woken for a job is placed on that core and waits its turn there (in `cpu-slice` turns)
+    /// instead of taking a free core. Linux queues threads per core and moves them to an idle one
+    /// only at its next balancing, so two busy threads may share one core while the other has less
+    /// to do. Measured with `perf sched` on a real run (bench/RESULTS.md): how often a CPU thread's
+    /// busy period shared its core with another CPU thread, by how many ran when it woke.
+    public var cpuStacking: Double = 0
     /// With `host-cpus`: the chance, for each core that a backend's CPU work holds, that a thread waking
     /// for a request between the proxy and a backend waits for that core to be released instead of
     /// running at once. Three wake per request: the backend's event loop to read it and to answer, and
@@ -50,7 +64,7 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus", "wakeup-wait"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus", "wakeup-wait", "cpu-slice", "cpu-stacking"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
         if let cpu = map["backend-cpu-after"] { self.backendCPUAfter = try cpu.duration() }
@@ -58,6 +72,14 @@ public struct SimulationModel: Sendable, Hashable {
         if let wait = map["wakeup-wait"] {
             guard map["host-cpus"] != nil else { throw wait.error("wakeup-wait is a chance per host core held: give host-cpus too") }
             self.wakeupWait = try wait.double(in: 0...1)
+        }
+        if let slice = map["cpu-slice"] {
+            guard map["host-cpus"] != nil else { throw slice.error("cpu-slice shares the host's cores: give host-cpus too") }
+            self.cpuSlice = try slice.duration(atLeast: .microseconds(1))
+        }
+        if let stacking = map["cpu-stacking"] {
+            guard map["host-cpus"] != nil else { throw stacking.error("cpu-stacking is a chance per host core held: give host-cpus too") }
+            self.cpuStacking = try stacking.double(in: 0...1)
         }
         guard let delays = map["delays"] else { return }
         let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])

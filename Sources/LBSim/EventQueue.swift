@@ -64,6 +64,9 @@ package enum SimEventKind: UInt8 {
     case readmit
     /// Slow-start weights are due again (subject: unused).
     case rampStep
+    /// A job's CPU thread has run its time slice and has work left: it waits its turn for a core again
+    /// when another thread waits for one (subject: job slot).
+    case sliceEnd
 }
 
 /// The pending events in time order: a binary min-heap of ``SimEvent`` values in memory of its own,

@@ -77,6 +77,8 @@ struct SimJob {
     /// Its latency and CPU time at the backend, drawn when its service starts.
     var latency: Int64 = 0
     var cpu: Int64 = 0
+    /// The CPU work of its current stretch (reading it, or serving it) not yet run.
+    var cpuLeft: Int64 = 0
     /// Whether its answer is a 500, drawn when its service starts.
     var fails = false
     /// What reaches the proxy: a status, or a failure without one.

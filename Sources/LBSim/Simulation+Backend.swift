@@ -47,7 +47,7 @@ extension Simulation {
         guard overhead == 0 else {
             // The backend reads it first, on one of its threads.
             self.jobs[job].cpu = overhead
-            self.takeThread(job, backend: index)
+            self.takeThread(job, backend: index, wakes: false)
             return
         }
         self.admit(job, on: index, &picker)
@@ -79,17 +79,32 @@ extension Simulation {
             self.afterLatency(job, &picker)
             return
         }
-        self.takeThread(job, backend: index)
+        self.takeThread(job, backend: index, wakes: true)
     }
 
-    /// The job's CPU work (`jobs[job].cpu`) runs on one of the backend's threads, or waits for one.
-    private mutating func takeThread(_ job: Int, backend index: Int) {
-        if self.backends[index].cpuBusy < self.backends[index].threads {
-            self.backends[index].cpuBusy += 1
-            self.runOnCore(job, backend: index)
-        } else {
+    /// The job's CPU work (`jobs[job].cpu`) runs on one of the backend's threads, or waits for one. A
+    /// thread that `wakes` for it (its CPU work, not the reading, which the backend's event loop does
+    /// as it wakes on the hop) may be placed on a core another thread's work holds (`cpu-stacking`),
+    /// and then waits its turn there.
+    private mutating func takeThread(_ job: Int, backend index: Int, wakes: Bool) {
+        self.jobs[job].cpuLeft = self.jobs[job].cpu
+        guard self.backends[index].cpuBusy < self.backends[index].threads else {
             self.backends[index].cpuQueue.append(Int32(job))
+            return
         }
+        self.backends[index].cpuBusy += 1
+        if wakes, self.stacksOnHeldCore() {
+            self.hostQueue.append(Int32(job))
+            return
+        }
+        self.runOnCore(job, backend: index)
+    }
+
+    /// Whether a CPU thread that wakes now is placed on a core held by another's CPU work while one is
+    /// free: with `cpu-stacking`'s chance per held core.
+    private mutating func stacksOnHeldCore() -> Bool {
+        guard self.cpuStacking > 0, self.hostCoresFree > 0, !self.coresHeldUntil.isEmpty else { return false }
+        return self.delayGenerator.unitInterval() < self.cpuStacking * Double(self.coresHeldUntil.count)
     }
 
     mutating func cpuDone<P: Picker>(_ job: Int, _ picker: inout P) {
@@ -113,13 +128,17 @@ extension Simulation {
         }
     }
 
-    /// A job whose backend has a thread for it runs on one of the host's cores, or waits for one.
+    /// A job whose backend has a thread for it runs on one of the host's cores, or waits for one: for
+    /// the rest of its work, or for a time slice of it when the scenario gives one (`cpu-slice`).
     private mutating func runOnCore(_ job: Int, backend index: Int) {
         guard self.hostCoresFree > 0 else {
             self.hostQueue.append(Int32(job))
             return
         }
-        let (done, running) = self.backends[index].cpuFinish(from: self.now, work: self.jobs[job].cpu)
+        let left = self.jobs[job].cpuLeft
+        let work = self.cpuSlice > 0 ? min(left, self.cpuSlice) : left
+        self.jobs[job].cpuLeft = left - work
+        let (done, running) = self.backends[index].cpuFinish(from: self.now, work: work)
         // Cores are counted only when the scenario gives the host's (`host-cpus`).
         if self.hostCoresFree != .max {
             self.hostCoresFree -= 1
@@ -127,7 +146,19 @@ extension Simulation {
             self.coresHeldUntil.append(running)
             if running < done { self.schedule(.coreFreed, job: job, at: running) }
         }
-        self.schedule(.cpuDone, job: job, at: done)
+        self.schedule(self.jobs[job].cpuLeft > 0 ? .sliceEnd : .cpuDone, job: job, at: done)
+    }
+
+    /// The job's thread ran its time slice (its core is released, to the first thread waiting for one)
+    /// and has work left: it runs on, or waits its turn behind the threads that waited before it.
+    mutating func sliceEnded(_ job: Int) {
+        let index = Int(self.jobs[job].backend)
+        guard self.jobs[job].epoch == self.backends[index].epoch else { return }
+        if self.backends[index].stopped {
+            self.backends[index].frozen.append((job, .sliceEnd, self.now - self.backends[index].stoppedAt))
+            return
+        }
+        self.runOnCore(job, backend: index)
     }
 
     /// How long the `wakeups` threads that take a request or an answer on from now wait for cores: each
@@ -233,6 +264,7 @@ extension Simulation {
             switch kind {
             case .reachesBackend: self.reachesBackend(job, &picker)
             case .cpuDone: self.cpuDone(job, &picker)
+            case .sliceEnd: self.sliceEnded(job)
             default: self.served(job, &picker)
             }
         }

@@ -89,6 +89,9 @@ extension Simulation {
         case .coreFreed:
             self.releaseCore(subject)
             _ = self.jobEventArrives(subject)
+        case .sliceEnd:
+            self.releaseCore(subject)
+            if self.jobEventArrives(subject) { self.sliceEnded(subject) }
         case .served: if self.jobEventArrives(subject) { self.served(subject, &picker) }
         case .answerReachesProxy: if self.jobEventArrives(subject) { self.answerReachesProxy(subject, &picker) }
         case .answerReachesClient:

@@ -126,6 +126,11 @@ public struct Simulation {
     var coresHeldUntil: [Int64] = []
     /// The chance per held core that a waking thread waits for it (`sim: wakeup-wait`).
     let wakeupWait: Double
+    /// The kernel's time slice on the host's cores, in nanoseconds (`sim: cpu-slice`; 0: none).
+    let cpuSlice: Int64
+    /// The chance per held core that a CPU thread woken for a job waits for that core (`sim:
+    /// cpu-stacking`).
+    let cpuStacking: Double
     /// What the service's `hash-key` hashes, read once: the client's address, the key the load generator
     /// sends in `X-LBLab-Key`, the path, or nothing the simulated requests carry (another header, a
     /// cookie).
@@ -203,6 +208,8 @@ public struct Simulation {
         self.lastCPUNanos = Array(repeating: 0, count: scaled.backends.count)
         self.hostCoresFree = scaled.simulation.hostCPUs ?? .max
         self.wakeupWait = scaled.simulation.wakeupWait
+        self.cpuSlice = scaled.simulation.cpuSlice?.nanoseconds ?? 0
+        self.cpuStacking = scaled.simulation.cpuStacking
         self.hashSource = switch service.hashKey {
         case .clientIP: .clientIP
         case .header(let name) where name.lowercased() == "x-lblab-key": .key

@@ -108,6 +108,68 @@ struct HostCPUTests {
         }
     }
 
+    @Test("with cpu-slice, CPU threads that want the only core take turns at it; alone, a thread runs on")
+    func threadsTakeTurns() throws {
+        // One core; each backend burns 3 ms a request, and a request comes every 0.5 ms, each to the
+        // other backend (round robin). First come, first served, the first runs 0–3 ms and the second,
+        // due at 0.5 ms, waits and runs 3–6 ms: 3 and 5.5 ms. In turns of 1 ms the threads alternate
+        // (0–1 first, 1–2 second, 2–3 first, 3–4 second, 4–5 first: done; 5–6 second: done): 5 and
+        // 5.5 ms. A request alone runs its 3 ms in three slices without a break.
+        for (slice, requests, expected) in [("", 2, [3_000, 5_500]), (", cpu-slice: 1ms", 2, [5_000, 5_500]), (", cpu-slice: 1ms", 1, [3_000])] {
+            let (backends, latencies) = try Self.twoBackends(cpu: ("3ms", "3ms"), sim: "host-cpus: 1" + slice, requests: requests)
+            #expect(latencies == expected, "\(slice)")
+            #expect(backends == Array([1, 2].prefix(requests)))
+        }
+    }
+
+    /// Backends `a` and `b` burning `cpu` a request, a request every 0.5 ms to each in turn (round
+    /// robin), no delays and no CPU besides: the backend ids and latencies (µs) of the first
+    /// `requests`, by due time.
+    static func twoBackends(cpu: (String, String), sim: String, requests: Int) throws -> (backends: [Int], micros: [Int]) {
+        let text = """
+            name: two
+            seed: 1
+            duration: 1s
+            algorithms: [round-robin]
+            backends: [{name: a, cpu: \(cpu.0)}, {name: b, cpu: \(cpu.1)}]
+            load: {clients: 1, total-rate: 2000, arrival: constant, timeout: 1h}
+            sim: {backend-cpu: 0s, \(sim)}
+            """
+        let (records, outcome) = try Self.simulate(text, requests: requests)
+        #expect(outcome.requests == requests)
+        let byDue = records.requests.sorted { $0.intendedMicros < $1.intendedMicros }
+        return (byDue.compactMap(\.backendID), byDue.map { Int($0.doneMicros - $0.intendedMicros) })
+    }
+
+    @Test("with cpu-stacking 1, a CPU thread that wakes while another's work holds a core waits for that core, though another is free")
+    func threadStacksOnAHeldCore() throws {
+        // Two cores; `a` burns 3 ms a request, `b` 1 ms. The first request (to `a`) comes at 0, the
+        // second (to `b`) at 0.5 ms, when `a`'s work holds one core and the other is free. Unstacked,
+        // `b` runs at once: 1 ms. Stacked on `a`'s core, it waits for it: 3–4 ms, 3.5 ms. Stacked with
+        // 1 ms slices, it runs when `a`'s first slice ends (1–2 ms: 1.5 ms), and `a` goes on on the
+        // free core (3 ms).
+        for (model, expected) in [("", [3_000, 1_000]), (", cpu-stacking: 1", [3_000, 3_500]), (", cpu-stacking: 1, cpu-slice: 1ms", [3_000, 1_500])] {
+            let (backends, latencies) = try Self.twoBackends(cpu: ("3ms", "1ms"), sim: "host-cpus: 2" + model, requests: 2)
+            #expect(backends == [1, 2])
+            #expect(latencies == expected, "\(model)")
+        }
+    }
+
+    @Test("cpu-slice and cpu-stacking are refused without host-cpus, and out of range, naming the field")
+    func cpuSliceNeedsHostCPUs() throws {
+        let base = "name: w\nduration: 1s\nalgorithms: [round-robin]\nbackends: {count: 1}\nload: {clients: 1, rate: 1}\n"
+        for (sim, message) in [
+            ("sim: {cpu-slice: 1ms}", "give host-cpus too"), ("sim: {host-cpus: 2, cpu-slice: 0s}", "at least"),
+            ("sim: {cpu-stacking: 0.2}", "give host-cpus too"), ("sim: {host-cpus: 2, cpu-stacking: 2}", "cpu-stacking"),
+        ] {
+            #expect {
+                try Scenario.parse(base + sim, file: "w.yml")
+            } throws: { error in
+                "\(error)".contains("w.yml:6") && "\(error)".contains(message)
+            }
+        }
+    }
+
     @Test("wakeup-wait is refused without host-cpus, and out of 0...1, naming the field")
     func wakeupWaitNeedsHostCPUs() throws {
         let base = "name: w\nduration: 1s\nalgorithms: [round-robin]\nbackends: {count: 1}\nload: {clients: 1, rate: 1}\n"
