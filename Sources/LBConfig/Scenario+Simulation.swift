@@ -30,7 +30,9 @@ public struct SimulationModel: Sendable, Hashable {
     public var hostCPUs: Int?
     /// With `host-cpus`: the kernel's time slice. A backend's CPU thread that has run this long gives
     /// its core to a thread waiting for one and waits its turn again, as the scheduler shares a core
-    /// among the threads that want it. `nil`: a thread keeps its core until its job's work is done.
+    /// among the threads that want it; it waits for a core to be released even when another is free,
+    /// as the kernel keeps it on its core's run queue until it balances the cores. `nil`: a thread
+    /// keeps its core until its job's work is done.
     /// Linux's EEVDF gives a thread 0.75 ms × (1 + log₂ cores), 1.5 ms on two cores; a scheduler trace
     /// of a real run (bench/RESULTS.md) shows CPU threads preempted by each other after a median 1.2 ms,
     /// waiting a median 1.5 ms.

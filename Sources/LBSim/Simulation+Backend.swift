@@ -149,13 +149,18 @@ extension Simulation {
         self.schedule(self.jobs[job].cpuLeft > 0 ? .sliceEnd : .cpuDone, job: job, at: done)
     }
 
-    /// The job's thread ran its time slice (its core is released, to the first thread waiting for one)
-    /// and has work left: it runs on, or waits its turn behind the threads that waited before it.
-    mutating func sliceEnded(_ job: Int) {
+    /// The job's thread ran its time slice and has work left: it runs on, or, when a waiting thread
+    /// took its core (`yielded`), waits its turn for a core behind the others, even with one free, as
+    /// the kernel keeps it on its core's run queue until it balances the cores.
+    mutating func sliceEnded(_ job: Int, yielded: Bool) {
         let index = Int(self.jobs[job].backend)
         guard self.jobs[job].epoch == self.backends[index].epoch else { return }
         if self.backends[index].stopped {
             self.backends[index].frozen.append((job, .sliceEnd, self.now - self.backends[index].stoppedAt))
+            return
+        }
+        guard !yielded else {
+            self.hostQueue.append(Int32(job))
             return
         }
         self.runOnCore(job, backend: index)
@@ -180,9 +185,11 @@ extension Simulation {
 
     /// The CPU work of `job` is over (or its backend is gone): its core goes to the first waiting job
     /// whose backend still runs.
-    mutating func releaseCore(_ job: Int) {
+    /// `true` when a waiting job took the core.
+    @discardableResult
+    mutating func releaseCore(_ job: Int) -> Bool {
         let until = self.jobs[job].coreUntil
-        guard until >= 0 else { return }
+        guard until >= 0 else { return false }
         self.jobs[job].coreUntil = -1
         // Every held core is in the list, under the time its job set there.
         let held = self.coresHeldUntil.firstIndex(of: until)!
@@ -193,8 +200,9 @@ extension Simulation {
             let index = Int(self.jobs[Int(next)].backend)
             guard self.jobs[Int(next)].epoch == self.backends[index].epoch else { continue }
             self.runOnCore(Int(next), backend: index)
-            return
+            return true
         }
+        return false
     }
 
     @inline(__always)
@@ -264,7 +272,7 @@ extension Simulation {
             switch kind {
             case .reachesBackend: self.reachesBackend(job, &picker)
             case .cpuDone: self.cpuDone(job, &picker)
-            case .sliceEnd: self.sliceEnded(job)
+            case .sliceEnd: self.sliceEnded(job, yielded: false)
             default: self.served(job, &picker)
             }
         }

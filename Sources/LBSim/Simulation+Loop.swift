@@ -90,8 +90,8 @@ extension Simulation {
             self.releaseCore(subject)
             _ = self.jobEventArrives(subject)
         case .sliceEnd:
-            self.releaseCore(subject)
-            if self.jobEventArrives(subject) { self.sliceEnded(subject) }
+            let yielded = self.releaseCore(subject)
+            if self.jobEventArrives(subject) { self.sliceEnded(subject, yielded: yielded) }
         case .served: if self.jobEventArrives(subject) { self.served(subject, &picker) }
         case .answerReachesProxy: if self.jobEventArrives(subject) { self.answerReachesProxy(subject, &picker) }
         case .answerReachesClient:

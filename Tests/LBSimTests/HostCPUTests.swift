@@ -146,9 +146,9 @@ struct HostCPUTests {
         // Two cores; `a` burns 3 ms a request, `b` 1 ms. The first request (to `a`) comes at 0, the
         // second (to `b`) at 0.5 ms, when `a`'s work holds one core and the other is free. Unstacked,
         // `b` runs at once: 1 ms. Stacked on `a`'s core, it waits for it: 3–4 ms, 3.5 ms. Stacked with
-        // 1 ms slices, it runs when `a`'s first slice ends (1–2 ms: 1.5 ms), and `a` goes on on the
-        // free core (3 ms).
-        for (model, expected) in [("", [3_000, 1_000]), (", cpu-stacking: 1", [3_000, 3_500]), (", cpu-stacking: 1, cpu-slice: 1ms", [3_000, 1_500])] {
+        // 1 ms slices, it runs when `a`'s first slice ends (1–2 ms: 1.5 ms), and `a`, which gave it its
+        // core, waits on that core's queue though the other is free, until `b` is done: 2–4 ms, 4 ms.
+        for (model, expected) in [("", [3_000, 1_000]), (", cpu-stacking: 1", [3_000, 3_500]), (", cpu-stacking: 1, cpu-slice: 1ms", [4_000, 1_500])] {
             let (backends, latencies) = try Self.twoBackends(cpu: ("3ms", "1ms"), sim: "host-cpus: 2" + model, requests: 2)
             #expect(backends == [1, 2])
             #expect(latencies == expected, "\(model)")
