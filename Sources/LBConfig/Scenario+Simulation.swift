@@ -23,6 +23,11 @@ public struct SimulationModel: Sendable, Hashable {
     /// its CPU thread goes on with the next): it counts against the backend's CPU limit, but no request
     /// waits for it. A backend's cgroup CPU per request, less the work and `backend-cpu`.
     public var backendCPUAfter: Duration = .zero
+    /// CPU time a backend's CPU thread spends waking for a job after it slept (not when it goes from one
+    /// job straight to the next): it counts against the backend's CPU limit, off any request's way. A
+    /// backend's cgroup CPU per request falls as its thread gets busier; this is the difference between
+    /// an idle thread's and a saturated one's.
+    public var backendCPUWake: Duration = .zero
     /// The cores of the machine the backends run on, when they are fewer than the backends' CPU threads:
     /// all backends' CPU work shares them, and a thread that finds them all busy waits its turn (first
     /// come, first served, or in turns of `cpu-slice`); a thread throttled by its CPU quota gives its
@@ -66,10 +71,11 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "host-cpus", "wakeup-wait", "cpu-slice", "cpu-stacking"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "backend-cpu-wake", "host-cpus", "wakeup-wait", "cpu-slice", "cpu-stacking"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
         if let cpu = map["backend-cpu-after"] { self.backendCPUAfter = try cpu.duration() }
+        if let cpu = map["backend-cpu-wake"] { self.backendCPUWake = try cpu.duration() }
         if let cores = map["host-cpus"] { self.hostCPUs = try cores.int(in: 1...4_096) }
         if let wait = map["wakeup-wait"] {
             guard map["host-cpus"] != nil else { throw wait.error("wakeup-wait is a chance per host core held: give host-cpus too") }

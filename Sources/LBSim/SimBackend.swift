@@ -29,6 +29,9 @@ struct SimBackend {
     let cpuNanosPerRequest: Int64
     /// The backend's CPU per request after its answer has left (0: none): booked against its quota.
     let afterNanos: Int64
+    /// The backend's CPU each time its CPU thread wakes for a job after sleeping (0: none): booked
+    /// against its quota.
+    let wakeNanos: Int64
     /// Places and the queue before them (of job slots).
     var gate: CapacityGate<Int32>
     /// The latency model now, ready to draw from (a `slow` step changes it).
@@ -66,7 +69,7 @@ struct SimBackend {
     /// A cgroup's CPU quota period, as `lbctl run` sets it (`cpu.cfs_period_us`, `cpu.max`).
     static let quotaPeriodNanos: Int64 = 100_000_000
 
-    init(spec: ScenarioBackend, seed: UInt64, index: Int, overhead: Duration, after: Duration = .zero) {
+    init(spec: ScenarioBackend, seed: UInt64, index: Int, overhead: Duration, after: Duration = .zero, wake: Duration = .zero) {
         self.spec = spec
         self.state = BackendState(name: spec.name)
         self.gate = CapacityGate(capacity: spec.capacity, queueLimit: spec.queue)
@@ -77,6 +80,7 @@ struct SimBackend {
         self.cpuNanosPerRequest = spec.cpuWork.nanoseconds
         self.overheadNanos = overhead.nanoseconds
         self.afterNanos = after.nanoseconds
+        self.wakeNanos = wake.nanoseconds
         if let limit = spec.cpuLimit, limit < Double(spec.threads) {
             self.quotaNanos = Int64((limit * Double(Self.quotaPeriodNanos)).rounded())
         } else {

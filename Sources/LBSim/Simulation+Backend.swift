@@ -84,8 +84,9 @@ extension Simulation {
 
     /// The job's CPU work (`jobs[job].cpu`) runs on one of the backend's threads, or waits for one. A
     /// thread that `wakes` for it (its CPU work, not the reading, which the backend's event loop does
-    /// as it wakes on the hop) may be placed on a core another thread's work holds (`cpu-stacking`),
-    /// and then waits its turn there.
+    /// as it wakes on the hop) spends `backend-cpu-wake` doing so, and may be placed on a core another
+    /// thread's work holds (`cpu-stacking`), and then waits its turn there. A thread that goes from
+    /// one job to the next (``cpuDone(_:_:)``) does neither.
     private mutating func takeThread(_ job: Int, backend index: Int, wakes: Bool) {
         self.jobs[job].cpuLeft = self.jobs[job].cpu
         guard self.backends[index].cpuBusy < self.backends[index].threads else {
@@ -93,6 +94,7 @@ extension Simulation {
             return
         }
         self.backends[index].cpuBusy += 1
+        if wakes, self.backends[index].wakeNanos > 0 { self.backends[index].charge(self.backends[index].wakeNanos, at: self.now) }
         if wakes, self.stacksOnHeldCore() {
             self.hostQueue.append(Int32(job))
             return

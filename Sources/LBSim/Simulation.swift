@@ -168,7 +168,7 @@ public struct Simulation {
             scaled.backends.enumerated().map { index, spec in
                 SimBackend(
                     spec: spec, seed: settings.seed, index: index, overhead: scaled.simulation.backendCPU,
-                    after: scaled.simulation.backendCPUAfter
+                    after: scaled.simulation.backendCPUAfter, wake: scaled.simulation.backendCPUWake
                 )
             }
         )

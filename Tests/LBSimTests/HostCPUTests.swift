@@ -53,6 +53,32 @@ struct HostCPUTests {
         }
     }
 
+    @Test("backend-cpu-wake is spent when a CPU thread wakes for a job, not when it goes from one job to the next")
+    func wakeCostOnlyWhenIdle() throws {
+        // 1 ms of work a request on one thread, 1 ms more to wake. At 100 requests a second the thread
+        // sleeps between jobs and spends 2 ms on each: 0.2 cores. At 2,000 a second it never sleeps
+        // after the first: 1 core, as without the wake.
+        for (rate, wake, cores) in [(100, "1ms", 0.2), (100, "0s", 0.1), (2_000, "1ms", 1.0)] {
+            let text = """
+                name: wake
+                seed: 1
+                duration: 2s
+                algorithms: [round-robin]
+                backends: [{name: b1, cpu: 1ms}]
+                load: {clients: 1, total-rate: \(rate), arrival: constant, timeout: 1h}
+                sample-interval: 100ms
+                sim: {backend-cpu: 0s, backend-cpu-wake: \(wake)}
+                """
+            let (records, _) = try Self.simulate(text)
+            let samples = records.samples.filter { $0.source == "b1" && (500_000...1_500_000).contains($0.tMicros) }
+            #expect(samples.count >= 9)
+            for sample in samples {
+                let expected = Double(sample.tMicros) * cores
+                #expect(abs(Double(sample.cpuUsageMicros ?? 0) - expected) <= 2_000, "rate \(rate), wake \(wake): \(sample.tMicros) µs: \(sample.cpuUsageMicros ?? 0)")
+            }
+        }
+    }
+
     @Test("a thread throttled by its quota gives the host's core up while it waits for its next period")
     func throttledThreadFreesItsCore() throws {
         // One core for two backends. `slow` does 50 ms of work under a 0.1-core quota: 10 ms in each
