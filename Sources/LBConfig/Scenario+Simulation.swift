@@ -49,6 +49,12 @@ public struct SimulationModel: Sendable, Hashable {
     /// to do. Measured with `perf sched` on a real run (bench/RESULTS.md): how often a CPU thread's
     /// busy period shared its core with another CPU thread, by how many ran when it woke.
     public var cpuStacking: Double = 0
+    /// How often other threads (event loops: the proxy's, the load generator's, the backends') preempt
+    /// a backend's CPU thread while it works, per second of its work, and how long each preemption
+    /// keeps it off its core: a job's CPU work takes that much longer in wall time. Measured with `perf
+    /// sched` on a real run (bench/RESULTS.md): the short waits of the CPU threads, by what ran.
+    public var preemptionsPerSecond: Double = 0
+    public var preemption: LatencyModel = .fixed(.zero)
     /// With `host-cpus`: the chance, for each core that a backend's CPU work holds, that a thread waking
     /// for a request between the proxy and a backend waits for that core to be released instead of
     /// running at once. Three wake per request: the backend's event loop to read it and to answer, and
@@ -71,7 +77,7 @@ public struct SimulationModel: Sendable, Hashable {
     }
 
     init(reading node: ConfigNode) throws(ConfigError) {
-        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "backend-cpu-wake", "host-cpus", "wakeup-wait", "cpu-slice", "cpu-stacking"])
+        let map = try node.mapping(keys: ["delays", "backend-cpu", "backend-cpu-after", "backend-cpu-wake", "host-cpus", "wakeup-wait", "cpu-slice", "cpu-stacking", "preemptions"])
         self.init()
         if let cpu = map["backend-cpu"] { self.backendCPU = try cpu.duration() }
         if let cpu = map["backend-cpu-after"] { self.backendCPUAfter = try cpu.duration() }
@@ -88,6 +94,14 @@ public struct SimulationModel: Sendable, Hashable {
         if let stacking = map["cpu-stacking"] {
             guard map["host-cpus"] != nil else { throw stacking.error("cpu-stacking is a chance per host core held: give host-cpus too") }
             self.cpuStacking = try stacking.double(in: 0...1)
+        }
+        if let preemptions = map["preemptions"] {
+            let preemptionMap = try preemptions.mapping(keys: ["per-second", "each"])
+            guard let rate = preemptionMap["per-second"], let each = preemptionMap["each"] else {
+                throw preemptions.error("preemptions needs per-second (how many a second of a CPU thread's work) and each (how long, a latency model)")
+            }
+            self.preemptionsPerSecond = try rate.double(in: 0...1_000_000)
+            self.preemption = try each.parsed(LatencyModel.init(parsing:))
         }
         guard let delays = map["delays"] else { return }
         let delayMap = try delays.mapping(keys: ["client-proxy", "proxy-backend", "proxy-client"])

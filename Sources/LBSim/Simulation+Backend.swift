@@ -140,7 +140,10 @@ extension Simulation {
         let left = self.jobs[job].cpuLeft
         let work = self.cpuSlice > 0 ? min(left, self.cpuSlice) : left
         self.jobs[job].cpuLeft = left - work
-        let (done, running) = self.backends[index].cpuFinish(from: self.now, work: work)
+        var (done, running) = self.backends[index].cpuFinish(from: self.now, work: work)
+        let preempted = self.preemptionDelay(work: work)
+        done += preempted
+        running += preempted
         // Cores are counted only when the scenario gives the host's (`host-cpus`).
         if self.hostCoresFree != .max {
             self.hostCoresFree -= 1
@@ -149,6 +152,19 @@ extension Simulation {
             if running < done { self.schedule(.coreFreed, job: job, at: running) }
         }
         self.schedule(self.jobs[job].cpuLeft > 0 ? .sliceEnd : .cpuDone, job: job, at: done)
+    }
+
+    /// The wall time other threads' preemptions add to `work` nanoseconds of a CPU thread's work (`sim:
+    /// preemptions`): they come as a Poisson process over the work, each as long as a draw.
+    private mutating func preemptionDelay(work: Int64) -> Int64 {
+        guard let gap = self.preemptionGap else { return 0 }
+        var extra: Int64 = 0
+        var at: Int64 = 0
+        while true {
+            at += self.draw(gap)
+            guard at < work else { return extra }
+            extra += self.draw(self.preemption)
+        }
     }
 
     /// The job's thread ran its time slice and has work left: it runs on, or, when a waiting thread

@@ -131,6 +131,10 @@ public struct Simulation {
     /// The chance per held core that a CPU thread woken for a job waits for that core (`sim:
     /// cpu-stacking`).
     let cpuStacking: Double
+    /// The CPU work between preemptions of a CPU thread (exponential), and each one's length (`sim:
+    /// preemptions`); `nil`: none.
+    let preemptionGap: LatencySampler?
+    let preemption: LatencySampler
     /// What the service's `hash-key` hashes, read once: the client's address, the key the load generator
     /// sends in `X-LBLab-Key`, the path, or nothing the simulated requests carry (another header, a
     /// cookie).
@@ -210,6 +214,9 @@ public struct Simulation {
         self.wakeupWait = scaled.simulation.wakeupWait
         self.cpuSlice = scaled.simulation.cpuSlice?.nanoseconds ?? 0
         self.cpuStacking = scaled.simulation.cpuStacking
+        let perSecond = scaled.simulation.preemptionsPerSecond
+        self.preemptionGap = perSecond > 0 ? LatencySampler(.exponential(mean: .nanoseconds(Int64((1e9 / perSecond).rounded())))) : nil
+        self.preemption = LatencySampler(scaled.simulation.preemption)
         self.hashSource = switch service.hashKey {
         case .clientIP: .clientIP
         case .header(let name) where name.lowercased() == "x-lblab-key": .key

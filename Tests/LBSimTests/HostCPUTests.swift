@@ -181,12 +181,39 @@ struct HostCPUTests {
         }
     }
 
+    @Test("preemptions come as a Poisson process over a CPU thread's work, each adding its length to the job")
+    func preemptionsStretchWork() throws {
+        // One backend, 1 ms of work a request at 100 a second (its thread is idle when each comes),
+        // preempted 1,000 times a second of its work for 100 µs each: the preemptions during a job are
+        // Poisson with mean 1, so each latency is 1 ms + k × 0.1 ms, their mean 1.1 ms (standard error
+        // 0.1 ms / √2,000 = 2.2 µs), and a share e⁻¹ = 0.368 of the jobs is not preempted (standard
+        // error 0.011). Bounds at five standard errors.
+        let text = """
+            name: preempted
+            seed: 4
+            duration: 20s
+            algorithms: [round-robin]
+            backends: [{name: b1, cpu: 1ms}]
+            load: {clients: 1, total-rate: 100, arrival: constant, timeout: 1h}
+            sim: {backend-cpu: 0s, preemptions: {per-second: 1000, each: 100us}}
+            """
+        let (records, _) = try Self.simulate(text)
+        let latencies = records.requests.map { Int($0.doneMicros - $0.intendedMicros) }
+        #expect(latencies.count >= 1_990)
+        #expect(latencies.allSatisfy { $0 >= 1_000 && ($0 - 1_000) % 100 == 0 })
+        let mean = Double(latencies.reduce(0, +)) / Double(latencies.count)
+        #expect(abs(mean - 1_100) <= 11, "mean \(mean) µs")
+        let unpreempted = Double(latencies.filter { $0 == 1_000 }.count) / Double(latencies.count)
+        #expect(abs(unpreempted - 0.368) <= 0.055, "\(unpreempted) not preempted")
+    }
+
     @Test("cpu-slice and cpu-stacking are refused without host-cpus, and out of range, naming the field")
     func cpuSliceNeedsHostCPUs() throws {
         let base = "name: w\nduration: 1s\nalgorithms: [round-robin]\nbackends: {count: 1}\nload: {clients: 1, rate: 1}\n"
         for (sim, message) in [
             ("sim: {cpu-slice: 1ms}", "give host-cpus too"), ("sim: {host-cpus: 2, cpu-slice: 0s}", "at least"),
             ("sim: {cpu-stacking: 0.2}", "give host-cpus too"), ("sim: {host-cpus: 2, cpu-stacking: 2}", "cpu-stacking"),
+            ("sim: {preemptions: {each: 100us}}", "needs per-second"),
         ] {
             #expect {
                 try Scenario.parse(base + sim, file: "w.yml")
