@@ -53,9 +53,12 @@ struct SimBackend {
     var cpuNanos: Int64 = 0
     /// The CPU time its threads may use in each quota period, when its limit is below their cores.
     let quotaNanos: Int64?
-    /// The quota period the ledger is for, and what was used of it.
+    /// The quota period the ledger is for, and what was used of it; and the period before it, which a
+    /// thread that started then may still be using when another has booked CPU into the next.
     var quotaPeriod: Int64 = -1
     var quotaUsed: Int64 = 0
+    var earlierPeriod: Int64 = -1
+    var earlierUsed: Int64 = 0
 
     /// Whether its health path answers 200 (a `health` step changes it).
     var healthPathUp = true
@@ -104,18 +107,20 @@ struct SimBackend {
         var running: Int64?
         while true {
             let periodStart = time / period * period
-            if periodStart != self.quotaPeriod {
-                self.quotaPeriod = periodStart
-                self.quotaUsed = 0
-            }
-            let left = quota - self.quotaUsed
+            self.advanceLedger(to: periodStart)
+            // What this period has used: the ledger's period, or the one before it; an older one counts
+            // as used up (the ledger keeps two periods; it moves on when one is used up, or when a job
+            // runs on past a period's end).
+            let isLedgers = periodStart == self.quotaPeriod
+            let used = isLedgers ? self.quotaUsed : periodStart == self.earlierPeriod ? self.earlierUsed : quota
+            let left = quota - used
             guard left > 0 else {
                 if running == nil { running = time }
                 time = periodStart + period
                 continue
             }
             let run = min(work, left, periodStart + period - time)
-            self.quotaUsed += run
+            if isLedgers { self.quotaUsed += run } else { self.earlierUsed += run }
             work -= run
             time += run
             if work == 0 { return (time, running ?? time) }
@@ -133,13 +138,17 @@ struct SimBackend {
         self.cpuNanos += work
         guard self.quotaNanos != nil else { return }
         let period = Self.quotaPeriodNanos
-        let periodStart = time / period * period
         // The ledger may already be in a later period (a job's CPU booked ahead): it goes on there.
-        if periodStart > self.quotaPeriod {
-            self.quotaPeriod = periodStart
-            self.quotaUsed = 0
-        }
+        self.advanceLedger(to: time / period * period)
         self.quotaUsed += work
+    }
+
+    /// Moves the ledger on to the period starting at `periodStart` when that is later, keeping the
+    /// period it leaves as the earlier one.
+    private mutating func advanceLedger(to periodStart: Int64) {
+        guard periodStart > self.quotaPeriod else { return }
+        (self.earlierPeriod, self.earlierUsed) = (self.quotaPeriod, self.quotaUsed)
+        (self.quotaPeriod, self.quotaUsed) = (periodStart, 0)
     }
 
     /// Draws whether the next job served fails (500).

@@ -79,6 +79,28 @@ struct HostCPUTests {
         }
     }
 
+    @Test("a backend's threads share its quota: one that starts after another used up the period's waits for the next")
+    func threadsShareTheQuota() throws {
+        // Two threads under a 0.1-core quota (10 ms each 100 ms), 8 ms of work a request, a request every
+        // 25 ms. The first runs 0–8 ms. The second, at 25 ms, has 2 ms of the period left (25–27 ms) and
+        // its other 6 ms at 100–106 ms: 81 ms. The third, at 50 ms, finds the period used up and the
+        // next with 4 ms left: 100–104 and 200–204 ms, 154 ms. (Had the ledger started the period over
+        // for it, it would have run 50–58 ms.)
+        let text = """
+            name: shared
+            seed: 1
+            duration: 1s
+            algorithms: [round-robin]
+            backends: [{name: b1, cpu: 8ms, threads: 2, limits: {cpu: 0.1}}]
+            load: {clients: 1, total-rate: 40, arrival: constant, timeout: 1h}
+            sim: {backend-cpu: 0s}
+            """
+        let (records, outcome) = try Self.simulate(text, requests: 3)
+        #expect(outcome.requests == 3)
+        let byDue = records.requests.sorted { $0.intendedMicros < $1.intendedMicros }
+        #expect(byDue.map { Int($0.doneMicros - $0.intendedMicros) } == [8_000, 81_000, 154_000])
+    }
+
     @Test("a thread throttled by its quota gives the host's core up while it waits for its next period")
     func throttledThreadFreesItsCore() throws {
         // One core for two backends. `slow` does 50 ms of work under a 0.1-core quota: 10 ms in each
