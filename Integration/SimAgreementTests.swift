@@ -8,7 +8,12 @@ import Testing
 /// milliseconds).
 @Suite("lbctl sim against lbctl run", .serialized)
 struct SimAgreementTests {
-    /// Runs `name` for real once and simulated `simRepeats` times (`extra` flags to both) and returns the
+    /// Real runs of a scenario at most, when `lbctl report` finds them unreliable (steal).
+    static let realAttempts = 3
+    /// What `lbctl report` says of a run the hypervisor took CPU time from.
+    static let unreliable = "latency figures are not reliable, repeat the run"
+
+    /// Runs `name` for real once (again when the host took CPU time from the run) and simulated `simRepeats` times (`extra` flags to both) and returns the
     /// agreement script's verdict and table.
     static func agreement(_ name: String, _ extra: [String], simRepeats: Int = 5, judging: [String] = []) async throws -> String {
         let lbctl = releaseExecutable("lbctl")
@@ -17,11 +22,20 @@ struct SimAgreementTests {
             "the release build is missing: scripts/build-release.sh --product lbctl; and --product loadgen"
         )
         let scratch = try ScratchDirectory()
-        let database = scratch.path("\(name).db")
         let scenario = ScenarioRunTests.scenario(name)
-        let real = try ChildProcess(executableURL: lbctl, ["run", "--scenario", scenario, "--db", database, "--out", scratch.path("out")] + extra)
-        let ran = await real.wait(timeout: .seconds(300))
-        #expect(ran.stdout.contains("\nexpect:") || ran.status == 0, "\(ran.stderr)\n\(ran.stdout)")
+        // A real run from which the hypervisor took CPU time (steal) is one `lbctl report` calls
+        // unreliable and says to repeat: it is repeated, up to three runs in all, and the last judged.
+        var database = ""
+        for attempt in 1...Self.realAttempts {
+            database = scratch.path("\(name)-\(attempt).db")
+            let real = try ChildProcess(executableURL: lbctl, ["run", "--scenario", scenario, "--db", database, "--out", scratch.path("out-\(attempt)")] + extra)
+            let ran = await real.wait(timeout: .seconds(300))
+            #expect(ran.stdout.contains("\nexpect:") || ran.status == 0, "\(ran.stderr)\n\(ran.stdout)")
+            let check = try ChildProcess(executableURL: lbctl, ["report", "--db", database])
+            let checked = await check.wait(timeout: .seconds(60))
+            guard checked.stdout.contains(Self.unreliable), attempt < Self.realAttempts else { break }
+            print("\(name): real run \(attempt) lost CPU time to the hypervisor (lbctl report: \"\(Self.unreliable)\"); repeated")
+        }
         let sim = try ChildProcess(executableURL: lbctl, ["sim", "--scenario", scenario, "--db", database, "--repeat", "\(simRepeats)"] + extra)
         let simulated = await sim.wait(timeout: .seconds(120))
         #expect(simulated.stdout.contains("\nexpect:") || simulated.status == 0, "\(simulated.stderr)")
