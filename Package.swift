@@ -136,6 +136,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Experiments above both runners: bootstrap intervals, knees, SLO searches, divert latency.
+        .target(
+            name: "LBExperiment",
+            dependencies: ["LBCore"],
+            swiftSettings: strictSettings
+        ),
         // The scenario runner: backends in containers, the proxy, the load, samples, the fault timeline.
         .target(
             name: "LBHarness",
@@ -148,6 +154,7 @@ let package = Package(
                 "LBBackend",
                 "LBBuildStamp",
                 "LBSim",
+                "LBExperiment",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -222,6 +229,11 @@ let package = Package(
         .testTarget(
             name: "LBHTTPTests",
             dependencies: ["LBHTTP", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LBExperimentTests",
+            dependencies: ["LBExperiment", "LBCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -34,7 +34,7 @@ struct LoadgenProcessTests {
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") == sent)
             let ips = try String.fetchAll(db, sql: "SELECT DISTINCT client_ip FROM requests")
             #expect(ips.count == 40)
-            #expect(ips.allSatisfy(ClientAddresses.isTestNet))
+            #expect(ips.allSatisfy(ClientAddresses.contains))
             #expect(try String.fetchOne(db, sql: "SELECT status FROM runs") == "completed")
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM requests WHERE backend_id = 0 AND status = 200") == sent)
         }

@@ -55,9 +55,9 @@ extension ScenarioLoad {
         )
         let clientsNode = try map.required("clients")
         let clients = try clientsNode.int()
-        // Each client sends its own TEST-NET address, as loadgen's do, and there are so many of them.
+        // Each client sends its own synthetic address, as loadgen's do, and there are so many of them.
         guard (1...ClientAddresses.capacity).contains(clients) else {
-            throw clientsNode.error("must be between 1 and \(ClientAddresses.capacity) (one TEST-NET address each), got \(clients)")
+            throw clientsNode.error("must be between 1 and \(ClientAddresses.capacity) (one synthetic address each), got \(clients)")
         }
         let rate: Double
         switch (map["rate"], map["total-rate"]) {

@@ -109,7 +109,7 @@ public struct ScenarioBackend: Sendable, Hashable {
 
 /// The load of a scenario: clients, rate, arrival process, keys; the load generator's settings.
 public struct ScenarioLoad: Sendable, Hashable {
-    /// Simulated clients, each with its own TEST-NET address.
+    /// Simulated clients, each with its own synthetic address (``ClientAddresses``).
     public var clients: Int
     /// Requests per second per client.
     public var ratePerClient: Double

@@ -36,7 +36,7 @@ public struct LoadConfiguration: Sendable {
 
     /// Where requests go.
     public var target: Target
-    /// Simulated clients, each with its own TEST-NET address.
+    /// Simulated clients, each with its own synthetic address (``ClientAddresses``).
     public var clients: Int
     /// How fast requests are sent.
     public var pacing: Pacing

@@ -6,7 +6,7 @@ import NIOCore
 /// sweep, and when the worker finishes), so that the sink's lock is taken once per chunk.
 struct LoadTally {
     private let context: LoadRunContext
-    /// Every client's TEST-NET address, by client number.
+    /// Every client's synthetic address, by client number.
     let clientIPs: [String]
     private let warmupEndNanos: UInt64
     private let endNanos: UInt64?

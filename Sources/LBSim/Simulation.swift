@@ -44,7 +44,7 @@ public struct SimulationError: Error, CustomStringConvertible, Sendable {
 /// run with the real clock.
 ///
 /// - Clients follow the scenario's ``ArrivalSchedule`` (the load generator's, from the same seed), each
-///   with its TEST-NET address and, when the load has keys, a Zipf key drawn as the load generator draws
+///   with its synthetic address and, when the load has keys, a Zipf key drawn as the load generator draws
 ///   it. A client gives a request up after the load's timeout, as the load generator does.
 /// - The proxy hashes each request's address and key as the proxy does and picks with the algorithm's
 ///   picker (``Picker/pick(_:avoiding:count:state:)`` after a failure); counts attempts in flight on each
@@ -239,7 +239,7 @@ public struct Simulation {
     }
 
     /// `scenario` with its clients, rate and backends multiplied by `factor`: each backend `b` becomes
-    /// `b`, `b.2`, … `b.K`; clients grow as far as TEST-NET addresses go, and each sends faster beyond.
+    /// `b`, `b.2`, … `b.K`; clients grow as far as client addresses go, and each sends faster beyond.
     static func scaled(_ scenario: Scenario, by factor: Int) -> Scenario {
         guard factor > 1 else { return scenario }
         var scaled = scenario

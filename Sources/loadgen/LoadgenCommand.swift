@@ -15,7 +15,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         discussion: """
             Open loop by default: every request has a due time fixed in advance, and latency counts from it, \
             so a slow target shows in the figures instead of slowing the load. Each client sends from its own \
-            TEST-NET address in X-Forwarded-For. With a ws:// URL each request is a WebSocket message, done \
+            synthetic address in X-Forwarded-For (TEST-NET-3, -2, -1, then 198.18.0.0/15). With a ws:// URL each request is a WebSocket message, done \
             when its echo is back, and each client keeps one WebSocket for the run. Flags take one dash or two \
             (-clients 50, --clients 50); durations are Go's (30s, 1m30s).
             """,
@@ -25,7 +25,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(name: .goStyle("url"), help: "Target URL: http://host:port/path, or ws://host:port/path to send each request as a WebSocket message and wait for its echo.")
     var url = "http://127.0.0.1:8080/"
 
-    @Option(name: .goStyle("clients"), help: "Simulated clients, each with its own TEST-NET address (at most 762).")
+    @Option(name: .goStyle("clients"), help: "Simulated clients, each with its own address: TEST-NET-3, -2, -1, then 198.18.0.0/15 (at most 131,832).")
     var clients = 10
 
     @Option(name: .goStyle("rate"), help: "Requests per second per client (default 10 unless -total-rate).")
@@ -154,7 +154,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             try requireFlag("max-connections", self.maxConnections == nil, "applies to http:// targets; over ws:// each client keeps one connection")
         }
         try requireFlag("clients", (1...ClientAddresses.capacity).contains(self.clients),
-            "must be between 1 and \(ClientAddresses.capacity) (one TEST-NET address each), got \(self.clients)")
+            "must be between 1 and \(ClientAddresses.capacity) (one synthetic address each), got \(self.clients)")
         try requireFlag("rate", self.rate == nil || self.totalRate == nil, "give -rate (per client) or -total-rate, not both")
         // A flag of the other loop would be ignored: refused instead, so that a run is what its flags say.
         if self.closed {

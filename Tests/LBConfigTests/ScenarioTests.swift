@@ -127,7 +127,7 @@ struct ScenarioTests {
             ("backends: {count: 2, limits: {memory: 99999999999999GiB}}\n", 1, "backends.limits.memory", "too large"),
             ("backends:\n  - {name: a, capacity: 4, queue: 2}\n  - {name: b, queue: 2}\n", 3, "backends[1].queue", "give capacity"),
             ("load: {clients: 5}\n", 1, "load", "rate"),
-            ("load: {clients: 763, rate: 1}\n", 1, "load.clients", "between 1 and 762 (one TEST-NET address each)"),
+            ("load: {clients: 131833, rate: 1}\n", 1, "load.clients", "between 1 and 131832 (one synthetic address each)"),
             ("timeline:\n  - {at: 2s, kill: b9}\n", 2, "timeline[0]", "no backend named \"b9\""),
             ("timeline:\n  - {at: 2s, restart: b1}\n", 2, "timeline[0]", "restart follows kill"),
             ("timeline:\n  - {at: 20s, kill: b1}\n", 2, "timeline[0]", "not within the duration"),

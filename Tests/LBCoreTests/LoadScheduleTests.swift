@@ -100,16 +100,31 @@ struct LoadScheduleTests {
         #expect((0..<10).allSatisfy { abs(uniform.probability(of: $0) - 0.1) < 1e-12 })
     }
 
-    @Test("client addresses: TEST-NET-3, then TEST-NET-2 and TEST-NET-1 past 254")
+    @Test("client addresses: TEST-NET-3, then TEST-NET-2 and TEST-NET-1 past 254, then 198.18.0.0/15 past 762")
     func addresses() {
         #expect(ClientAddresses.address(of: 0) == "203.0.113.1")
         #expect(ClientAddresses.address(of: 253) == "203.0.113.254")
         #expect(ClientAddresses.address(of: 254) == "198.51.100.1")
         #expect(ClientAddresses.address(of: 508) == "192.0.2.1")
-        #expect(ClientAddresses.address(of: ClientAddresses.capacity - 1) == "192.0.2.254")
-        let all = (0..<ClientAddresses.capacity).map(ClientAddresses.address(of:))
-        #expect(Set(all).count == 762 && all.allSatisfy(ClientAddresses.isTestNet))
-        #expect(!ClientAddresses.isTestNet("127.0.0.1") && !ClientAddresses.isTestNet("203.0.113.0"))
+        #expect(ClientAddresses.address(of: 761) == "192.0.2.254")
+        #expect(ClientAddresses.address(of: 762) == "198.18.0.1")
+        #expect(ClientAddresses.address(of: 762 + 254) == "198.18.0.255")
+        #expect(ClientAddresses.address(of: 762 + 255) == "198.18.1.0")
+        #expect(ClientAddresses.address(of: ClientAddresses.capacity - 1) == "198.19.255.254")
+        #expect(ClientAddresses.capacity == 762 + 131_070)
+    }
+
+    @Test("100,000 clients have distinct addresses, each inside TEST-NET-1, 2, 3 or 198.18.0.0/15")
+    func manyAddresses() throws {
+        let all = (0..<100_000).map(ClientAddresses.address(of:))
+        #expect(Set(all).count == 100_000)
+        // Checked against the ranges by AddressRange, independently of ClientAddresses.contains.
+        let ranges = try ["203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24", "198.18.0.0/15"].map { try AddressRange(parsing: $0) }
+        #expect(all.allSatisfy { address in ranges.contains { $0.contains(address) } })
+        #expect(all.allSatisfy(ClientAddresses.contains))
+        for outside in ["127.0.0.1", "203.0.113.0", "203.0.113.255", "198.18.0.0", "198.19.255.255", "198.20.0.1", "198.17.255.255", "10.0.0.1", "198.18.0", "198.18.0.1.2", "198.18.x.1"] {
+            #expect(!ClientAddresses.contains(outside), "\(outside)")
+        }
     }
 
     @Test("host:port addresses", arguments: [

@@ -217,7 +217,7 @@ struct ClosedLoopEngineTests {
                 continue
             }
             #expect(field("X-Forwarded-For", head) == record.clientIP)
-            #expect(ClientAddresses.isTestNet(record.clientIP))
+            #expect(ClientAddresses.contains(record.clientIP))
             #expect(field("X-LBLab-Key", head).flatMap { Int($0) } == record.key)
             #expect(record.key.map { (0..<5).contains($0) } == true)
         }

@@ -48,7 +48,7 @@ struct LoadRunTests {
             }
             #expect(rows == report.statistics.sent)
             #expect(ips.count == 30)
-            #expect(ips.allSatisfy(ClientAddresses.isTestNet))
+            #expect(ips.allSatisfy(ClientAddresses.contains))
             #expect(backends == ["b1"])
         }
     }

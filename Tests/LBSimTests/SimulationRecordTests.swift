@@ -51,7 +51,7 @@ struct SimulationRecordTests {
         // 20 clients at 25/s for 20 s: 10,000 due, Poisson (sd 100).
         #expect(abs(requests.count - 10_000) < 400 && requests.count == outcome.requests)
         #expect(Set(requests.map(\.id)).count == requests.count)
-        #expect(Set(requests.map(\.clientIP)).count == 20 && requests.allSatisfy { ClientAddresses.isTestNet($0.clientIP) })
+        #expect(Set(requests.map(\.clientIP)).count == 20 && requests.allSatisfy { ClientAddresses.contains($0.clientIP) })
         #expect(requests.allSatisfy { ($0.key ?? -1) >= 0 && $0.key! < 100 })
         let proxy = Dictionary(uniqueKeysWithValues: records.proxyRequests.map { ($0.requestID, $0) })
         for request in requests {
