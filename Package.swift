@@ -232,6 +232,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "LBHarnessTests",
+            dependencies: ["LBHarness", "LBConfig", "LBExperiment", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "LBExperimentTests",
             dependencies: ["LBExperiment", "LBCore"],
             swiftSettings: strictSettings

@@ -1,8 +1,9 @@
 import LBCore
 
 extension ExpectedOutcome {
-    /// Parses `text` (`p99(peak-ewma) < 0.5 * p99(round-robin)`) whose algorithm labels must be among
-    /// `labels`; the message of a thrown error says what is wrong and where in the text.
+    /// Parses `text` (`p99(peak-ewma) < 0.5 * p99(round-robin)`, optionally followed by `with
+    /// confidence` or `with 99% confidence`) whose algorithm labels must be among `labels`; the message
+    /// of a thrown error says what is wrong and where in the text.
     public static func parse(_ text: String, labels: [String], line: Int = 0) throws(ExpectationSyntaxError) -> ExpectedOutcome {
         var parser = ExpectationParser(text: text, labels: labels)
         let lhs = try parser.sum()
@@ -10,11 +11,15 @@ extension ExpectedOutcome {
             throw parser.error("expected a comparison (< <= > >= == !=) after \"\(lhs)\"")
         }
         let rhs = try parser.sum()
+        let confidence = try parser.confidence()
         guard parser.atEnd else { throw parser.error("unexpected \"\(parser.rest)\"") }
         guard !(lhs.metrics.isEmpty && rhs.metrics.isEmpty) else {
             throw ExpectationSyntaxError(message: "names no metric; write e.g. p99(round-robin) < 100")
         }
-        return ExpectedOutcome(text: text, lhs: lhs, comparison: comparison, rhs: rhs, line: line)
+        if confidence != nil, comparison == .equal || comparison == .notEqual {
+            throw ExpectationSyntaxError(message: "\"with confidence\" judges a difference: use < <= > or >=, not \(comparison.rawValue)")
+        }
+        return ExpectedOutcome(text: text, lhs: lhs, comparison: comparison, rhs: rhs, line: line, confidence: confidence)
     }
 }
 
@@ -72,6 +77,30 @@ private struct ExpectationParser {
             }
         }
         return nil
+    }
+
+    /// `with confidence` (0.95) or `with NN% confidence`, if the rest of the line is that; `nil` when
+    /// it is not.
+    mutating func confidence() throws(ExpectationSyntaxError) -> Double? {
+        self.skipSpaces()
+        let start = self.position
+        let words = self.rest.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard words.first == "with" else { return nil }
+        switch words.count {
+        case 2 where words[1] == "confidence":
+            self.position = self.characters.count
+            return 0.95
+        case 3 where words[2] == "confidence" && words[1].hasSuffix("%"):
+            guard let percent = Double(words[1].dropLast()), percent >= 50, percent < 100 else {
+                self.position = start + "with".count
+                self.skipSpaces()
+                throw self.error("\"\(words[1])\" is not a confidence; write e.g. 95% (50% to 99.9%)")
+            }
+            self.position = self.characters.count
+            return percent / 100
+        default:
+            throw self.error("expected \"with confidence\" or \"with 95% confidence\" at the end, found \"\(self.rest)\"")
+        }
     }
 
     mutating func sum() throws(ExpectationSyntaxError) -> ExpectedOutcome.Expression {

@@ -6,6 +6,11 @@ import Foundation
 /// Each side is arithmetic (`+ - * /`, parentheses) over numbers and metrics of one algorithm,
 /// `metric(label)`; the comparison is one of `< <= > >= == !=`. A metric's value is its mean over the
 /// repeats. ``Metric`` lists what can be asked and in which unit.
+///
+/// Followed by `with confidence` (or `with 99% confidence`), an inequality is judged on the paired
+/// difference instead of the means: both sides are evaluated for each repeat (repeat k of every
+/// algorithm runs with the same seed), and `lhs < rhs` holds when the whole 95% bootstrap interval of
+/// the mean of `lhs - rhs` is below zero.
 public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
     /// The text as written.
     public var text: String
@@ -17,6 +22,18 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
     public var rhs: Expression
     /// The line in the scenario file.
     public var line: Int
+    /// The confidence the difference must hold with (`with 95% confidence`: 0.95), or `nil` to compare
+    /// the means.
+    public var confidence: Double?
+
+    public init(text: String, lhs: Expression, comparison: Comparison, rhs: Expression, line: Int, confidence: Double? = nil) {
+        self.text = text
+        self.lhs = lhs
+        self.comparison = comparison
+        self.rhs = rhs
+        self.line = line
+        self.confidence = confidence
+    }
 
     public var description: String { self.text }
 

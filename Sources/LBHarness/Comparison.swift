@@ -77,11 +77,22 @@ public struct Comparison: Sendable {
         return (mean, variance.squareRoot())
     }
 
-    /// The verdict of each expectation: holds, fails, or cannot be told (a metric is missing).
+    /// The verdict of each expectation: holds, fails, or cannot be told (a metric is missing, or a
+    /// difference asked `with confidence` has fewer than two repeats to judge it on). The explanation
+    /// ends with the test used: the means over the runs, or the paired bootstrap interval.
     public func verdicts(_ expectations: [ExpectedOutcome]) -> [(expectation: ExpectedOutcome, holds: Bool?, explanation: String)] {
         expectations.map { expectation in
+            if let confidence = expectation.confidence { return self.pairedVerdict(expectation, confidence: confidence) }
             let lookup = { (metric: ExpectedOutcome.Metric, label: String) in self.mean(metric, label) }
-            return (expectation, expectation.holds(lookup), expectation.explain(lookup))
+            let labels = Set((expectation.lhs.metrics + expectation.rhs.metrics).map(\.1))
+            let runs = labels.sorted().map { label in self.groups.first { $0.label == label }?.reports.count ?? 0 }
+            let test: String
+            if runs.allSatisfy({ $0 <= 1 }) {
+                test = "one run each: the values compared, significance not judged"
+            } else {
+                test = "means over \(Set(runs).sorted().map(String.init).joined(separator: "/")) runs compared, significance not judged"
+            }
+            return (expectation, expectation.holds(lookup), expectation.explain(lookup) + "  (\(test))")
         }
     }
 
@@ -109,7 +120,9 @@ public struct Comparison: Sendable {
     }
 
     static func format(_ value: Double, digits: Int) -> String {
-        String(format: "%.\(digits)f", value)
+        let text = String(format: "%.\(digits)f", value)
+        // A value that rounds to zero is shown without a sign.
+        return text.hasPrefix("-") && text.dropFirst().allSatisfy { $0 == "0" || $0 == "." } ? String(text.dropFirst()) : text
     }
 
     /// Columns padded to their widest cell; the first column left-aligned, the others right-aligned.

@@ -194,7 +194,7 @@ public struct ResultsDatabase: Sendable {
     /// A `runs` row with its count of request rows, and of request records still staged. `requests` has
     /// no index (see the schema), so each run counted is a scan: count only the runs asked for.
     private static let runSummarySQL = """
-        SELECT r.id, r.uuid, r.kind, r.scenario, r.algorithm, r.repeat, r.status, r.started_at,
+        SELECT r.id, r.uuid, r.kind, r.scenario, r.algorithm, r.repeat, r.seed, r.params_json, r.status, r.started_at,
             r.duration_us, r.dropped_records,
             (SELECT count(*) FROM requests q WHERE q.run_id = r.id) AS request_count,
             (SELECT coalesce(sum(s.row_count), 0) FROM staged_records s WHERE s.run_id = r.id AND s.kind = 'requests')

@@ -84,6 +84,10 @@ public struct RunSummary: Sendable, Hashable {
     public var algorithm: String?
     /// The repeat number.
     public var `repeat`: Int
+    /// The seed its random choices derived from, when recorded.
+    public var seed: UInt64?
+    /// Its parameters as JSON (`runs.params_json`): the algorithm's, and a sweep point's.
+    public var paramsJSON: String?
     /// How it ended.
     public var status: RunStatus
     /// The wall-clock start as stored.
@@ -108,6 +112,8 @@ public struct RunSummary: Sendable, Hashable {
         self.scenario = row["scenario"]
         self.algorithm = row["algorithm"]
         self.repeat = row["repeat"]
+        self.seed = (row["seed"] as Int64?).map { UInt64(bitPattern: $0) }
+        self.paramsJSON = row["params_json"]
         self.status = RunStatus(rawValue: row["status"]) ?? .failed
         self.startedAt = row["started_at"]
         self.durationMicros = row["duration_us"]

@@ -59,8 +59,14 @@ struct ReportCommand: ParsableCommand {
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Put a scenario's algorithms side by side: each figure's mean and standard deviation over the repeats.",
-        discussion: "Runs that did not complete are left out. Real and simulated runs of the scenario in the same file are shown apart, each algorithm as ALGORITHM [real] and ALGORITHM [sim]."
+        abstract: "Put a scenario's algorithms side by side: each figure's mean and standard deviation over the repeats, its 95% confidence interval, and the paired difference between each two algorithms.",
+        discussion: """
+            Runs that did not complete are left out. Real and simulated runs of the scenario in the same file are \
+            shown apart, each algorithm as ALGORITHM [real] and ALGORITHM [sim]. Intervals are BCa bootstrap \
+            intervals of the mean over the repeats (10,000 resamples, seeded: the same runs give the same \
+            intervals). Repeat k of every algorithm runs with the same seed, so differences are paired run \
+            against run of the same seed.
+            """
     )
 
     @Option(name: .goStyle("db"), help: "The results file.")
@@ -80,6 +86,7 @@ struct CompareCommand: ParsableCommand {
         let comparison = Comparison(reports: try runs.map(database.report))
         print("scenario \(name): \(runs.count) completed runs\n")
         print(comparison.table())
+        print("\n" + comparison.statisticsText())
     }
 }
 

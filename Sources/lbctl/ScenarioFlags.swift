@@ -25,6 +25,11 @@ struct ScenarioOptions: ParsableArguments {
     static let metricsHelp = """
         Metrics for expect (each the mean over an algorithm's repeats):
         \(ExpectedOutcome.Metric.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
+
+        An expectation followed by "with confidence" (or "with 99% confidence") is judged on the paired \
+        difference instead of the means: both sides per repeat (repeat k of every algorithm has the same \
+        seed), and e.g. "p99(a) < p99(b) with confidence" holds when the BCa bootstrap 95% interval of the \
+        mean of p99(a) - p99(b) is below zero. It needs two repeats or more.
         """
 
     /// The scenario; a mistake is printed with file, line and field and exits 64.
@@ -105,6 +110,7 @@ enum StudyOutput {
     static func finish(_ result: StudyResult, database: String) throws {
         print("")
         print(result.comparison.table())
+        if result.comparison.hasRepeats { print("\n" + result.comparison.statisticsText()) }
         for warning in result.warnings {
             print("warning: \(warning)")
         }

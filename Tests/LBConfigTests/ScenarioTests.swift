@@ -180,6 +180,27 @@ struct ScenarioTests {
         #expect(throws: ExpectationSyntaxError.self) { try ExpectedOutcome.parse("1 < 2", labels: labels) }
     }
 
+    @Test("expectations with confidence: 95% by default, or as written; only inequalities; errors say where")
+    func expectationsWithConfidence() throws {
+        let labels = ["round-robin", "peak-ewma"]
+        #expect(try ExpectedOutcome.parse("p99(peak-ewma) < p99(round-robin)", labels: labels).confidence == nil)
+        let plain = try ExpectedOutcome.parse("p99(peak-ewma) < p99(round-robin) with confidence", labels: labels)
+        #expect(plain.confidence == 0.95 && plain.rhs.description == "p99(round-robin)")
+        #expect(try ExpectedOutcome.parse("p99(peak-ewma) * 2 >= 10 with 99%  confidence", labels: labels).confidence == 0.99)
+        for (text, problem) in [
+            ("p99(peak-ewma) == p99(round-robin) with confidence", "use < <= > or >=, not =="),
+            ("p99(peak-ewma) < p99(round-robin) with 150% confidence", "at column 40: \"150%\" is not a confidence"),
+            ("p99(peak-ewma) < p99(round-robin) with conf", "expected \"with confidence\" or \"with 95% confidence\""),
+            ("p99(peak-ewma) < p99(round-robin) confidently", "unexpected \"confidently\""),
+        ] {
+            #expect {
+                try ExpectedOutcome.parse(text, labels: labels)
+            } throws: { error in
+                (error as? ExpectationSyntaxError)?.message.contains(problem) == true
+            }
+        }
+    }
+
     @Test("every shipped scenario is valid")
     func shippedScenarios() throws {
         let root = ProxyConfigurationTests.repositoryRoot.appendingPathComponent("scenarios")

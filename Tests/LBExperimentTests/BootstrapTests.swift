@@ -24,6 +24,18 @@ struct BootstrapTests {
         for p in [1e-9, 0.01, 0.2, 0.7, 0.999_999] { #expect(abs(Normal.cdf(Normal.quantile(p)) - p) < 1e-12 * max(1, 1 / p)) }
     }
 
+    @Test("Student's t tails and the bootstrap's expected coverage at small samples")
+    func studentT() {
+        // Tables: P(|T| ≥ 2.776) = 0.05 with 4 degrees of freedom, 2.093 with 19, 12.706 with 1.
+        #expect(abs(StudentT.twoSidedTail(2.776_445, degreesOfFreedom: 4) - 0.05) < 1e-6)
+        #expect(abs(StudentT.twoSidedTail(2.093_024, degreesOfFreedom: 19) - 0.05) < 1e-6)
+        #expect(abs(StudentT.twoSidedTail(12.706_205, degreesOfFreedom: 1) - 0.05) < 1e-6)
+        #expect(abs(StudentT.twoSidedTail(0, degreesOfFreedom: 7) - 1) < 1e-12)
+        #expect(abs(Bootstrap.expectedCoverage(sampleSize: 20, confidence: 0.95) - 0.929) < 0.002)
+        #expect(abs(Bootstrap.expectedCoverage(sampleSize: 3, confidence: 0.95) - 0.75) < 0.01)
+        #expect(Bootstrap.expectedCoverage(sampleSize: 10, confidence: 0.95) > 0.9)
+    }
+
     /// For the mean of n normal values, a bootstrap interval has about the width of z·s·√((n−1)/n)/√n
     /// (the resampled means' spread uses the plug-in variance), so its coverage is about
     /// P(|T(n−1)| < z·√((n−1)/n)): 0.929 for n = 20. Over 400 seeded samples the share that cover the
