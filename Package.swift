@@ -233,7 +233,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LBHarnessTests",
-            dependencies: ["LBHarness", "LBConfig", "LBExperiment", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["LBHarness", "LBConfig", "LBExperiment", "LBStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -5,7 +5,7 @@ import Yams
 extension Scenario {
     static let keys = [
         "name", "question", "seed", "duration", "warmup", "repeats", "algorithms", "backends", "load", "timeline",
-        "proxy", "expect", "sample-interval", "sim",
+        "proxy", "expect", "sample-interval", "sim", "sweep",
     ]
 
     /// Reads and validates the scenario file at `path`.
@@ -16,6 +16,24 @@ extension Scenario {
     /// Reads and validates a scenario from `text`, the contents of `file`.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> Scenario {
         let root = try ConfigNode.parse(text, file: file)
+        var scenario = try Self.read(root, text: text)
+        guard let sweepNode = try root.mapping(keys: Self.keys)["sweep"] else { return scenario }
+        let sweep = try Sweep(reading: sweepNode, root: root.node)
+        scenario.sweep = sweep
+        // Every point is read before anything starts; shares of capacity against a stand-in capacity
+        // until a probe measures the fleet's.
+        for point in sweep.points {
+            _ = try scenario.at(point, capacity: sweep.needsCapacity ? Self.standInCapacity : nil)
+        }
+        return scenario
+    }
+
+    /// The capacity shares of a sweep are checked against before a probe measures the real one.
+    static let standInCapacity = 1_000.0
+
+    /// Reads `root` (of `text`) as a scenario, leaving its sweep aside.
+    static func read(_ root: ConfigNode, text: String) throws(ConfigError) -> Scenario {
+        let file = root.file
         let map = try root.mapping(keys: Self.keys)
         let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let name = try map["name"]?.string() ?? defaultName

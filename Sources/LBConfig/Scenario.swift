@@ -39,6 +39,12 @@ public struct Scenario: Sendable {
     public static let realBackendLimit = 256
     /// The delays `lbctl sim` puts between client, proxy and backends (`sim:`).
     public var simulation = SimulationModel()
+    /// Its `sweep:`, if it has one: the points a study runs it at.
+    public var sweep: Sweep?
+    /// The sweep point this scenario is at (``at(_:capacity:)``), if any.
+    public var point: SweepPoint?
+    /// The fleet's capacity the point's shares of capacity were taken of, if any.
+    public var capacity: Double?
     /// The file it was read from.
     public var file: String
     /// The file's text, recorded with every run.

@@ -150,13 +150,15 @@ public enum HarnessError: Error, Hashable, CustomStringConvertible {
     case control(what: String, reason: String)
     /// The results store refused something.
     case store(String)
+    /// A sweep's point could not be made, or its capacity probe failed.
+    case sweep(String)
 
     public var description: String {
         switch self {
         case .spawn(let command, let reason): "cannot start \(command): \(reason)"
         case .notReady(let what, let reason, let log): "\(what) did not become ready: \(reason)" + (log.isEmpty ? "" : "; its last output:\n\(log)")
         case .control(let what, let reason): "\(what): \(reason)"
-        case .store(let message): message
+        case .store(let message), .sweep(let message): message
         }
     }
 }

@@ -31,8 +31,8 @@ extension Comparison {
     }
 
     /// `metric` of each run of `label` by its pairing key.
-    func pairedValues(_ metric: ExpectedOutcome.Metric, _ label: String) -> [PairKey: Double] {
-        guard let group = self.groups.first(where: { $0.label == label }) else { return [:] }
+    func pairedValues(_ metric: ExpectedOutcome.Metric, _ label: String, point: String? = nil) -> [PairKey: Double] {
+        guard let group = self.group(label, point: point) else { return [:] }
         var seen: [UInt64: Int] = [:]
         var values: [PairKey: Double] = [:]
         for report in group.reports.sorted(by: { $0.run.id < $1.run.id }) {
@@ -46,15 +46,17 @@ extension Comparison {
 
     /// The mean of `metric` over the runs of `label` with its 95% interval; `nil` with fewer than two
     /// runs that have it.
-    public func interval(_ metric: ExpectedOutcome.Metric, _ label: String) -> ConfidenceInterval? {
-        let values = self.pairedValues(metric, label).sorted { $0.key < $1.key }.map(\.value)
-        return Self.bootstrap("\(metric.rawValue)|\(label)").meanInterval(values)
+    public func interval(_ metric: ExpectedOutcome.Metric, _ label: String, point: String? = nil) -> ConfidenceInterval? {
+        let values = self.pairedValues(metric, label, point: point).sorted { $0.key < $1.key }.map(\.value)
+        return Self.bootstrap("\(metric.rawValue)|\(label)|\(point ?? "")").meanInterval(values)
     }
 
     /// The mean paired difference `metric(a) - metric(b)` with its 95% interval; `nil` with fewer than
     /// two pairs.
-    public func difference(_ metric: ExpectedOutcome.Metric, _ a: String, _ b: String) -> ConfidenceInterval? {
-        Self.bootstrap("\(metric.rawValue)|\(a)|\(b)").pairedDifference(self.pairedValues(metric, a), self.pairedValues(metric, b))
+    public func difference(_ metric: ExpectedOutcome.Metric, _ a: String, _ b: String, point: String? = nil) -> ConfidenceInterval? {
+        Self.bootstrap("\(metric.rawValue)|\(a)|\(b)|\(point ?? "")").pairedDifference(
+            self.pairedValues(metric, a, point: point), self.pairedValues(metric, b, point: point)
+        )
     }
 
     /// The metrics some group has a value of, in ``ExpectedOutcome/Metric``'s order.
@@ -69,13 +71,75 @@ extension Comparison {
         self.groups.contains { $0.reports.count > 1 }
     }
 
+    /// A sweep's grid of `metric`: points down, algorithms across, each cell the mean with its 95%
+    /// interval when there are repeats.
+    public func grid(_ metric: ExpectedOutcome.Metric) -> String {
+        let labels = self.labels
+        var rows = [["point"] + labels]
+        for point in self.points {
+            var row = [point]
+            for label in labels {
+                guard let mean = self.mean(metric, label, point: point) else {
+                    row.append("-")
+                    continue
+                }
+                let digits = Self.digits(metric, mean)
+                var cell = Self.format(mean, digits: digits)
+                if let interval = self.interval(metric, label, point: point) {
+                    cell += " [\(Self.format(interval.low, digits: digits)), \(Self.format(interval.high, digits: digits))]"
+                }
+                row.append(cell)
+            }
+            rows.append(row)
+        }
+        return Self.render(rows)
+    }
+
+    /// A sweep's paired differences of `metric`: points down, each pair of algorithms across, each cell
+    /// the mean difference (first minus second) with its 95% interval, marked `*` when the interval
+    /// leaves zero out.
+    public func differenceGrid(_ metric: ExpectedOutcome.Metric) -> String {
+        let labels = self.labels
+        let pairs = labels.enumerated().flatMap { i, a in labels[(i + 1)...].map { (a, $0) } }
+        var rows = [["point"] + pairs.map { "\($0.0) - \($0.1)" }]
+        for point in self.points {
+            var row = [point]
+            for (a, b) in pairs {
+                guard let difference = self.difference(metric, a, b, point: point) else {
+                    row.append("-")
+                    continue
+                }
+                let digits = Self.digits(metric, max(abs(difference.low), abs(difference.high)))
+                row.append(
+                    "\(Self.format(difference.mean, digits: digits)) [\(Self.format(difference.low, digits: digits)), \(Self.format(difference.high, digits: digits))]"
+                        + (difference.contains(0) ? " " : "*")
+                )
+            }
+            rows.append(row)
+        }
+        return Self.render(rows)
+    }
+
     /// The intervals and the paired differences with a heading that names the method, or a line saying
-    /// that one run of each cannot give them.
-    public func statisticsText() -> String {
+    /// that one run of each cannot give them. A sweep shows `metrics` as grids (points down,
+    /// algorithms across), each with its paired differences.
+    public func statisticsText(metrics: [ExpectedOutcome.Metric] = [.p99, .throughput]) -> String {
+        let method = "\(Bootstrap.method), 10,000 resamples, seeded"
+        if !self.points.isEmpty {
+            var sections: [String] = []
+            for metric in metrics {
+                sections.append("\(metric.rawValue) (\(metric.summary)) at each point" + (self.hasRepeats ? ", mean [95% interval] (\(method)):" : ":") + "\n" + self.grid(metric))
+                if self.hasRepeats, self.labels.count > 1 {
+                    sections.append("\(metric.rawValue), paired differences run against run of the same seed (* : the interval leaves zero out):\n" + self.differenceGrid(metric))
+                }
+            }
+            if !self.hasRepeats { sections.append("one run of each algorithm at each point: no confidence intervals (repeat the scenario: --repeat 5)") }
+            return sections.joined(separator: "\n\n")
+        }
         guard self.hasRepeats else {
             return "one run of each algorithm: no confidence intervals, and no difference can be judged significant (repeat the scenario: --repeat 5)"
         }
-        var text = "means with 95% confidence intervals (\(Bootstrap.method), 10,000 resamples, seeded):\n" + self.intervalTable()
+        var text = "means with 95% confidence intervals (\(method)):\n" + self.intervalTable()
         let fewest = self.groups.map(\.reports.count).filter { $0 > 1 }.min() ?? 0
         if fewest < 10 {
             let coverage = Int((Bootstrap.expectedCoverage(sampleSize: fewest, confidence: 0.95) * 100).rounded())
@@ -136,9 +200,9 @@ extension Comparison {
     /// The verdict of an expectation asked `with confidence`: both sides are evaluated for each
     /// pairing key every label they name has, and the inequality holds when the bootstrap interval of
     /// the mean difference `lhs - rhs` is wholly on its side of zero.
-    func pairedVerdict(_ expectation: ExpectedOutcome, confidence: Double) -> (expectation: ExpectedOutcome, holds: Bool?, explanation: String) {
+    func pairedVerdict(_ expectation: ExpectedOutcome, confidence: Double, point: String?) -> (holds: Bool?, explanation: String) {
         let named = expectation.lhs.metrics + expectation.rhs.metrics
-        let values = Dictionary(named.map { ("\($0.0.rawValue)|\($0.1)", self.pairedValues($0.0, $0.1)) }, uniquingKeysWith: { a, _ in a })
+        let values = Dictionary(named.map { ("\($0.0.rawValue)|\($0.1)", self.pairedValues($0.0, $0.1, point: point)) }, uniquingKeysWith: { a, _ in a })
         var keys: Set<PairKey>?
         for each in values.values { keys = keys.map { $0.intersection(each.keys) } ?? Set(each.keys) }
         var differences: [Double] = []
@@ -148,10 +212,10 @@ extension Comparison {
             differences.append(lhs - rhs)
         }
         let percent = String(format: "%g%%", confidence * 100)
-        let means = expectation.explain { metric, label in self.mean(metric, label) }
-        guard let interval = Self.bootstrap(expectation.text, confidence: confidence).meanInterval(differences) else {
+        let means = expectation.explain { metric, label in self.mean(metric, label, point: point) }
+        guard let interval = Self.bootstrap(expectation.text + "|" + (point ?? ""), confidence: confidence).meanInterval(differences) else {
             return (
-                expectation, nil,
+                nil,
                 "\(means)  (cannot judge significance: \(differences.count) paired run\(differences.count == 1 ? "" : "s") of the algorithms it names; it needs two or more, e.g. --repeat 5)"
             )
         }
@@ -166,7 +230,7 @@ extension Comparison {
         let digits = Self.digits(.p99, max(abs(interval.low), abs(interval.high)))
         let test = "paired over \(interval.sampleSize) repeats, \(Bootstrap.method) \(percent) interval of lhs - rhs: "
             + "\(Self.format(interval.mean, digits: digits)) [\(Self.format(interval.low, digits: digits)), \(Self.format(interval.high, digits: digits))]"
-        return (expectation, holds, "\(means)  (\(test))")
+        return (holds, "\(means)  (\(test))")
     }
 
     /// Digits to show `value` of `metric` with.

@@ -2,34 +2,55 @@ import Foundation
 public import LBConfig
 public import LBStore
 
-/// Algorithms side by side: each metric's mean and spread over the repeats of each algorithm, the
-/// table `lbctl run` prints at its end and `lbctl compare` prints from a file, and the values
-/// `expect:` is checked against.
+/// Algorithms side by side: each metric's mean and spread over the repeats of each algorithm (at each
+/// point of a sweep), the table `lbctl run` prints at its end and `lbctl compare` prints from a file,
+/// and the values `expect:` is checked against.
 public struct Comparison: Sendable {
-    /// The runs of one algorithm.
+    /// The runs of one algorithm (at one point of a sweep).
     public struct Group: Sendable {
         public var label: String
+        /// The sweep point (`load.total-rate=0.5c`), or `nil` outside a sweep.
+        public var point: String?
         public var reports: [RunReport]
     }
 
-    /// One group per algorithm, in the order first seen.
+    /// One group per algorithm and point, in the order first seen.
     public var groups: [Group]
+    /// The sweep's points in their order, or none outside a sweep.
+    public var points: [String]
 
-    /// Groups `reports` by their run's algorithm label; when real and simulated runs (or the load
-    /// generator's alone) are among them, by label and kind, `round-robin [sim]` beside
-    /// `round-robin [real]`.
+    /// Groups `reports` by their run's algorithm label and sweep point; when real and simulated runs
+    /// (or the load generator's alone) are among them, by label and kind, `round-robin [sim]` beside
+    /// `round-robin [real]`. Capacity probes' runs are left out.
     public init(reports: [RunReport]) {
         var groups: [Group] = []
+        var points: [(index: Int, label: String)] = []
+        let reports = reports.filter { SweepParameters(json: $0.run.paramsJSON).probe == nil }
         let mixed = Set(reports.map(\.run.kind)).count > 1
         for report in reports {
             let label = (report.run.algorithm ?? "?") + (mixed ? " [\(report.run.kind)]" : "")
-            if let index = groups.firstIndex(where: { $0.label == label }) {
+            let parameters = SweepParameters(json: report.run.paramsJSON)
+            if let point = parameters.point, !points.contains(where: { $0.label == point.label }) { points.append(point) }
+            if let index = groups.firstIndex(where: { $0.label == label && $0.point == parameters.point?.label }) {
                 groups[index].reports.append(report)
             } else {
-                groups.append(Group(label: label, reports: [report]))
+                groups.append(Group(label: label, point: parameters.point?.label, reports: [report]))
             }
         }
         self.groups = groups
+        self.points = points.sorted { $0.index < $1.index }.map(\.label)
+    }
+
+    /// The algorithms' labels, in the order first seen.
+    public var labels: [String] {
+        var labels: [String] = []
+        for group in self.groups where !labels.contains(group.label) { labels.append(group.label) }
+        return labels
+    }
+
+    /// The group of `label` at `point`.
+    func group(_ label: String, point: String?) -> Group? {
+        self.groups.first { $0.label == label && $0.point == point }
     }
 
     /// A metric of one run, in the unit `expect:` uses (ms for latency, s for reaction times).
@@ -61,14 +82,14 @@ public struct Comparison: Sendable {
         }
     }
 
-    /// The mean of `metric` over the runs of `label` (`nil` when no run has it).
-    public func mean(_ metric: ExpectedOutcome.Metric, _ label: String) -> Double? {
-        self.statistics(metric, label)?.mean
+    /// The mean of `metric` over the runs of `label` at `point` (`nil` when no run has it).
+    public func mean(_ metric: ExpectedOutcome.Metric, _ label: String, point: String? = nil) -> Double? {
+        self.statistics(metric, label, point: point)?.mean
     }
 
-    /// Mean and sample standard deviation of `metric` over the runs of `label`.
-    public func statistics(_ metric: ExpectedOutcome.Metric, _ label: String) -> (mean: Double, sd: Double?)? {
-        guard let group = self.groups.first(where: { $0.label == label }) else { return nil }
+    /// Mean and sample standard deviation of `metric` over the runs of `label` at `point`.
+    public func statistics(_ metric: ExpectedOutcome.Metric, _ label: String, point: String? = nil) -> (mean: Double, sd: Double?)? {
+        guard let group = self.group(label, point: point) else { return nil }
         let values = group.reports.compactMap { Self.value(metric, of: $0) }
         guard !values.isEmpty else { return nil }
         let mean = values.reduce(0, +) / Double(values.count)
@@ -80,20 +101,37 @@ public struct Comparison: Sendable {
     /// The verdict of each expectation: holds, fails, or cannot be told (a metric is missing, or a
     /// difference asked `with confidence` has fewer than two repeats to judge it on). The explanation
     /// ends with the test used: the means over the runs, or the paired bootstrap interval.
+    ///
+    /// In a sweep, an expectation is judged at every point, and holds when it holds at each.
     public func verdicts(_ expectations: [ExpectedOutcome]) -> [(expectation: ExpectedOutcome, holds: Bool?, explanation: String)] {
         expectations.map { expectation in
-            if let confidence = expectation.confidence { return self.pairedVerdict(expectation, confidence: confidence) }
-            let lookup = { (metric: ExpectedOutcome.Metric, label: String) in self.mean(metric, label) }
-            let labels = Set((expectation.lhs.metrics + expectation.rhs.metrics).map(\.1))
-            let runs = labels.sorted().map { label in self.groups.first { $0.label == label }?.reports.count ?? 0 }
-            let test: String
-            if runs.allSatisfy({ $0 <= 1 }) {
-                test = "one run each: the values compared, significance not judged"
-            } else {
-                test = "means over \(Set(runs).sorted().map(String.init).joined(separator: "/")) runs compared, significance not judged"
+            guard !self.points.isEmpty else {
+                let (holds, explanation) = self.verdict(expectation, point: nil)
+                return (expectation, holds, explanation)
             }
-            return (expectation, expectation.holds(lookup), expectation.explain(lookup) + "  (\(test))")
+            let verdicts = self.points.map { point in (point, self.verdict(expectation, point: point)) }
+            let all = verdicts.map(\.1.holds)
+            let holds: Bool? = all.contains(false) ? false : all.contains(nil) ? nil : true
+            let lines = verdicts.map { point, verdict in
+                "at \(point): \(verdict.holds.map { $0 ? "holds" : "FAILS" } ?? "cannot be told"): \(verdict.explanation)"
+            }
+            return (expectation, holds, "judged at each of \(self.points.count) points:\n        " + lines.joined(separator: "\n        "))
         }
+    }
+
+    /// The verdict of `expectation` at `point` (or outside a sweep).
+    func verdict(_ expectation: ExpectedOutcome, point: String?) -> (holds: Bool?, explanation: String) {
+        if let confidence = expectation.confidence { return self.pairedVerdict(expectation, confidence: confidence, point: point) }
+        let lookup = { (metric: ExpectedOutcome.Metric, label: String) in self.mean(metric, label, point: point) }
+        let labels = Set((expectation.lhs.metrics + expectation.rhs.metrics).map(\.1))
+        let runs = labels.sorted().map { label in self.group(label, point: point)?.reports.count ?? 0 }
+        let test: String
+        if runs.allSatisfy({ $0 <= 1 }) {
+            test = "one run each: the values compared, significance not judged"
+        } else {
+            test = "means over \(Set(runs).sorted().map(String.init).joined(separator: "/")) runs compared, significance not judged"
+        }
+        return (expectation.holds(lookup), expectation.explain(lookup) + "  (\(test))")
     }
 
     /// The table: one row per algorithm; with repeats, each cell is the mean ± the standard deviation.
@@ -102,11 +140,14 @@ public struct Comparison: Sendable {
             ("req/s", .throughput, 0), ("p50 ms", .p50, 2), ("p90 ms", .p90, 2), ("p99 ms", .p99, 2), ("p99.9 ms", .p999, 2),
             ("max ms", .max, 1), ("errors", .errors, 0), ("max/mean", .imbalance, 3), ("Jain", .jain, 4), ("retries/req", .retries, 4), ("steal", .hostSteal, 3),
         ]
-        var rows = [["algorithm", "runs"] + columns.map(\.0)]
-        for group in self.groups {
-            var row = [group.label, "\(group.reports.count)"]
+        let sweep = !self.points.isEmpty
+        var rows = [["algorithm"] + (sweep ? ["point"] : []) + ["runs"] + columns.map(\.0)]
+        // A sweep's groups point by point, the algorithms in their order at each.
+        let groups = sweep ? self.points.flatMap { point in self.groups.filter { $0.point == point } } : self.groups
+        for group in groups {
+            var row = [group.label] + (sweep ? [group.point ?? "-"] : []) + ["\(group.reports.count)"]
             for (_, metric, digits) in columns {
-                guard let statistics = self.statistics(metric, group.label) else {
+                guard let statistics = self.statistics(metric, group.label, point: group.point) else {
                     row.append("-")
                     continue
                 }

@@ -30,6 +30,14 @@ extension Scenario {
         info.seed = seed
         var params = parameters
         params["algorithm"] = entry.algorithm.name
+        if let point = self.point {
+            // The sweep point: its number, each field's value as the sweep gives it, and the capacity
+            // its shares were taken of.
+            params["point"] = point.index
+            params["point_label"] = point.description
+            params["sweep"] = Dictionary(uniqueKeysWithValues: point.values.map { ($0.path, $0.value.description) })
+            if let capacity = self.capacity { params["capacity"] = capacity }
+        }
         if let given = entry.parametersYAML { params["parameters"] = given }
         info.paramsJSON = JSONText.encode(params)
         info.configYAML = self.text

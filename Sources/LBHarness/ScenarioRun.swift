@@ -23,6 +23,8 @@ final class ScenarioRun: Sendable {
     let database: ResultsDatabase
     let cgroups: CgroupGroup?
     let control: StudyControl
+    /// The rate a capacity probe's run offers, when it is one.
+    let probe: Double?
     private let group: any EventLoopGroup
 
     init(
@@ -33,8 +35,10 @@ final class ScenarioRun: Sendable {
         database: ResultsDatabase,
         cgroups: CgroupGroup?,
         control: StudyControl,
-        group: any EventLoopGroup
+        group: any EventLoopGroup,
+        probe: Double? = nil
     ) {
+        self.probe = probe
         self.scenario = scenario
         self.entry = entry
         self.repeatIndex = repeatIndex
@@ -204,7 +208,7 @@ final class ScenarioRun: Sendable {
     }
 
     private func runInfo() -> RunInfo {
-        let parameters: [String: Any] = [
+        var parameters: [String: Any] = [
             "backends": self.scenario.backends.count,
             "clients": self.scenario.load.clients,
             "total_rate": self.scenario.load.totalRate,
@@ -212,6 +216,10 @@ final class ScenarioRun: Sendable {
             "containers": self.settings.runtime == .processes ? self.cgroups.map { "cgroup " + $0.layout.version.rawValue } ?? "none" : "docker",
             "host_cpus": ProcessInfo.processInfo.activeProcessorCount,
         ]
+        if let probe = self.probe {
+            parameters["probe"] = "capacity"
+            parameters["offered"] = probe
+        }
         return self.scenario.runInfo(kind: .real, entry: self.entry, repeatIndex: self.repeatIndex, seed: self.seed, parameters: parameters, version: self.settings.version)
     }
 

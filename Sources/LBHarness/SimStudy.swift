@@ -63,12 +63,21 @@ public final class SimStudy: Sendable {
     public func run(line: @escaping @Sendable (String) -> Void, status: @escaping @Sendable (String?) -> Void) async throws(HarnessError) -> StudyResult {
         let database = try ResultsDatabase.openForStudy(path: self.settings.databasePath)
         defer { try? database.close() }
+        var capacity: Double?
+        if let sweep = self.scenario.sweep, sweep.needsCapacity {
+            capacity = try await self.probeCapacity(database: database, line: line, status: status)
+        }
+        let points = try self.scenario.studyPoints(capacity: capacity)
         let repeats = self.settings.repeats ?? self.scenario.repeats
-        let plan = (0..<repeats).flatMap { repeatIndex in self.entries.map { (entry: $0, repeatIndex: repeatIndex) } }
+        // Each point's repeats, each repeat every algorithm: repeat k of each with the same seed.
+        let plan = points.flatMap { point in
+            (0..<repeats).flatMap { repeatIndex in self.entries.map { (point: point, entry: $0, repeatIndex: repeatIndex) } }
+        }
         var outcomes: [RunOutcome] = []
         for (index, item) in plan.enumerated() where !self.interrupted.load(ordering: .relaxed) {
             let title = "sim \(index + 1)/\(plan.count) \(item.entry.label)" + (repeats > 1 ? " #\(item.repeatIndex + 1)" : "")
-            let outcome = await self.perform(item.entry, repeatIndex: item.repeatIndex, database: database) { progress in
+                + (item.point.point.map { " @ \($0)" } ?? "")
+            let outcome = await self.perform(item.entry, at: item.point, repeatIndex: item.repeatIndex, database: database) { progress in
                 status(Self.progressLine(title, progress))
             }
             status(nil)
@@ -89,31 +98,58 @@ public final class SimStudy: Sendable {
         var seconds: Double
     }
 
-    /// One run, on a thread of its own (it computes without pause), into a `runs` row of its own.
+    /// The fleet's capacity, measured by simulated probes of the scenario's first algorithm
+    /// (``CapacityProbe``), each kept as a run.
+    private func probeCapacity(
+        database: ResultsDatabase,
+        line: @escaping @Sendable (String) -> Void,
+        status: @escaping @Sendable (String?) -> Void
+    ) async throws(HarnessError) -> Double {
+        guard let entry = self.entries.first else { throw .sweep("no algorithm to probe the capacity with") }
+        return try await CapacityProbe.measure(self.scenario, database: database, line: line) { offered throws(HarnessError) in
+            let probe = self.scenario.probe(offered: offered, length: CapacityProbe.length)
+            let performed = await self.perform(entry, at: probe, repeatIndex: 0, probe: offered, database: database) { progress in
+                status(Self.progressLine(String(format: "capacity probe at %.1f req/s", offered), progress))
+            }
+            status(nil)
+            guard let runID = performed.run.runID, performed.run.status == .completed else {
+                throw .sweep("the capacity probe did not complete: \(performed.run.failure ?? performed.run.status.rawValue)")
+            }
+            return runID
+        }
+    }
+
+    /// One run of `scenario` (the study's, or one of its sweep's points), on a thread of its own (it
+    /// computes without pause), into a `runs` row of its own. A capacity probe's run (`probe`: the rate
+    /// it offers) keeps its records whatever the settings say, and runs at the probe's own length.
     private func perform(
         _ entry: Scenario.AlgorithmUnderTest,
+        at scenario: Scenario,
         repeatIndex: Int,
+        probe: Double? = nil,
         database: ResultsDatabase,
         progress: @escaping @Sendable (SimProgress) -> Void
     ) async -> Performed {
         let seed = self.seed(repeatIndex: repeatIndex)
-        var settings = SimulationSettings(scenario: self.scenario, seed: seed)
-        if let duration = self.settings.duration { settings.duration = duration }
-        settings.requestLimit = self.settings.requests
-        settings.scale = self.settings.scale
-        settings.keepsRecords = self.settings.keepsRecords
+        var settings = SimulationSettings(scenario: scenario, seed: seed)
+        if let duration = self.settings.duration, probe == nil { settings.duration = duration }
+        settings.requestLimit = probe == nil ? self.settings.requests : nil
+        // A probe measures the fleet as the scenario gives it; the points' shares of that capacity are
+        // scaled with the rest.
+        settings.scale = probe == nil ? self.settings.scale : 1
+        settings.keepsRecords = self.settings.keepsRecords || probe != nil
         let failed = { (failure: String, runID: Int64?) in
             Performed(run: RunOutcome(runID: runID, label: entry.label, repeatIndex: repeatIndex, status: .failed, failure: failure), seconds: 0)
         }
         let recorder: RunRecorder
         do {
-            recorder = try database.beginRun(self.runInfo(entry, repeatIndex: repeatIndex, seed: seed, settings: settings))
+            recorder = try database.beginRun(self.runInfo(scenario, entry, repeatIndex: repeatIndex, seed: seed, settings: settings, probe: probe))
         } catch {
             return failed("\(error)", nil)
         }
         let simulation: Simulation
         do {
-            simulation = try Simulation(scenario: self.scenario, entry: entry, settings: settings, sink: recorder)
+            simulation = try Simulation(scenario: scenario, entry: entry, settings: settings, sink: recorder)
         } catch {
             _ = try? recorder.finish(status: .failed, durationMicros: nil)
             return failed("\(error)", recorder.runID)
@@ -152,17 +188,28 @@ public final class SimStudy: Sendable {
         )
     }
 
-    private func runInfo(_ entry: Scenario.AlgorithmUnderTest, repeatIndex: Int, seed: UInt64, settings: SimulationSettings) -> RunInfo {
+    private func runInfo(
+        _ scenario: Scenario,
+        _ entry: Scenario.AlgorithmUnderTest,
+        repeatIndex: Int,
+        seed: UInt64,
+        settings: SimulationSettings,
+        probe: Double?
+    ) -> RunInfo {
         var parameters: [String: Any] = [
-            "backends": self.scenario.backends.count * settings.scale,
-            "clients": min(ClientAddresses.capacity, self.scenario.load.clients * settings.scale),
-            "total_rate": self.scenario.load.totalRate * Double(settings.scale),
+            "backends": scenario.backends.count * settings.scale,
+            "clients": min(ClientAddresses.capacity, scenario.load.clients * settings.scale),
+            "total_rate": scenario.load.totalRate * Double(settings.scale),
             "duration": GoDuration.format(settings.duration),
             "scale": settings.scale,
             "records": settings.keepsRecords,
         ]
         if let requests = settings.requestLimit { parameters["requests"] = requests }
-        return self.scenario.runInfo(kind: .sim, entry: entry, repeatIndex: repeatIndex, seed: seed, parameters: parameters, version: self.settings.version)
+        if let probe {
+            parameters["probe"] = "capacity"
+            parameters["offered"] = probe
+        }
+        return scenario.runInfo(kind: .sim, entry: entry, repeatIndex: repeatIndex, seed: seed, parameters: parameters, version: self.settings.version)
     }
 
     static func progressLine(_ title: String, _ progress: SimProgress) -> String {

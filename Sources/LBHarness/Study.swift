@@ -125,7 +125,18 @@ public final class Study: Sendable {
             }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let outcomes = await self.runMatrix(database: database, cgroups: cgroups, group: group, line: line, status: status)
+        let points: [Scenario]
+        do throws(HarnessError) {
+            var capacity: Double?
+            if let sweep = self.scenario.sweep, sweep.needsCapacity {
+                capacity = try await self.probeCapacity(database: database, cgroups: cgroups, group: group, line: line, status: status)
+            }
+            points = try self.scenario.studyPoints(capacity: capacity)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let outcomes = await self.runMatrix(points, database: database, cgroups: cgroups, group: group, line: line, status: status)
         try? await group.shutdownGracefully()
         return StudyResult(scenario: self.scenario, outcomes: outcomes, database: database, interrupted: self.control.isInterrupted) { reports in
             reports.compactMap { report -> String? in
@@ -135,7 +146,43 @@ public final class Study: Sendable {
         }
     }
 
+    /// The fleet's capacity, measured by real probes of the scenario's first algorithm
+    /// (``CapacityProbe``), each kept as a run.
+    private func probeCapacity(
+        database: ResultsDatabase,
+        cgroups: CgroupGroup?,
+        group: MultiThreadedEventLoopGroup,
+        line: @escaping @Sendable (String) -> Void,
+        status: @escaping @Sendable (String?) -> Void
+    ) async throws(HarnessError) -> Double {
+        guard let entry = self.entries.first else { throw .sweep("no algorithm to probe the capacity with") }
+        var settings = self.settings
+        // The probe's own length, whatever --duration says of the points.
+        settings.duration = nil
+        return try await CapacityProbe.measure(self.scenario, database: database, line: line) { offered throws(HarnessError) in
+            let title = String(format: "capacity probe at %.1f req/s", offered)
+            line("\(title): starting \(self.scenario.backends.count) backends and the proxy")
+            let run = ScenarioRun(
+                scenario: self.scenario.probe(offered: offered, length: CapacityProbe.length), entry: entry, repeatIndex: 0, settings: settings,
+                database: database, cgroups: cgroups, control: self.control, group: group, probe: offered
+            )
+            let outcome = await run.perform(
+                progress: { progress in status(Self.progressLine(title, progress)) },
+                note: { note in
+                    status(nil)
+                    line("  \(note)")
+                }
+            )
+            status(nil)
+            guard let runID = outcome.runID, outcome.status == .completed else {
+                throw .sweep("the capacity probe did not complete: \(outcome.failure ?? outcome.status.rawValue)")
+            }
+            return runID
+        }
+    }
+
     private func runMatrix(
+        _ points: [Scenario],
         database: ResultsDatabase,
         cgroups: CgroupGroup?,
         group: MultiThreadedEventLoopGroup,
@@ -143,13 +190,17 @@ public final class Study: Sendable {
         status: @escaping @Sendable (String?) -> Void
     ) async -> [RunOutcome] {
         let repeats = self.settings.repeats ?? self.scenario.repeats
-        let plan = (0..<repeats).flatMap { repeatIndex in self.entries.map { (entry: $0, repeatIndex: repeatIndex) } }
+        // Each point's repeats, each repeat every algorithm: repeat k of each with the same seed.
+        let plan = points.flatMap { point in
+            (0..<repeats).flatMap { repeatIndex in self.entries.map { (point: point, entry: $0, repeatIndex: repeatIndex) } }
+        }
         var outcomes: [RunOutcome] = []
         for (index, item) in plan.enumerated() where !self.control.isInterrupted {
             let title = "run \(index + 1)/\(plan.count) \(item.entry.label)" + (repeats > 1 ? " #\(item.repeatIndex + 1)" : "")
-            line("\(title): starting \(self.scenario.backends.count) backends and the proxy")
+                + (item.point.point.map { " @ \($0)" } ?? "")
+            line("\(title): starting \(item.point.backends.count) backends and the proxy")
             let run = ScenarioRun(
-                scenario: self.scenario, entry: item.entry, repeatIndex: item.repeatIndex, settings: self.settings,
+                scenario: item.point, entry: item.entry, repeatIndex: item.repeatIndex, settings: self.settings,
                 database: database, cgroups: cgroups, control: self.control, group: group
             )
             let outcome = await run.perform(

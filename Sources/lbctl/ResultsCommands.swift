@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LBCLI
+import LBConfig
 import LBHarness
 import LBStore
 
@@ -75,6 +76,15 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .goStyle("scenario"), help: "The scenario's name (or its file).")
     var scenario: String
 
+    @Option(name: .goStyle("metric"), help: "A metric a sweep's grids show (repeatable; default p99 and throughput): one of expect's metrics.")
+    var metrics: [String] = []
+
+    func validate() throws {
+        for metric in self.metrics {
+            try requireFlag("metric", ExpectedOutcome.Metric(rawValue: metric) != nil, "\"\(metric)\" is not a metric; known: \(ExpectedOutcome.Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
     func run() throws {
         let database = try openExisting(self.db)
         let name = ((self.scenario as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -86,7 +96,8 @@ struct CompareCommand: ParsableCommand {
         let comparison = Comparison(reports: try runs.map(database.report))
         print("scenario \(name): \(runs.count) completed runs\n")
         print(comparison.table())
-        print("\n" + comparison.statisticsText())
+        let metrics = self.metrics.compactMap(ExpectedOutcome.Metric.init(rawValue:))
+        print("\n" + comparison.statisticsText(metrics: metrics.isEmpty ? [.p99, .throughput] : metrics))
     }
 }
 

@@ -110,7 +110,7 @@ enum StudyOutput {
     static func finish(_ result: StudyResult, database: String) throws {
         print("")
         print(result.comparison.table())
-        if result.comparison.hasRepeats { print("\n" + result.comparison.statisticsText()) }
+        if result.comparison.hasRepeats || !result.comparison.points.isEmpty { print("\n" + result.comparison.statisticsText()) }
         for warning in result.warnings {
             print("warning: \(warning)")
         }
