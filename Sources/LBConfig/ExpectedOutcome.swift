@@ -47,6 +47,12 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
         case ejectTime = "eject-time", readmitTime = "readmit-time"
         case remappedOnAdd = "remapped-add", remappedOnRemove = "remapped-remove"
         case hostSteal = "host-steal"
+        case knee, serviceLevelThroughput = "slo-throughput"
+
+        /// Whether it is a figure of a whole sweep (one per algorithm) rather than of each run.
+        public var isSweepFigure: Bool {
+            self == .knee || self == .serviceLevelThroughput
+        }
 
         /// What it is and its unit, for `lbctl run --help` and errors.
         public var summary: String {
@@ -67,6 +73,8 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .remappedOnAdd: "share of keys served by another backend after the first add than before"
             case .remappedOnRemove: "share of keys served by another backend after the first remove than before"
             case .hostSteal: "share of the machine's CPU time its hypervisor took during the run (steal)"
+            case .knee: "of a sweep: the swept value (offered req/s for the load) at which p99 turns sharply upward (Kneedle)"
+            case .serviceLevelThroughput: "of a sweep of the load: the highest offered req/s at which the scenario's slo: holds"
             }
         }
     }

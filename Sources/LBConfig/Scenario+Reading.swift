@@ -5,7 +5,7 @@ import Yams
 extension Scenario {
     static let keys = [
         "name", "question", "seed", "duration", "warmup", "repeats", "algorithms", "backends", "load", "timeline",
-        "proxy", "expect", "sample-interval", "sim", "sweep",
+        "proxy", "expect", "sample-interval", "sim", "sweep", "slo",
     ]
 
     /// Reads and validates the scenario file at `path`.
@@ -17,15 +17,39 @@ extension Scenario {
     public static func parse(_ text: String, file: String) throws(ConfigError) -> Scenario {
         let root = try ConfigNode.parse(text, file: file)
         var scenario = try Self.read(root, text: text)
-        guard let sweepNode = try root.mapping(keys: Self.keys)["sweep"] else { return scenario }
+        guard let sweepNode = try root.mapping(keys: Self.keys)["sweep"] else {
+            try scenario.checkSweepFigures(try root.mapping(keys: Self.keys)["expect"])
+            return scenario
+        }
         let sweep = try Sweep(reading: sweepNode, root: root.node)
         scenario.sweep = sweep
+        try scenario.checkSweepFigures(try root.mapping(keys: Self.keys)["expect"])
         // Every point is read before anything starts; shares of capacity against a stand-in capacity
         // until a probe measures the fleet's.
         for point in sweep.points {
             _ = try scenario.at(point, capacity: sweep.needsCapacity ? Self.standInCapacity : nil)
         }
         return scenario
+    }
+
+    /// Expectations that name a sweep's figures (`knee`, `slo-throughput`) need a sweep of one field (the
+    /// load, for the throughput at the service level, with an `slo:`), name no run's figure beside
+    /// them, and compare values, not paired runs.
+    private func checkSweepFigures(_ expect: ConfigNode?) throws(ConfigError) {
+        guard let expect else { return }
+        for (expectation, node) in zip(self.expectations, try expect.sequence(allowingSingle: true)) {
+            let named = (expectation.lhs.metrics + expectation.rhs.metrics).map(\.0)
+            guard named.contains(where: \.isSweepFigure) else { continue }
+            guard let sweep = self.sweep, sweep.parameters.count == 1 else {
+                throw node.error("knee and slo-throughput are figures of a sweep of one field; this scenario has \(self.sweep == nil ? "no sweep" : "a sweep of several")")
+            }
+            if named.contains(.serviceLevelThroughput) {
+                guard Sweep.capacityPaths.contains(sweep.parameters[0].path) else { throw node.error("slo-throughput needs a sweep of the load (load.total-rate or load.rate)") }
+                guard self.serviceLevel != nil else { throw node.error("slo-throughput needs the scenario's slo:, e.g. slo: {p99: 50ms, error-rate: 0.01}") }
+            }
+            guard named.allSatisfy(\.isSweepFigure) else { throw node.error("a sweep's figures (knee, slo-throughput) cannot be compared with each run's in one expectation") }
+            guard expectation.confidence == nil else { throw node.error("a sweep's figures are one per algorithm: \"with confidence\" does not apply") }
+        }
     }
 
     /// The capacity shares of a sweep are checked against before a probe measures the real one.
@@ -72,6 +96,7 @@ extension Scenario {
             text: text
         )
         if let sim = map["sim"] { scenario.simulation = try SimulationModel(reading: sim) }
+        if let slo = map["slo"] { scenario.serviceLevel = try ServiceLevel(reading: slo) }
         if let timeline = map["timeline"] {
             scenario.timeline = try timeline.sequence().map { node throws(ConfigError) in try TimelineStep(reading: node) }
             try scenario.checkTimeline(try timeline.sequence())

@@ -42,7 +42,7 @@ public struct Sweep: Sendable, Hashable {
         }
 
         /// `value` with up to ten significant digits and no trailing zeros.
-        static func number(_ value: Double) -> String {
+        public static func number(_ value: Double) -> String {
             if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
             var text = String(format: "%.10g", value)
             if text.contains("."), !text.contains("e") {
@@ -319,5 +319,39 @@ extension Scenario {
         guard case .mapping(let top) = root, case .mapping(let sweep)? = top["sweep"], let given = sweep[path] else { return nil }
         if case .sequence(let items) = given, let valueIndex, items.indices.contains(valueIndex) { return items[valueIndex].mark }
         return given.mark
+    }
+}
+
+/// A scenario's `slo:`: a latency percentile's target and the share of errors allowed, e.g.
+/// `slo: {p99: 50ms, error-rate: 0.01}`. Over a sweep of the load, each algorithm's throughput at the
+/// service level is the highest offered load at which both hold.
+public struct ServiceLevel: Sendable, Hashable, CustomStringConvertible {
+    /// The percentile: p50, p90, p99 or p99.9.
+    public var metric: ExpectedOutcome.Metric
+    /// Its target.
+    public var target: Duration
+    /// The share of requests that may fail (0.01 by default).
+    public var errorRate: Double
+
+    public init(metric: ExpectedOutcome.Metric, target: Duration, errorRate: Double) {
+        self.metric = metric
+        self.target = target
+        self.errorRate = errorRate
+    }
+
+    /// `p99 <= 50ms, error-rate <= 0.01`.
+    public var description: String {
+        "\(self.metric.rawValue) <= \(GoDuration.format(self.target)), error-rate <= \(Sweep.Value.number(self.errorRate))"
+    }
+
+    static let percentiles: [ExpectedOutcome.Metric] = [.p50, .p90, .p99, .p999]
+
+    init(reading node: ConfigNode) throws(ConfigError) {
+        let map = try node.mapping(keys: Self.percentiles.map(\.rawValue) + ["error-rate"])
+        let given = Self.percentiles.filter { map.has($0.rawValue) }
+        guard given.count == 1 else { throw node.error("give one latency percentile's target (p50, p90, p99 or p99.9), e.g. p99: 50ms") }
+        self.metric = given[0]
+        self.target = try map.required(given[0].rawValue).duration(atLeast: .microseconds(1))
+        self.errorRate = try map["error-rate"]?.double(in: 0...1) ?? 0.01
     }
 }

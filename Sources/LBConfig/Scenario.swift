@@ -39,6 +39,8 @@ public struct Scenario: Sendable {
     public static let realBackendLimit = 256
     /// The delays `lbctl sim` puts between client, proxy and backends (`sim:`).
     public var simulation = SimulationModel()
+    /// Its `slo:`, if it has one: the service level whose highest load a sweep of the load finds.
+    public var serviceLevel: ServiceLevel?
     /// Its `sweep:`, if it has one: the points a study runs it at.
     public var sweep: Sweep?
     /// The sweep point this scenario is at (``at(_:capacity:)``), if any.
@@ -59,6 +61,12 @@ public struct Scenario: Sendable {
         public var algorithm: Algorithm
         /// Its parameters as YAML (`nil`: defaults), copied into the proxy's configuration.
         public var parametersYAML: String?
+
+        public init(label: String, algorithm: Algorithm, parametersYAML: String?) {
+            self.label = label
+            self.algorithm = algorithm
+            self.parametersYAML = parametersYAML
+        }
     }
 
     /// The proxy's side of the experiment: a `config.yml` service fragment (health, retries, timeouts,

@@ -18,6 +18,10 @@ public struct Comparison: Sendable {
     public var groups: [Group]
     /// The sweep's points in their order, or none outside a sweep.
     public var points: [String]
+    /// The runs of a service-level search, by algorithm: extra loads between a sweep's points.
+    public var searches: [String: [RunReport]] = [:]
+    /// The scenario's `slo:`, for the throughput at it.
+    public var serviceLevel: ServiceLevel?
 
     /// Groups `reports` by their run's algorithm label and sweep point; when real and simulated runs
     /// (or the load generator's alone) are among them, by label and kind, `round-robin [sim]` beside
@@ -27,9 +31,14 @@ public struct Comparison: Sendable {
         var points: [(index: Int, label: String)] = []
         let reports = reports.filter { SweepParameters(json: $0.run.paramsJSON).probe == nil }
         let mixed = Set(reports.map(\.run.kind)).count > 1
+        var searches: [String: [RunReport]] = [:]
         for report in reports {
             let label = (report.run.algorithm ?? "?") + (mixed ? " [\(report.run.kind)]" : "")
             let parameters = SweepParameters(json: report.run.paramsJSON)
+            if parameters.search {
+                searches[label, default: []].append(report)
+                continue
+            }
             if let point = parameters.point, !points.contains(where: { $0.label == point.label }) { points.append(point) }
             if let index = groups.firstIndex(where: { $0.label == label && $0.point == parameters.point?.label }) {
                 groups[index].reports.append(report)
@@ -39,6 +48,7 @@ public struct Comparison: Sendable {
         }
         self.groups = groups
         self.points = points.sorted { $0.index < $1.index }.map(\.label)
+        self.searches = searches
     }
 
     /// The algorithms' labels, in the order first seen.
@@ -79,6 +89,7 @@ public struct Comparison: Sendable {
         case .remappedOnAdd: return report.remappedOnAdd
         case .remappedOnRemove: return report.remappedOnRemove
         case .hostSteal: return report.hostSteal
+        case .knee, .serviceLevelThroughput: return nil
         }
     }
 
@@ -105,6 +116,16 @@ public struct Comparison: Sendable {
     /// In a sweep, an expectation is judged at every point, and holds when it holds at each.
     public func verdicts(_ expectations: [ExpectedOutcome]) -> [(expectation: ExpectedOutcome, holds: Bool?, explanation: String)] {
         expectations.map { expectation in
+            let named = (expectation.lhs.metrics + expectation.rhs.metrics).map(\.0)
+            if named.contains(where: \.isSweepFigure) {
+                // A sweep's figures are one per algorithm: judged once, with the other figures (if any)
+                // outside a sweep.
+                let lookup = { (metric: ExpectedOutcome.Metric, label: String) in
+                    metric.isSweepFigure ? self.sweepFigure(metric, label) : self.points.isEmpty ? self.mean(metric, label) : nil
+                }
+                let test = "a sweep's figures: the knee by Kneedle, the throughput at the service level interpolated between loads"
+                return (expectation, expectation.holds(lookup), expectation.explain(lookup) + "  (\(test))")
+            }
             guard !self.points.isEmpty else {
                 let (holds, explanation) = self.verdict(expectation, point: nil)
                 return (expectation, holds, explanation)

@@ -52,12 +52,22 @@ extension StudyResult {
     /// The result of a study whose runs ended as `outcomes` in `database`: each run's report from the
     /// file, the comparison, and the verdicts of `scenario`'s expectations about the algorithms that
     /// ran (those about one left out with `--algorithms` cannot be told, and are left out).
-    init(scenario: Scenario, outcomes: [RunOutcome], database: ResultsDatabase, interrupted: Bool, warnings: ([RunReport]) -> [String] = { _ in [] }) {
+    /// The runs of a service-level search (`searchRuns`) are compared too, for the throughput at the
+    /// service level.
+    init(
+        scenario: Scenario,
+        outcomes: [RunOutcome],
+        searchRuns: [Int64] = [],
+        database: ResultsDatabase,
+        interrupted: Bool,
+        warnings: ([RunReport]) -> [String] = { _ in [] }
+    ) {
         var reports: [RunReport] = []
-        for outcome in outcomes {
-            if let id = outcome.runID, let report = try? database.report(runID: id) { reports.append(report) }
+        for id in outcomes.compactMap(\.runID) + searchRuns {
+            if let report = try? database.report(runID: id) { reports.append(report) }
         }
-        let comparison = Comparison(reports: reports)
+        var comparison = Comparison(reports: reports)
+        comparison.serviceLevel = scenario.serviceLevel
         let ran = Set(outcomes.map(\.label))
         let expectations = scenario.expectations.filter { expectation in
             (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }

@@ -84,7 +84,10 @@ public final class SimStudy: Sendable {
             line(Self.outcomeLine(title, outcome))
             outcomes.append(outcome.run)
         }
-        return StudyResult(scenario: self.scenario, outcomes: outcomes, database: database, interrupted: self.interrupted.load(ordering: .relaxed))
+        let searchRuns = await self.searchServiceLevel(points, outcomes: outcomes, repeats: repeats, database: database, line: line, status: status)
+        return StudyResult(
+            scenario: self.scenario, outcomes: outcomes, searchRuns: searchRuns, database: database, interrupted: self.interrupted.load(ordering: .relaxed)
+        )
     }
 
     /// The seed of a repeat: the scenario's (or `--seed`), moved by the repeat number, as a real run's.
@@ -98,14 +101,65 @@ public final class SimStudy: Sendable {
         var seconds: Double
     }
 
-    /// The fleet's capacity, measured by simulated probes of the scenario's first algorithm
-    /// (``CapacityProbe``), each kept as a run.
+    /// With an `slo:` and a sweep of the load, each algorithm's throughput at the service level by
+    /// bisection between the last point where it holds and the next: the scenario's repeats at the
+    /// middle load, the interval halved toward where the means fail, until it is within half a
+    /// percent of the load or after ``searchSteps`` steps. Each run is kept, marked as the search's;
+    /// returns their ids.
+    private func searchServiceLevel(
+        _ points: [Scenario],
+        outcomes: [RunOutcome],
+        repeats: Int,
+        database: ResultsDatabase,
+        line: @escaping @Sendable (String) -> Void,
+        status: @escaping @Sendable (String?) -> Void
+    ) async -> [Int64] {
+        guard let level = self.scenario.serviceLevel, let template = points.last else { return [] }
+        var comparison = StudyResult(scenario: self.scenario, outcomes: outcomes, database: database, interrupted: false).comparison
+        guard comparison.axisIsLoad else { return [] }
+        comparison.serviceLevel = level
+        var searchRuns: [Int64] = []
+        for entry in self.entries {
+            guard case .interpolated(_, var low, var high)? = comparison.serviceLevelThroughput(entry.label) else { continue }
+            for step in 0..<Self.searchSteps where high - low > 0.005 * high && !self.interrupted.load(ordering: .relaxed) {
+                let middle = (low + high) / 2
+                var at = template
+                at.point = nil
+                at.load.ratePerClient = middle / Double(at.load.clients * self.settings.scale)
+                var values: [Double] = []
+                var errors: [Double] = []
+                for repeatIndex in 0..<repeats {
+                    let title = String(format: "slo search %@ step %d at %.1f req/s", entry.label, step + 1, middle)
+                    let performed = await self.perform(entry, at: at, repeatIndex: repeatIndex, search: true, database: database) { progress in
+                        status(Self.progressLine(title, progress))
+                    }
+                    status(nil)
+                    guard let id = performed.run.runID, performed.run.status == .completed, let report = try? database.report(runID: id) else { continue }
+                    searchRuns.append(id)
+                    if let value = Comparison.value(level.metric, of: report) { values.append(value) }
+                    if let rate = Comparison.value(.errorRate, of: report) { errors.append(rate) }
+                }
+                guard !values.isEmpty else { break }
+                let value = values.reduce(0, +) / Double(values.count)
+                let errorRate = errors.isEmpty ? 0 : errors.reduce(0, +) / Double(errors.count)
+                let holds = value <= Double(level.target.nanoseconds) / 1e6 && errorRate <= level.errorRate
+                line(String(format: "slo search %@: %.1f req/s %@ (%@ %.2f ms, error rate %.4f over %d runs)", entry.label, middle, holds ? "holds" : "fails", level.metric.rawValue, value, errorRate, values.count))
+                if holds { low = middle } else { high = middle }
+            }
+        }
+        return searchRuns
+    }
+
+    /// Bisection steps of a service-level search at most.
+    static let searchSteps = 8
+
+    /// The fleet's capacity, measured by simulated probes (``CapacityProbe``), each kept as a run.
     private func probeCapacity(
         database: ResultsDatabase,
         line: @escaping @Sendable (String) -> Void,
         status: @escaping @Sendable (String?) -> Void
     ) async throws(HarnessError) -> Double {
-        guard let entry = self.entries.first else { throw .sweep("no algorithm to probe the capacity with") }
+        let entry = CapacityProbe.entry
         return try await CapacityProbe.measure(self.scenario, database: database, line: line) { offered throws(HarnessError) in
             let probe = self.scenario.probe(offered: offered, length: CapacityProbe.length)
             let performed = await self.perform(entry, at: probe, repeatIndex: 0, probe: offered, database: database) { progress in
@@ -127,6 +181,7 @@ public final class SimStudy: Sendable {
         at scenario: Scenario,
         repeatIndex: Int,
         probe: Double? = nil,
+        search: Bool = false,
         database: ResultsDatabase,
         progress: @escaping @Sendable (SimProgress) -> Void
     ) async -> Performed {
@@ -143,7 +198,7 @@ public final class SimStudy: Sendable {
         }
         let recorder: RunRecorder
         do {
-            recorder = try database.beginRun(self.runInfo(scenario, entry, repeatIndex: repeatIndex, seed: seed, settings: settings, probe: probe))
+            recorder = try database.beginRun(self.runInfo(scenario, entry, repeatIndex: repeatIndex, seed: seed, settings: settings, probe: probe, search: search))
         } catch {
             return failed("\(error)", nil)
         }
@@ -194,7 +249,8 @@ public final class SimStudy: Sendable {
         repeatIndex: Int,
         seed: UInt64,
         settings: SimulationSettings,
-        probe: Double?
+        probe: Double?,
+        search: Bool
     ) -> RunInfo {
         var parameters: [String: Any] = [
             "backends": scenario.backends.count * settings.scale,
@@ -209,6 +265,7 @@ public final class SimStudy: Sendable {
             parameters["probe"] = "capacity"
             parameters["offered"] = probe
         }
+        if search { parameters["search"] = "service-level" }
         return scenario.runInfo(kind: .sim, entry: entry, repeatIndex: repeatIndex, seed: seed, parameters: parameters, version: self.settings.version)
     }
 

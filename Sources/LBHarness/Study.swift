@@ -146,8 +146,7 @@ public final class Study: Sendable {
         }
     }
 
-    /// The fleet's capacity, measured by real probes of the scenario's first algorithm
-    /// (``CapacityProbe``), each kept as a run.
+    /// The fleet's capacity, measured by real probes (``CapacityProbe``), each kept as a run.
     private func probeCapacity(
         database: ResultsDatabase,
         cgroups: CgroupGroup?,
@@ -155,25 +154,16 @@ public final class Study: Sendable {
         line: @escaping @Sendable (String) -> Void,
         status: @escaping @Sendable (String?) -> Void
     ) async throws(HarnessError) -> Double {
-        guard let entry = self.entries.first else { throw .sweep("no algorithm to probe the capacity with") }
+        let entry = CapacityProbe.entry
         var settings = self.settings
         // The probe's own length, whatever --duration says of the points.
         settings.duration = nil
         return try await CapacityProbe.measure(self.scenario, database: database, line: line) { offered throws(HarnessError) in
-            let title = String(format: "capacity probe at %.1f req/s", offered)
-            line("\(title): starting \(self.scenario.backends.count) backends and the proxy")
             let run = ScenarioRun(
                 scenario: self.scenario.probe(offered: offered, length: CapacityProbe.length), entry: entry, repeatIndex: 0, settings: settings,
                 database: database, cgroups: cgroups, control: self.control, group: group, probe: offered
             )
-            let outcome = await run.perform(
-                progress: { progress in status(Self.progressLine(title, progress)) },
-                note: { note in
-                    status(nil)
-                    line("  \(note)")
-                }
-            )
-            status(nil)
+            let outcome = await Self.perform(run, title: String(format: "capacity probe at %.1f req/s", offered), line: line, status: status)
             guard let runID = outcome.runID, outcome.status == .completed else {
                 throw .sweep("the capacity probe did not complete: \(outcome.failure ?? outcome.status.rawValue)")
             }
@@ -198,23 +188,34 @@ public final class Study: Sendable {
         for (index, item) in plan.enumerated() where !self.control.isInterrupted {
             let title = "run \(index + 1)/\(plan.count) \(item.entry.label)" + (repeats > 1 ? " #\(item.repeatIndex + 1)" : "")
                 + (item.point.point.map { " @ \($0)" } ?? "")
-            line("\(title): starting \(item.point.backends.count) backends and the proxy")
             let run = ScenarioRun(
                 scenario: item.point, entry: item.entry, repeatIndex: item.repeatIndex, settings: self.settings,
                 database: database, cgroups: cgroups, control: self.control, group: group
             )
-            let outcome = await run.perform(
-                progress: { progress in status(Self.progressLine(title, progress)) },
-                note: { note in
-                    status(nil)
-                    line("  \(note)")
-                }
-            )
-            status(nil)
+            let outcome = await Self.perform(run, title: title, line: line, status: status)
             line(Self.outcomeLine(title, outcome))
             outcomes.append(outcome)
         }
         return outcomes
+    }
+
+    /// Runs `run` under `title`, its progress on the status line and its notes as lines.
+    private static func perform(
+        _ run: ScenarioRun,
+        title: String,
+        line: @escaping @Sendable (String) -> Void,
+        status: @escaping @Sendable (String?) -> Void
+    ) async -> RunOutcome {
+        line("\(title): starting \(run.scenario.backends.count) backends and the proxy")
+        let outcome = await run.perform(
+            progress: { progress in status(Self.progressLine(title, progress)) },
+            note: { note in
+                status(nil)
+                line("  \(note)")
+            }
+        )
+        status(nil)
+        return outcome
     }
 
     private func makeContainers(line: (String) -> Void) -> CgroupGroup? {

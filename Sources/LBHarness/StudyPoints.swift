@@ -36,16 +36,18 @@ extension Scenario {
     }
 
     /// The scenario a capacity probe runs: without its sweep's values, its timeline or its
-    /// expectations, `length` long (two fifths of it warm-up), offering `offered` requests a second.
+    /// expectations, `length` long (a quarter of it warm-up), offering `offered` requests a second,
+    /// with a load timeout long enough that every request waits for its answer.
     func probe(offered: Double, length: Duration) -> Scenario {
         var probe = self
         probe.point = nil
         probe.sweep = nil
         probe.timeline = []
         probe.expectations = []
-        probe.duration = min(self.duration, length)
-        probe.warmup = probe.duration * 2 / 5
+        probe.duration = length
+        probe.warmup = length / 4
         probe.load.ratePerClient = offered / Double(probe.load.clients)
+        probe.load.timeout = CapacityProbe.timeout
         return probe
     }
 }
@@ -54,23 +56,29 @@ extension Scenario {
 /// it offers more than the backends' settings say they serve and counts what they do serve, offering
 /// twice as much again while they keep up.
 ///
-/// A probe run is recorded like any other, with `"probe": "capacity"` and the rate offered in its
-/// `params_json`; what it served is the successful answers (2xx) per second that reached the clients
-/// between the `measure` and `drain` phases, counted by when they were answered, not when they were
-/// due. Under overload the backends' queues grow, and the answers that leave them come at the fleet's
-/// saturation rate; the probe is short enough (ten seconds, four of them warm-up) that no answer
-/// waits past the load's timeout.
+/// A probe is a run of least-connections, whatever the scenario compares: under overload it keeps
+/// every backend's queue non-empty, fast and slow alike, so the fleet serves at its full rate (round
+/// robin would leave a fast backend idle part of the time and count less). It is recorded like any
+/// other run, with `"probe": "capacity"` and the rate offered in its `params_json`; what it served is
+/// the successful answers (2xx) per second that reached the clients between the `measure` and `drain`
+/// phases (after 5 of its 20 seconds), counted by when they were answered, not when they were due.
+/// The backends' queues grow all along, and the answers that leave them come at the fleet's
+/// saturation rate; the probe's requests wait as long as that takes (a ten-minute timeout).
 enum CapacityProbe {
-    /// A probe run's length at most.
-    static let length = Duration.seconds(10)
+    /// A probe run's length.
+    static let length = Duration.seconds(20)
+    /// The load timeout of a probe's requests.
+    static let timeout = Duration.seconds(600)
+    /// The algorithm a probe runs.
+    static let entry = Scenario.AlgorithmUnderTest(label: "least-connections", algorithm: .leastConnections, parametersYAML: nil)
     /// Offered load over the estimate at the first probe.
-    static let overload = 1.5
+    static let overload = 1.25
     /// Served below this share of the offered rate: the fleet is saturated.
     static let saturated = 0.9
     /// Probes at most.
     static let attempts = 6
 
-    /// The first rate to offer: half again the settings' estimate.
+    /// The first rate to offer: a quarter more than the settings' estimate.
     static func firstOffer(_ scenario: Scenario) throws(HarnessError) -> Double {
         guard let estimate = scenario.estimatedCapacity, estimate > 0 else {
             throw .sweep("a share of capacity (0.5c) needs a fleet whose rate is bounded: give each backend a capacity, or CPU work")
@@ -107,11 +115,13 @@ enum CapacityProbe {
     }
 }
 
-/// What a run's `params_json` says of sweeps: its point (number and label) and whether it was a
-/// capacity probe (the rate it offered).
-struct SweepParameters {
+/// What a run's `params_json` says of sweeps: its point (number and label), whether it was a capacity
+/// probe (the rate it offered) or a run of a service-level search, and the total rate it offered.
+struct SweepParameters: Sendable {
     var point: (index: Int, label: String)?
     var probe: Double?
+    var search = false
+    var totalRate: Double?
     /// Each swept field's value as the sweep gave it.
     var values: [String: String] = [:]
     /// The capacity the point's shares were taken of.
@@ -121,6 +131,8 @@ struct SweepParameters {
         guard let data = json?.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
         if object["probe"] as? String == "capacity" { self.probe = (object["offered"] as? NSNumber)?.doubleValue ?? 0 }
         self.capacity = (object["capacity"] as? NSNumber)?.doubleValue
+        self.search = object["search"] as? String == "service-level"
+        self.totalRate = (object["total_rate"] as? NSNumber)?.doubleValue
         guard let index = (object["point"] as? NSNumber)?.intValue, let values = object["sweep"] as? [String: String] else { return }
         self.values = values
         let label = object["point_label"] as? String ?? values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

@@ -21,3 +21,10 @@ extension ResultsDatabase {
         }
     }
 }
+
+extension ResultsDatabase {
+    /// The configuration or scenario text run `id` recorded (`runs.config_yaml`), if any.
+    public func configText(runID id: Int64) throws(StoreError) -> String? {
+        try self.read { db in try String.fetchOne(db, sql: "SELECT config_yaml FROM runs WHERE id = ?", arguments: [id]) }
+    }
+}

@@ -93,11 +93,17 @@ struct CompareCommand: ParsableCommand {
             printError("lbctl compare: \(self.db) has no completed runs of scenario \(name)")
             throw ExitCode.failure
         }
-        let comparison = Comparison(reports: try runs.map(database.report))
+        var comparison = Comparison(reports: try runs.map(database.report))
+        // The scenario as its runs recorded it, for its service level.
+        if let text = try database.configText(runID: runs[runs.count - 1].id) {
+            comparison.serviceLevel = try? Scenario.parse(text, file: name + ".yml").serviceLevel
+        }
         print("scenario \(name): \(runs.count) completed runs\n")
         print(comparison.table())
         let metrics = self.metrics.compactMap(ExpectedOutcome.Metric.init(rawValue:))
         print("\n" + comparison.statisticsText(metrics: metrics.isEmpty ? [.p99, .throughput] : metrics))
+        let figures = comparison.sweepFiguresText()
+        if !figures.isEmpty { print("\n" + figures) }
     }
 }
 

@@ -111,6 +111,8 @@ enum StudyOutput {
         print("")
         print(result.comparison.table())
         if result.comparison.hasRepeats || !result.comparison.points.isEmpty { print("\n" + result.comparison.statisticsText()) }
+        let figures = result.comparison.sweepFiguresText()
+        if !figures.isEmpty { print("\n" + figures) }
         for warning in result.warnings {
             print("warning: \(warning)")
         }

@@ -99,6 +99,40 @@ struct SweepTests {
         #expect(point.load.ratePerClient == 5 && point.load.totalRate == 200)
     }
 
+    @Test("slo: one percentile's target and an error rate; a sweep's figures need a sweep of one field, of the load for slo-throughput")
+    func serviceLevel() throws {
+        let scenario = try Self.scenario("""
+            sweep: {load.total-rate: [100, 200, 300]}
+            slo: {p99: 50ms}
+            expect:
+              - slo-throughput(least-connections) > 1.1 * slo-throughput(round-robin)
+              - knee(least-connections) >= knee(round-robin)
+            """)
+        #expect(scenario.serviceLevel == ServiceLevel(metric: .p99, target: .milliseconds(50), errorRate: 0.01))
+        #expect(scenario.expectations.count == 2)
+        for (text, line, problem) in [
+            ("slo: {p99: 50ms}\nexpect: [knee(round-robin) > 1]\n", 8, "this scenario has no sweep"),
+            ("sweep: {backends.count: [2, 4]}\nslo: {p99: 50ms}\nexpect: [slo-throughput(round-robin) > 1]\n", 9, "needs a sweep of the load"),
+            ("sweep: {load.total-rate: [1, 2]}\nexpect: [slo-throughput(round-robin) > 1]\n", 8, "needs the scenario's slo:"),
+            ("sweep: {load.total-rate: [1, 2]}\nexpect: [knee(round-robin) > p99(round-robin)]\n", 8, "cannot be compared with each run's"),
+            ("sweep: {load.total-rate: [1, 2]}\nexpect: [knee(round-robin) > knee(least-connections) with confidence]\n", 8, "does not apply"),
+            ("slo: {p99: 50ms, p90: 10ms}\n", 7, "give one latency percentile's target"),
+            ("slo: {p99: 50}\n", 7, "needs a unit"),
+        ] {
+            Self.expectMistake(text, line: line, problem: problem)
+        }
+    }
+
+    /// Reading the base scenario with `text` after it fails at `line`, saying `problem`.
+    static func expectMistake(_ text: String, line: Int, problem: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(sourceLocation: sourceLocation) {
+            try Self.scenario(text)
+        } throws: { error in
+            guard let error = error as? ConfigError else { return false }
+            return error.line == line && "\(error)".contains(problem)
+        }
+    }
+
     @Test("mistakes name the sweep's line and what is wrong", arguments: [
         ("sweep: {load.nope.x: [1]}", 7, "no nope here"),
         ("sweep:\n  backends[2].latency: [1ms]\n", 8, "[2] needs a list here (the scenario has a mapping there)"),
@@ -112,11 +146,6 @@ struct SweepTests {
         ("sweep: {}", 7, "name at least one field"),
     ])
     func mistakes(sweep: String, line: Int, problem: String) {
-        #expect {
-            try Self.scenario(sweep)
-        } throws: { error in
-            guard let error = error as? ConfigError else { return false }
-            return error.line == line && "\(error)".contains(problem)
-        }
+        Self.expectMistake(sweep, line: line, problem: problem)
     }
 }

@@ -40,13 +40,14 @@ struct SweepStudyTests {
             try String.fetchAll(db, sql: "SELECT params_json FROM runs ORDER BY id")
         }
         let runs = try texts.map { text in Decoded(params: try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])) }
-        // One probe at 1.5 × the settings' 400/s: saturated at once.
+        // One probe, of least-connections, at 1.25 × the settings' 400/s: saturated at once.
         #expect(runs.count == 9)
-        #expect(runs[0].params["probe"] as? String == "capacity" && (runs[0].params["offered"] as? Double).map { abs($0 - 600) < 1e-6 } == true)
-        // Saturated departures over the probe's 6 s window are Poisson at 400/s: sd 8/s; four sd.
+        #expect(runs[0].params["probe"] as? String == "capacity" && (runs[0].params["offered"] as? Double).map { abs($0 - 500) < 1e-6 } == true)
+        #expect(runs[0].params["algorithm"] as? String == "least-connections")
+        // Saturated departures over the probe's 15 s window are Poisson at 400/s: sd 5.2/s; four sd.
         let capacity = try #require(runs[1].params["capacity"] as? Double)
-        #expect(abs(capacity - 400) < 32, "capacity \(capacity)")
-        #expect(lines.all.first?.hasPrefix("capacity probe (run 1): offered 600.0 req/s, served") == true)
+        #expect(abs(capacity - 400) < 21, "capacity \(capacity)")
+        #expect(lines.all.first?.hasPrefix("capacity probe (run 1): offered 500.0 req/s, served") == true)
         for (offset, run) in runs.dropFirst().enumerated() {
             let share = offset < 4 ? 0.5 : 0.9
             #expect(run.params["point"] as? Int == offset / 4)
@@ -70,6 +71,40 @@ struct SweepStudyTests {
         let header = try #require(csv.split(separator: "\r\n").first)
         #expect(header.hasSuffix(",point,point_label,capacity,sweep.load.total-rate"))
         #expect(csv.contains(",0,load.total-rate=0.5c,\(capacity),0.5c\r\n") && csv.contains(",1,load.total-rate=0.9c,\(capacity),0.9c\r\n"))
+    }
+
+    @Test("a service-level search bisects between the sweep's points; knees and throughputs at the service level feed expect")
+    func serviceLevel() async throws {
+        let text = Self.scenario
+            .replacingOccurrences(of: "repeats: 2", with: "repeats: 1")
+            .replacingOccurrences(of: "{from: 0.5c, to: 0.9c, step: 0.4c}", with: "{from: 0.3c, to: 1.1c, step: 0.2c}")
+            .replacingOccurrences(of: "expect:\n  - p99(least-connections) < p99(round-robin)", with: """
+                slo: {p99: 100ms}
+                expect:
+                  - slo-throughput(least-connections) > slo-throughput(round-robin)
+                  - knee(round-robin) > 0
+                """)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lblab-slo-\(UUID().uuidString).db").path
+        let lines = LineLog()
+        let result = try await SimStudy(scenario: try Scenario.parse(text, file: "swept.yml"), settings: SimStudySettings(databasePath: path, version: "test")).run(
+            line: { lines.append($0) }, status: { _ in }
+        )
+        let comparison = result.comparison
+        #expect(comparison.points.count == 5 && comparison.axis == "load.total-rate")
+        for label in ["round-robin", "least-connections"] {
+            let searched = try #require(comparison.searches[label])
+            #expect(searched.count >= 3 && searched.count <= 8, "\(label): \(searched.count) search runs")
+            guard case .interpolated(let value, let low, let high)? = comparison.serviceLevelThroughput(label) else {
+                Issue.record("\(label): \(String(describing: comparison.serviceLevelThroughput(label)))")
+                continue
+            }
+            // Bisection stops within half a percent, or after eight steps of a 0.2c (about 80/s) bracket.
+            #expect(high - low <= max(0.005 * high, 80 / 256 + 1e-9) && low <= value && value <= high)
+            #expect(comparison.knee(label) != nil)
+        }
+        #expect(lines.all.contains { $0.hasPrefix("slo search round-robin: ") })
+        #expect(result.verdicts.map(\.holds) == [true, true], "\(result.verdicts.map(\.explanation))")
+        #expect(comparison.sweepFiguresText().contains("throughput at the service level (p99 <= 100ms, error-rate <= 0.01)"))
     }
 
     @Test("a share of capacity needs backends whose rate is bounded")
