@@ -196,7 +196,7 @@ struct LoadgenProcessTests {
             (["-url", "https://127.0.0.1:1/"], "-url"),
             (["-rate", "0"], "-rate"),
             (["-duration", "10"], "-duration"),
-            (["-clients", "1000"], "-clients"),
+            (["-clients", "200000"], "-clients"),
             (["-frobnicate", "1"], "frobnicate"),
             (["-header", "X-Forwarded-For: 10.0.0.1"], "-header"),
             (["-header", "Content-Length: 5"], "-header"),

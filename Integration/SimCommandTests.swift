@@ -11,7 +11,10 @@ import Glibc
 @Suite("lbctl sim", .serialized)
 struct SimCommandTests {
     /// The shipped scenarios.
-    static let scenarios = ["quickstart", "slow-backend", "heterogeneous", "backend-failure", "hot-keys", "scale-out", "websockets", "cpu-throttled", "four-queues"]
+    static let scenarios = [
+        "quickstart", "slow-backend", "heterogeneous", "backend-failure", "hot-keys", "scale-out", "websockets", "cpu-throttled", "four-queues",
+        "degraded-node", "weights", "sweep-load", "sweep-fleet",
+    ]
 
     @Test("every shipped scenario runs in virtual time, its expectations hold, each algorithm a completed run of kind sim with its records, phases and samples")
     func everyScenario() async throws {

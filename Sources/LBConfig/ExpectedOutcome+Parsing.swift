@@ -161,15 +161,20 @@ private struct ExpectationParser {
         let labelStart = self.position
         while self.position < self.characters.count, self.characters[self.position] != ")" { self.position += 1 }
         guard self.position < self.characters.count else { throw self.error("expected ) after \(name)(…") }
-        let written = String(self.characters[labelStart..<self.position]).trimmingSpaces
+        let inside = String(self.characters[labelStart..<self.position])
         self.position += 1
+        // `label@point`: the algorithm at one point of the scenario's sweep.
+        let parts = inside.split(separator: "@", maxSplits: 1).map { String($0).trimmingSpaces }
+        let written = parts.first ?? ""
         // An alias (LC) names the entry labelled with the algorithm's name (least-connections).
         let label = self.labels.contains(written) ? written : Algorithm(name: written)?.name ?? written
         guard self.labels.contains(label) else {
             self.position = labelStart
             throw self.error("\"\(written)\" is not an algorithm of this scenario; its algorithms: \(self.labels.joined(separator: ", "))")
         }
-        return .metric(metric, label: label)
+        guard parts.count == 2 else { return .metric(metric, label: label) }
+        guard !parts[1].isEmpty else { throw self.error("expected a sweep point after @, e.g. \(name)(\(label)@backends.count=64)") }
+        return .metric(metric, label: label + "@" + parts[1].split(whereSeparator: \.isWhitespace).joined(separator: " "))
     }
 }
 

@@ -4,7 +4,8 @@ import Foundation
 /// `p99(peak-ewma) < 0.5 * p99(round-robin)`, `errors(least-connections) == 0`.
 ///
 /// Each side is arithmetic (`+ - * /`, parentheses) over numbers and metrics of one algorithm,
-/// `metric(label)`; the comparison is one of `< <= > >= == !=`. A metric's value is its mean over the
+/// `metric(label)`, or of one algorithm at one point of the scenario's sweep,
+/// `metric(label@backends.count=64)`; the comparison is one of `< <= > >= == !=`. A metric's value is its mean over the
 /// repeats. ``Metric`` lists what can be asked and in which unit.
 ///
 /// Followed by `with confidence` (or `with 99% confidence`), an inequality is judged on the paired
@@ -42,11 +43,12 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
         case p50, p90, p99, p999 = "p99.9", max, mean
         case serviceP50 = "service-p50", serviceP99 = "service-p99"
         case errors, errorRate = "error-rate", throughput, requests
-        case imbalance, imbalancePerSecond = "imbalance-1s", cov, jain
+        case imbalance, imbalancePerSecond = "imbalance-1s", cov, jain, weightDeviation = "weight-deviation"
         case retries
         case ejectTime = "eject-time", readmitTime = "readmit-time"
         case remappedOnAdd = "remapped-add", remappedOnRemove = "remapped-remove"
         case hostSteal = "host-steal"
+        case divertTime = "divert-time", divertRequests = "divert-requests"
         case knee, serviceLevelThroughput = "slo-throughput"
 
         /// Whether it is a figure of a whole sweep (one per algorithm) rather than of each run.
@@ -67,12 +69,15 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .imbalancePerSecond: "max / mean of the requests per backend in each second, averaged over the seconds"
             case .cov: "coefficient of variation of the requests per backend"
             case .jain: "Jain's fairness index of the requests per backend (1 = equal)"
+            case .weightDeviation: "largest gap between a backend's share and its weight's share, relative to the latter (0 = as weighted)"
             case .retries: "retries per request at the proxy"
             case .ejectTime: "s from the first kill/stop to the proxy marking that backend down or ejected"
             case .readmitTime: "s from the first restart/resume to the proxy marking that backend up again"
             case .remappedOnAdd: "share of keys served by another backend after the first add than before"
             case .remappedOnRemove: "share of keys served by another backend after the first remove than before"
             case .hostSteal: "share of the machine's CPU time its hypervisor took during the run (steal)"
+            case .divertTime: "s from the first slow/errors step on a backend until the proxy sends it under half its fair share (inf: never)"
+            case .divertRequests: "requests the proxy sent that backend from the step until then"
             case .knee: "of a sweep: the swept value (offered req/s for the load) at which p99 turns sharply upward (Kneedle)"
             case .serviceLevelThroughput: "of a sweep of the load: the highest offered req/s at which the scenario's slo: holds"
             }
@@ -135,6 +140,26 @@ public struct ExpectedOutcome: Sendable, Hashable, CustomStringConvertible {
             case .binary(let op, let lhs, let rhs): "\(lhs) \(op) \(rhs)"
             }
         }
+    }
+
+    /// A label as an expectation writes it, split into the algorithm's label and the sweep point it
+    /// names after `@`, if any.
+    public static func split(_ label: String) -> (label: String, point: String?) {
+        guard let at = label.firstIndex(of: "@") else { return (label, nil) }
+        return (String(label[..<at]), String(label[label.index(after: at)...]))
+    }
+
+    /// The one point among `points` (labels such as `backends.count=64 load.total-rate=3200`) that has
+    /// every `field=value` of `named`, or `nil` when none or several do.
+    public static func point(named: String, among points: [String]) -> String? {
+        let wanted = Set(named.split(separator: " "))
+        let matching = points.filter { wanted.isSubset(of: Set($0.split(separator: " "))) }
+        return matching.count == 1 ? matching[0] : nil
+    }
+
+    /// Whether it names an algorithm at a sweep point (`label@point`).
+    public var namesPoints: Bool {
+        (self.lhs.metrics + self.rhs.metrics).contains { Self.split($0.1).point != nil }
     }
 
     /// The verdict given each metric's value: `nil` when a metric is unknown.

@@ -32,12 +32,21 @@ extension Scenario {
         return scenario
     }
 
-    /// Expectations that name a sweep's figures (`knee`, `slo-throughput`) need a sweep of one field (the
+    /// Expectations that name an algorithm at a sweep point (`p99(random@backends.count=64)`) need that
+    /// point in the sweep. Those that name a sweep's figures (`knee`, `slo-throughput`) need a sweep of one field (the
     /// load, for the throughput at the service level, with an `slo:`), name no run's figure beside
     /// them, and compare values, not paired runs.
     private func checkSweepFigures(_ expect: ConfigNode?) throws(ConfigError) {
         guard let expect else { return }
         for (expectation, node) in zip(self.expectations, try expect.sequence(allowingSingle: true)) {
+            for (_, label) in expectation.lhs.metrics + expectation.rhs.metrics {
+                guard let point = ExpectedOutcome.split(label).point else { continue }
+                guard let sweep = self.sweep else { throw node.error("\(label) names a sweep point; this scenario has no sweep") }
+                let points = sweep.points.map(\.description)
+                guard ExpectedOutcome.point(named: point, among: points) != nil else {
+                    throw node.error("\"\(point)\" names no one point of the sweep; its points: \(points.joined(separator: ", "))")
+                }
+            }
             let named = (expectation.lhs.metrics + expectation.rhs.metrics).map(\.0)
             guard named.contains(where: \.isSweepFigure) else { continue }
             guard let sweep = self.sweep, sweep.parameters.count == 1 else {

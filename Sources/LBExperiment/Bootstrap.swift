@@ -27,10 +27,11 @@ public struct Bootstrap: Sendable, Hashable {
         self.seed = seed
     }
 
-    /// The interval of the mean of `values`, or `nil` for fewer than two values.
+    /// The interval of the mean of `values`, or `nil` for fewer than two values or any that is not
+    /// finite (a reaction that never came).
     public func meanInterval(_ values: [Double]) -> ConfidenceInterval? {
         let n = values.count
-        guard n >= 2 else { return nil }
+        guard n >= 2, values.allSatisfy(\.isFinite) else { return nil }
         let sum = values.reduce(0, +)
         let mean = sum / Double(n)
         let interval = { (low: Double, high: Double) in

@@ -202,7 +202,13 @@ extension Comparison {
     /// the mean difference `lhs - rhs` is wholly on its side of zero.
     func pairedVerdict(_ expectation: ExpectedOutcome, confidence: Double, point: String?) -> (holds: Bool?, explanation: String) {
         let named = expectation.lhs.metrics + expectation.rhs.metrics
-        let values = Dictionary(named.map { ("\($0.0.rawValue)|\($0.1)", self.pairedValues($0.0, $0.1, point: point)) }, uniquingKeysWith: { a, _ in a })
+        let values = Dictionary(
+            named.map { metric, written in
+                let (label, at) = ExpectedOutcome.split(written)
+                return ("\(metric.rawValue)|\(written)", self.pairedValues(metric, label, point: at.map { self.point($0) } ?? point))
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
         var keys: Set<PairKey>?
         for each in values.values { keys = keys.map { $0.intersection(each.keys) } ?? Set(each.keys) }
         var differences: [Double] = []
@@ -212,7 +218,10 @@ extension Comparison {
             differences.append(lhs - rhs)
         }
         let percent = String(format: "%g%%", confidence * 100)
-        let means = expectation.explain { metric, label in self.mean(metric, label, point: point) }
+        let means = expectation.explain { metric, written in
+            let (label, at) = ExpectedOutcome.split(written)
+            return self.mean(metric, label, point: at.map { self.point($0) } ?? point)
+        }
         guard let interval = Self.bootstrap(expectation.text + "|" + (point ?? ""), confidence: confidence).meanInterval(differences) else {
             return (
                 nil,
@@ -238,7 +247,7 @@ extension Comparison {
         switch metric {
         case .throughput, .requests, .errors: return abs(value) >= 100 ? 0 : 1
         case .jain, .retries, .errorRate: return 4
-        case .imbalance, .imbalancePerSecond, .cov, .remappedOnAdd, .remappedOnRemove, .hostSteal: return 3
+        case .imbalance, .imbalancePerSecond, .cov, .weightDeviation, .remappedOnAdd, .remappedOnRemove, .hostSteal: return 3
         default: return abs(value) >= 100 ? 1 : abs(value) >= 1 ? 2 : 3
         }
     }

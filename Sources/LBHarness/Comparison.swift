@@ -58,6 +58,11 @@ public struct Comparison: Sendable {
         return labels
     }
 
+    /// The point an expectation names (`backends.count=64`), as the sweep labels it; `nil` for none.
+    func point(_ named: String?) -> String? {
+        named.flatMap { ExpectedOutcome.point(named: $0, among: self.points) }
+    }
+
     /// The group of `label` at `point`.
     func group(_ label: String, point: String?) -> Group? {
         self.groups.first { $0.label == label && $0.point == point }
@@ -83,12 +88,15 @@ public struct Comparison: Sendable {
         case .imbalancePerSecond: return report.imbalancePerSecond
         case .cov: return report.coefficientOfVariation
         case .jain: return report.jainIndex
+        case .weightDeviation: return report.weightDeviation
         case .retries: return report.retriesPerRequest
         case .ejectTime: return report.ejectSeconds
         case .readmitTime: return report.readmitSeconds
         case .remappedOnAdd: return report.remappedOnAdd
         case .remappedOnRemove: return report.remappedOnRemove
         case .hostSteal: return report.hostSteal
+        case .divertTime: return report.divertSeconds
+        case .divertRequests: return report.divertRequests.map(Double.init)
         case .knee, .serviceLevelThroughput: return nil
         }
     }
@@ -104,7 +112,7 @@ public struct Comparison: Sendable {
         let values = group.reports.compactMap { Self.value(metric, of: $0) }
         guard !values.isEmpty else { return nil }
         let mean = values.reduce(0, +) / Double(values.count)
-        guard values.count > 1 else { return (mean, nil) }
+        guard values.count > 1, values.allSatisfy(\.isFinite) else { return (mean, nil) }
         let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
         return (mean, variance.squareRoot())
     }
@@ -126,7 +134,8 @@ public struct Comparison: Sendable {
                 let test = "a sweep's figures: the knee by Kneedle, the throughput at the service level interpolated between loads"
                 return (expectation, expectation.holds(lookup), expectation.explain(lookup) + "  (\(test))")
             }
-            guard !self.points.isEmpty else {
+            // Algorithms at named points are judged once, each at its point.
+            guard !self.points.isEmpty, !expectation.namesPoints else {
                 let (holds, explanation) = self.verdict(expectation, point: nil)
                 return (expectation, holds, explanation)
             }
@@ -143,9 +152,15 @@ public struct Comparison: Sendable {
     /// The verdict of `expectation` at `point` (or outside a sweep).
     func verdict(_ expectation: ExpectedOutcome, point: String?) -> (holds: Bool?, explanation: String) {
         if let confidence = expectation.confidence { return self.pairedVerdict(expectation, confidence: confidence, point: point) }
-        let lookup = { (metric: ExpectedOutcome.Metric, label: String) in self.mean(metric, label, point: point) }
+        let lookup = { (metric: ExpectedOutcome.Metric, label: String) in
+            let (label, named) = ExpectedOutcome.split(label)
+            return self.mean(metric, label, point: named.map { self.point($0) } ?? point)
+        }
         let labels = Set((expectation.lhs.metrics + expectation.rhs.metrics).map(\.1))
-        let runs = labels.sorted().map { label in self.group(label, point: point)?.reports.count ?? 0 }
+        let runs = labels.sorted().map { written in
+            let (label, named) = ExpectedOutcome.split(written)
+            return self.group(label, point: named.map { self.point($0) } ?? point)?.reports.count ?? 0
+        }
         let test: String
         if runs.allSatisfy({ $0 <= 1 }) {
             test = "one run each: the values compared, significance not judged"

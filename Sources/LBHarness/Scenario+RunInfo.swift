@@ -70,7 +70,7 @@ extension StudyResult {
         comparison.serviceLevel = scenario.serviceLevel
         let ran = Set(outcomes.map(\.label))
         let expectations = scenario.expectations.filter { expectation in
-            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains($0.1) }
+            (expectation.lhs.metrics + expectation.rhs.metrics).allSatisfy { ran.contains(ExpectedOutcome.split($0.1).label) }
         }
         self.init(
             outcomes: outcomes, comparison: comparison, verdicts: comparison.verdicts(expectations), warnings: warnings(reports),

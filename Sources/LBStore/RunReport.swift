@@ -58,6 +58,12 @@ public struct RunReport: Sendable {
     /// Share of the machine's CPU time the hypervisor took (steal) during the window, when the run
     /// sampled the host: above a few percent, latency figures say more about the host than the algorithm.
     public var hostSteal: Double?
+    /// Seconds from the first `slow` or `errors` step on a backend until its share of the proxy's new
+    /// picks fell below half its fair share and stayed there (``DivertMeasure``); infinite when it
+    /// never did before the run (or that backend's next step) ended. Needs the proxy's rows.
+    public var divertSeconds: Double? = nil
+    /// Requests the proxy sent that backend from the step until then.
+    public var divertRequests: Int? = nil
 
     /// Percentiles of a latency distribution, in microseconds (nearest rank).
     public struct LatencySummary: Sendable, Hashable {
@@ -103,6 +109,19 @@ public struct RunReport: Sendable {
         public var requests: Int
         /// Its share of the requests served by any backend.
         public var share: Double
+        /// Its weight at the proxy when the run began.
+        public var weight: Double
+    }
+
+    /// The largest gap between a backend's share and its weight's share, relative to the weight's
+    /// share, over the backends in service at the start: 0 when every one served exactly its weight's
+    /// part (0.1: one was 10% off).
+    public var weightDeviation: Double? {
+        let members = self.backends.filter(\.inServiceAtStart)
+        let served = members.reduce(0) { $0 + $1.requests }
+        let weights = members.reduce(0.0) { $0 + $1.weight }
+        guard served > 0, weights > 0 else { return nil }
+        return members.map { abs(Double($0.requests) / Double(served) / ($0.weight / weights) - 1) }.max()
     }
 }
 
@@ -171,7 +190,7 @@ extension ResultsDatabase {
         )
         let proxyRequests: Int = proxy?["n"] ?? 0
         let windowSeconds = Double(max(1, end - start)) / 1e6
-        return RunReport(
+        var report = RunReport(
             run: run,
             window: window,
             requests: requests,
@@ -195,6 +214,11 @@ extension ResultsDatabase {
             hops: proxyRequests > 0 ? try Self.hops(db, arguments, start: start, end: end) : nil,
             hostSteal: try Self.hostSteal(db, runID: id, window: window)
         )
+        if let divert = try Self.divert(db, runID: id) {
+            report.divertSeconds = divert.seconds
+            report.divertRequests = divert.requests
+        }
+        return report
     }
 
     /// The stretches of ``Hops`` over the window's answered requests that the proxy recorded.
@@ -286,14 +310,14 @@ extension ResultsDatabase {
     private static func backendShares(_ db: Database, runID id: Int64, servedBy: [Int: Int], total: Int) throws -> [RunReport.BackendShare] {
         try Row.fetchAll(
             db,
-            sql: "SELECT id, name, COALESCE(json_extract(spec_json, '$.in_service'), 1) AS in_service FROM backends WHERE run_id = ? ORDER BY id",
+            sql: "SELECT id, name, weight, COALESCE(json_extract(spec_json, '$.in_service'), 1) AS in_service FROM backends WHERE run_id = ? ORDER BY id",
             arguments: [id]
         ).map { row in
             let backendID: Int = row["id"]
             let count = servedBy[backendID] ?? 0
             return RunReport.BackendShare(
                 id: backendID, name: row["name"], inServiceAtStart: (row["in_service"] as Int?) != 0, requests: count,
-                share: Double(count) / Double(total)
+                share: Double(count) / Double(total), weight: row["weight"]
             )
         }
     }
@@ -325,9 +349,12 @@ extension ResultsDatabase {
         guard let index = changes.firstIndex(where: { $0.kind == change }) else { return nil }
         let at = changes[index].t
         let settle: Int64 = 1_000_000
-        let before = (index > 0 ? changes[index - 1].t + settle : window.lowerBound)..<at
-        let after = (at + settle)..<(index + 1 < changes.count ? changes[index + 1].t : window.upperBound)
-        guard !before.isEmpty, !after.isEmpty else { return nil }
+        // Changes less than the settling second apart leave no stretch to compare.
+        let beforeStart = index > 0 ? changes[index - 1].t + settle : window.lowerBound
+        let afterEnd = index + 1 < changes.count ? changes[index + 1].t : window.upperBound
+        guard beforeStart < at, at + settle < afterEnd else { return nil }
+        let before = beforeStart..<at
+        let after = (at + settle)..<afterEnd
         let majority = """
             SELECT key, backend_id FROM (
                 SELECT key, backend_id, row_number() OVER (PARTITION BY key ORDER BY count(*) DESC, backend_id) AS rank

@@ -41,14 +41,19 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Run ids (see lbctl runs).")
     var runs: [Int64] = []
 
+    @Flag(name: .goStyle("seconds"), help: "Also each second from the load's start: requests, errors, p50 and p99, each backend's share, the CPU of each backend and the proxy (t: throttled), the events.")
+    var seconds = false
+
     func run() throws {
         let database = try openExisting(self.db)
         // Without ids, every run, from the summaries read once.
         let summaries = self.runs.isEmpty ? try database.runs() : []
         if self.runs.isEmpty && summaries.isEmpty { print("\(self.db): no runs yet") }
         do {
-            for run in summaries { print(try database.report(run).text + "\n") }
-            for id in self.runs { print(try database.report(runID: id).text + "\n") }
+            for id in summaries.map(\.id) + self.runs {
+                print(try database.report(runID: id).text + "\n")
+                if self.seconds { print("run \(id) second by second:\n" + (try database.seconds(runID: id)).text() + "\n") }
+            }
         } catch {
             printError("lbctl report: \(error)")
             throw ExitCode.failure

@@ -9,7 +9,7 @@ struct RunReportTests {
     /// 10 of them failed, served by three backends 100 / 60 / 30 (plus the failures), a spare backend
     /// that joined later, a kill and a restart with the proxy's reactions, and a key per request whose
     /// backend changes for a quarter of the keys at an `add`.
-    static func sampleRun() throws -> (ResultsDatabase, Int64) {
+    static func sampleRun(moreEvents: [(Int64, String, String)] = []) throws -> (ResultsDatabase, Int64) {
         let database = try ResultsDatabase.inMemory()
         var info = RunInfo(kind: .real)
         info.algorithm = "round-robin"
@@ -27,6 +27,7 @@ struct RunReportTests {
         for (t, kind, subject) in [(4_000_000, "kill", "b2"), (4_600_000, "health_down", "b2"), (8_000_000, "restart", "b2"), (9_250_000, "health_up", "b2"), (7_000_000, "add", "spare")] {
             recorder.record(RunEvent(tMicros: Int64(t), kind: kind, subject: subject))
         }
+        for (t, kind, subject) in moreEvents { recorder.record(RunEvent(tMicros: t, kind: kind, subject: subject)) }
         // Warm-up requests, which the report leaves out.
         for id in 0..<50 {
             recorder.record(RequestRecord(id: Int64(id), clientID: 0, clientIP: "203.0.113.1", intendedMicros: 1_500_000, sentMicros: 1_500_000, firstByteMicros: nil, doneMicros: 1_900_000, status: 200, backendID: 1, bytesIn: 2, bytesOut: 0, error: nil))
@@ -77,6 +78,18 @@ struct RunReportTests {
         #expect(report.corrected.p999 == latencies.last && report.corrected.max == latencies.last)
         #expect(report.service.p50 == rank(50) - 50, "service time starts 50 µs later")
         #expect(abs(report.corrected.mean! - Double(latencies.reduce(0, +)) / 190) < 1e-6)
+    }
+
+    @Test("membership changes less than the settling second apart leave no keys to compare, in either order")
+    func closeChanges() throws {
+        // A remove 0.6 s after the add, or 0.5 s before it: neither has a settled stretch on both sides
+        // (this made a reversed range and stopped lbctl run at its report).
+        let (database, id) = try Self.sampleRun(moreEvents: [(7_600_000, "remove", "b3")])
+        let report = try database.report(runID: id)
+        #expect(report.remappedOnAdd == nil && report.remappedOnRemove == nil)
+        let (earlier, earlierID) = try Self.sampleRun(moreEvents: [(6_500_000, "remove", "b3")])
+        let other = try earlier.report(runID: earlierID)
+        #expect(other.remappedOnAdd == nil && other.remappedOnRemove == nil)
     }
 
     @Test("shares, imbalance over the backends in service at the start, fault reactions, remapped keys, steal")
