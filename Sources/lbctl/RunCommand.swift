@@ -11,8 +11,10 @@ import LBHarness
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a scenario: every algorithm it compares, recorded, compared, and checked against its expect:.",
+        abstract: "Run a scenario: every algorithm it compares, at every point of its sweep, recorded, compared, and checked against its expect:.",
         discussion: """
+            \(ScenarioOptions.sweepHelp)
+
             Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
             fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C, SIGTERM \
             or SIGHUP keeps every record taken so far and marks the run interrupted).

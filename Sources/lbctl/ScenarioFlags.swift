@@ -21,6 +21,14 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .goStyle("duration"), help: "Length of each run's load (overrides the scenario's duration), e.g. 10s; virtual time for lbctl sim.")
     var duration: String?
 
+    /// What a sweep does, for the commands' help.
+    static let sweepHelp = """
+        A scenario's sweep: runs every point x algorithm x repeat (repeat k of every algorithm with the \
+        same seed). Rates given as shares of capacity (0.5c) follow a capacity probe, recorded as runs \
+        of least-connections. A sweep of one field gives each algorithm's knee of p99 (Kneedle) and, \
+        with an slo:, its throughput at that service level (lbctl sim refines it by bisection).
+        """
+
     /// The metrics `expect:` can name, for the commands' help.
     static let metricsHelp = """
         Metrics for expect (each the mean over an algorithm's repeats):

@@ -20,6 +20,8 @@ struct SimCommand: AsyncParsableCommand {
               sim:
                 delays: {client-proxy: 300us, proxy-backend: 20us, proxy-client: 200us}
 
+            \(ScenarioOptions.sweepHelp)
+
             Exit status: 0 when every run completed and every expectation holds; 1 when an expectation \
             fails or a run failed; 64 for a bad scenario or flag; 130 when interrupted (Ctrl-C or \
             SIGTERM keeps every record taken so far and marks the run interrupted).

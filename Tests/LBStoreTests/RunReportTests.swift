@@ -80,6 +80,23 @@ struct RunReportTests {
         #expect(abs(report.corrected.mean! - Double(latencies.reduce(0, +)) / 190) < 1e-6)
     }
 
+    @Test("second by second from the load's start: requests by due second, errors, shares, events")
+    func seconds() throws {
+        let (database, id) = try Self.sampleRun()
+        let run = try database.seconds(runID: id)
+        #expect(run.backends.map(\.name) == ["b1", "b2", "b3", "spare"])
+        // The load starts at 1 s; the 50 warm-up requests are due at 1.5 s, then one every 50 ms from 2 s.
+        #expect(run.seconds.map(\.second) == Array(0...10))
+        #expect(run.seconds[0].requests == 50 && run.seconds.dropFirst().allSatisfy { $0.requests == 20 })
+        // Request 19 of every 20 failed without an answer, one a second; request 0 was answered 503.
+        #expect(run.seconds.map(\.errors) == [0, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+        // Second 1: requests 0..<20, keys 0..<20 on b1 but for the failed one: all answered by b1.
+        #expect(run.seconds[1].shares == [1: 1.0])
+        #expect(run.seconds[3].events == ["kill b2", "health_down b2"] && run.seconds[6].events == ["add spare"])
+        // Corrected latency of second 1: 100 µs × (index + 1) for indices 0..<19 answered: p50 the 10th.
+        #expect(run.seconds[1].p50 == 1_000 && run.seconds[1].p99 == 1_900)
+    }
+
     @Test("membership changes less than the settling second apart leave no keys to compare, in either order")
     func closeChanges() throws {
         // A remove 0.6 s after the add, or 0.5 s before it: neither has a settled stretch on both sides
