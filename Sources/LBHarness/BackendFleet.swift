@@ -168,22 +168,56 @@ enum ParentWatchVariable {
     static let name = "LBLAB_PARENT_PID"
 }
 
-/// A loopback port free right now: bound to port 0, read, released. Another process could take it
-/// before the child binds it; the child then fails to listen and says so.
+/// A loopback port free right now, for a child to listen on: tried by binding it, then released.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), never from it: the
+/// source port of every outgoing connection (the proxy's to its backends, the load's, the health
+/// checks') is drawn from that range, and with dozens of backends starting, a port the kernel handed
+/// out as free could be the source of a new connection before the child bound it (a 64-backend run
+/// failed so). Another process could still take a port between the check and the child's bind; the
+/// child then fails to listen and says so. Ports handed out by this process are not handed out again
+/// until the range has gone round.
 enum FreePort {
+    /// The next port to try, in `[low, high)` below the ephemeral range.
+    private static let cursor = Mutex<Int?>(nil)
+
     static func next() throws(HarnessError) -> Int {
+        let (low, high) = Self.range()
+        for _ in low..<high {
+            let port = Self.cursor.withLock { cursor -> Int in
+                // Start where another process of the same kind is unlikely to be: by this one's PID.
+                let current = cursor ?? low + Int(getpid()) % (high - low)
+                cursor = current + 1 < high ? current + 1 : low
+                return current
+            }
+            if Self.isFree(port) { return port }
+        }
+        throw .spawn(command: "a free port", reason: "no port between \(low) and \(high) is free on 127.0.0.1")
+    }
+
+    /// Ports outside the ephemeral range: from 10,000 up to its start, or above its end when that
+    /// leaves more room, or any unprivileged port when neither leaves a thousand.
+    static func range() -> (Int, Int) {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        let (first, last) = bounds.count == 2 ? (bounds[0], bounds[1]) : (32_768, 60_999)
+        if first - 10_000 >= 1_000 { return (10_000, first) }
+        if 65_535 - last >= 1_000 { return (last + 1, 65_536) }
+        return (1_024, 65_536)
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound now.
+    private static func isFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .spawn(command: "a free port", reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 }
         }
-        guard bound else { throw .spawn(command: "a free port", reason: String(cString: strerror(errno))) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
