@@ -204,8 +204,8 @@ extension Comparison {
         let named = expectation.lhs.metrics + expectation.rhs.metrics
         let values = Dictionary(
             named.map { metric, written in
-                let (label, at) = ExpectedOutcome.split(written)
-                return ("\(metric.rawValue)|\(written)", self.pairedValues(metric, label, point: at.map { self.point($0) } ?? point))
+                let (label, at) = self.resolve(written, at: point)
+                return ("\(metric.rawValue)|\(written)", self.pairedValues(metric, label, point: at))
             },
             uniquingKeysWith: { a, _ in a }
         )
@@ -219,8 +219,8 @@ extension Comparison {
         }
         let percent = String(format: "%g%%", confidence * 100)
         let means = expectation.explain { metric, written in
-            let (label, at) = ExpectedOutcome.split(written)
-            return self.mean(metric, label, point: at.map { self.point($0) } ?? point)
+            let (label, at) = self.resolve(written, at: point)
+            return self.mean(metric, label, point: at)
         }
         guard let interval = Self.bootstrap(expectation.text + "|" + (point ?? ""), confidence: confidence).meanInterval(differences) else {
             return (

@@ -63,6 +63,14 @@ public struct Comparison: Sendable {
         named.flatMap { ExpectedOutcome.point(named: $0, among: self.points) }
     }
 
+    /// An expectation's label (`random`, or `random@backends.count=64`) as the algorithm's label and
+    /// the point to look it up at: the one it names, or `point` when it names none (`nil` when the one
+    /// it names is not a point of the sweep).
+    func resolve(_ written: String, at point: String?) -> (label: String, point: String?) {
+        let (label, named) = ExpectedOutcome.split(written)
+        return (label, named.map { self.point($0) } ?? point)
+    }
+
     /// The group of `label` at `point`.
     func group(_ label: String, point: String?) -> Group? {
         self.groups.first { $0.label == label && $0.point == point }
@@ -152,14 +160,14 @@ public struct Comparison: Sendable {
     /// The verdict of `expectation` at `point` (or outside a sweep).
     func verdict(_ expectation: ExpectedOutcome, point: String?) -> (holds: Bool?, explanation: String) {
         if let confidence = expectation.confidence { return self.pairedVerdict(expectation, confidence: confidence, point: point) }
-        let lookup = { (metric: ExpectedOutcome.Metric, label: String) in
-            let (label, named) = ExpectedOutcome.split(label)
-            return self.mean(metric, label, point: named.map { self.point($0) } ?? point)
+        let lookup = { (metric: ExpectedOutcome.Metric, written: String) in
+            let (label, at) = self.resolve(written, at: point)
+            return self.mean(metric, label, point: at)
         }
         let labels = Set((expectation.lhs.metrics + expectation.rhs.metrics).map(\.1))
         let runs = labels.sorted().map { written in
-            let (label, named) = ExpectedOutcome.split(written)
-            return self.group(label, point: named.map { self.point($0) } ?? point)?.reports.count ?? 0
+            let (label, at) = self.resolve(written, at: point)
+            return self.group(label, point: at)?.reports.count ?? 0
         }
         let test: String
         if runs.allSatisfy({ $0 <= 1 }) {
